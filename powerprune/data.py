@@ -1,0 +1,112 @@
+"""FashionMNIST from Debian's ``dataset-fashion-mnist`` package, and user-supplied arrays.
+
+The machines this tool runs on have no internet, so nothing is downloaded: the IDX files come from
+the Debian package, and a missing or damaged file is reported naming that package.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_DIR = Path("/usr/share/datasets/fashion-mnist")
+DEBIAN_PACKAGE = "dataset-fashion-mnist"
+CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+_FILES = {
+    ("train", "images"): "train-images-idx3-ubyte.gz",
+    ("train", "labels"): "train-labels-idx1-ubyte.gz",
+    ("test", "images"): "t10k-images-idx3-ubyte.gz",
+    ("test", "labels"): "t10k-labels-idx1-ubyte.gz",
+}
+_SPLIT_SIZE = {"train": 60000, "test": 10000}
+_IDX_MAGIC_IMAGES = 0x00000803  # unsigned byte, 3 dimensions
+_IDX_MAGIC_LABELS = 0x00000801  # unsigned byte, 1 dimension
+
+
+class DatasetError(RuntimeError):
+    """The dataset is missing, damaged, or the user's arrays do not describe images and labels."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images as uint8 NHWC (N, 28, 28, 1) and int64 labels; the one shape everything downstream takes."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, n: int | None) -> Dataset:
+        """The first ``n`` samples (all when ``n`` is None); slices, so it costs nothing."""
+        if n is None or n >= len(self):
+            return self
+        return Dataset(self.images[:n], self.labels[:n])
+
+    def as_float(self) -> np.ndarray:
+        """Pixels in [0, 1] as float32 NCHW, the layout PyTorch convolutions expect."""
+        return (self.images.astype(np.float32) / 255.0).transpose(0, 3, 1, 2).copy()
+
+
+def _data_dir() -> Path:
+    return Path(os.environ.get("POWERPRUNE_FASHION_MNIST", DEFAULT_DIR))
+
+
+def _read_idx(path: Path, magic: int, count: int) -> np.ndarray:
+    if not path.exists():
+        raise DatasetError(
+            f"FashionMNIST file {path} not found; install the Debian package "
+            f"'{DEBIAN_PACKAGE}' (apt-get install {DEBIAN_PACKAGE}) or run `make setup`"
+        )
+    try:
+        raw = gzip.decompress(path.read_bytes())
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DatasetError(f"{path} is not a valid gzip file ({exc}); reinstall '{DEBIAN_PACKAGE}'") from exc
+    ndim = magic & 0xFF
+    header = 4 + 4 * ndim
+    if len(raw) < header or struct.unpack(">I", raw[:4])[0] != magic:
+        raise DatasetError(f"{path} has a wrong IDX magic number; reinstall '{DEBIAN_PACKAGE}'")
+    dims = struct.unpack(">" + "I" * ndim, raw[4:header])
+    if dims[0] != count or len(raw) != header + int(np.prod(dims)):
+        raise DatasetError(
+            f"{path} holds {dims} with {len(raw) - header} data bytes; expected {count} items. "
+            f"Reinstall '{DEBIAN_PACKAGE}'"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def load_fashion_mnist(split: str = "train", limit: int | None = None) -> Dataset:
+    """Load a split ("train" or "test") of FashionMNIST, checking magic numbers and sizes."""
+    if split not in _SPLIT_SIZE:
+        raise DatasetError(f"unknown split {split!r}; use 'train' or 'test'")
+    root = _data_dir()
+    n = _SPLIT_SIZE[split]
+    images = _read_idx(root / _FILES[(split, "images")], _IDX_MAGIC_IMAGES, n)
+    labels = _read_idx(root / _FILES[(split, "labels")], _IDX_MAGIC_LABELS, n)
+    return Dataset(images[..., None], labels.astype(np.int64)).take(limit)
+
+
+def from_arrays(images: np.ndarray, labels: np.ndarray) -> Dataset:
+    """Wrap user arrays: images (N,H,W) or (N,H,W,C), uint8 0..255 or float 0..1; labels (N,)."""
+    images = np.asarray(images)
+    labels = np.asarray(labels)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4:
+        raise DatasetError(f"images must be (N,H,W) or (N,H,W,C), got shape {images.shape}")
+    if labels.shape != (images.shape[0],):
+        raise DatasetError(f"labels must have shape ({images.shape[0]},), got {labels.shape}")
+    if images.dtype != np.uint8:
+        if not np.issubdtype(images.dtype, np.floating):
+            raise DatasetError(f"images must be uint8 or float, got {images.dtype}")
+        if images.size and (images.min() < 0.0 or images.max() > 1.0):
+            raise DatasetError("float images must lie in [0, 1]")
+        images = np.round(images * 255.0).astype(np.uint8)
+    return Dataset(np.ascontiguousarray(images), labels.astype(np.int64))

@@ -1,0 +1,74 @@
+"""TFLite's integer requantization arithmetic, vectorized in numpy.
+
+These few functions decide bit-exactness: every int8 layer ends with
+``MultiplyByQuantizedMultiplier`` (TFLM's default, double-rounding variant), and the multiplier and
+shift come from ``QuantizeMultiplier`` applied to float scales exactly as TFLM computes them at
+Prepare time. The host reference, the exporter and the C code generator all take their numbers here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+INT32_MIN = -(2**31)
+INT32_MAX = 2**31 - 1
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """(q31 significand, power-of-two exponent) with real = q * 2**(shift - 31), TFLM's rounding."""
+    if real == 0.0:
+        return 0, 0
+    frac, shift = math.frexp(real)
+    q = math.floor(abs(frac) * (1 << 31) + 0.5)  # std::round: half away from zero
+    q = q if frac >= 0 else -q
+    if q == (1 << 31):
+        q //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return int(q), int(shift)
+
+
+def conv_real_multiplier(input_scale: float, weight_scale: float, output_scale: float) -> float:
+    """Per-channel effective scale as TFLM's conv/depthwise Prepare builds it: all in double."""
+    return float(np.float32(input_scale)) * float(np.float32(weight_scale)) / float(np.float32(output_scale))
+
+
+def fc_real_multiplier(input_scale: float, weight_scale: float, output_scale: float) -> float:
+    """Fully connected: TFLM multiplies input and filter scale in float, then divides in double."""
+    product = np.float32(input_scale) * np.float32(weight_scale)
+    return float(product) / float(np.float32(output_scale))
+
+
+def _wrap32(x: np.ndarray) -> np.ndarray:
+    return ((x.astype(np.int64) + 2**31) % 2**32 - 2**31).astype(np.int64)
+
+
+def saturating_rounding_doubling_high_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    ab = a * b
+    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    s = ab + nudge
+    high = np.where(s >= 0, s >> 31, -((-s) >> 31))  # C integer division truncates toward zero
+    return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, high)
+
+
+def rounding_divide_by_pot(x: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.int64)
+    exponent = np.asarray(exponent, dtype=np.int64)
+    mask = (np.int64(1) << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> exponent) + (remainder > threshold)
+
+
+def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """TFLM's double-rounding requantization of int32 accumulators (broadcasts per channel)."""
+    shift = np.asarray(shift, dtype=np.int64)
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    shifted = _wrap32(np.asarray(x, dtype=np.int64) * (np.int64(1) << left))  # int32 in C
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)

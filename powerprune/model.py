@@ -1,0 +1,150 @@
+"""The LeNet-5-like network of the paper, with widths that structured pruning can shrink.
+
+conv 6@5x5 (same) - ReLU - maxpool 2 - conv 16@5x5 (valid) - ReLU - maxpool 2 - FC 120 - ReLU - FC 84 - ReLU
+- FC 10: 61,706 parameters at full width. Structured pruning rebuilds the network with smaller widths,
+so the widths are the architecture and are saved with the weights.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+FORMAT = "powerprune-model"
+FORMAT_VERSION = 1
+
+
+class ModelFileError(RuntimeError):
+    """A model file is missing, corrupt, or not a powerprune model."""
+
+
+@dataclass(frozen=True)
+class LeNetArch:
+    """Widths of the prunable layers plus the fixed input/output geometry."""
+
+    conv1: int = 6
+    conv2: int = 16
+    fc1: int = 120
+    fc2: int = 84
+    num_classes: int = 10
+    in_channels: int = 1
+    image_size: int = 28
+
+    @property
+    def widths(self) -> tuple[int, int, int, int]:
+        return (self.conv1, self.conv2, self.fc1, self.fc2)
+
+    @property
+    def flat_size(self) -> int:
+        # same-padded 5x5 conv keeps the size, pool halves, valid 5x5 conv loses 4, pool halves
+        side = ((self.image_size // 2) - 4) // 2
+        return self.conv2 * side * side
+
+    def param_count(self) -> int:
+        """Weights plus biases, in closed form, so pruning can plan widths without building models."""
+        c1, c2, f1, f2 = self.widths
+        k = 25
+        return (c1 * (k * self.in_channels + 1) + c2 * (k * c1 + 1) + f1 * (self.flat_size + 1)
+                + f2 * (f1 + 1) + self.num_classes * (f2 + 1))
+
+
+class LeNet5(nn.Module):
+    """LeNet-5-like CNN; ``masks`` (name -> 0/1 tensor) keep unstructured-pruned weights at exactly zero."""
+
+    def __init__(self, arch: LeNetArch | None = None):
+        super().__init__()
+        self.arch = arch or LeNetArch()
+        a = self.arch
+        self.conv1 = nn.Conv2d(a.in_channels, a.conv1, 5, padding=2)
+        self.conv2 = nn.Conv2d(a.conv1, a.conv2, 5)
+        self.fc1 = nn.Linear(a.flat_size, a.fc1)
+        self.fc2 = nn.Linear(a.fc1, a.fc2)
+        self.fc3 = nn.Linear(a.fc2, a.num_classes)
+        self.pool = nn.MaxPool2d(2)
+        self.masks: dict[str, torch.Tensor] = {}
+
+    # The order in which layers run; pruning, quantization and export all walk this.
+    layer_names = ("conv1", "conv2", "fc1", "fc2", "fc3")
+
+    def forward(self, x: torch.Tensor, taps: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """``taps``, when given, receives the post-ReLU activation of every hidden layer (for APoZ)."""
+        def relu(name: str, t: torch.Tensor) -> torch.Tensor:
+            t = torch.relu(t)
+            if taps is not None:
+                taps[name] = t
+            return t
+
+        x = self.pool(relu("conv1", self.conv1(x)))
+        x = self.pool(relu("conv2", self.conv2(x)))
+        x = torch.flatten(x, 1)
+        x = relu("fc1", self.fc1(x))
+        x = relu("fc2", self.fc2(x))
+        return self.fc3(x)
+
+    def apply_masks(self) -> None:
+        """Re-zero masked weights; called after every optimizer step so zeros stay exact."""
+        with torch.no_grad():
+            for name, mask in self.masks.items():
+                getattr(self, name).weight.mul_(mask)
+
+
+@dataclass
+class ModelInfo:
+    """What a model file says about how it was made (recipe, pruning, accuracies)."""
+
+    method: str = "none"
+    compression_requested: float = 1.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def save_model(model: LeNet5, path: str | Path, info: ModelInfo | None = None) -> None:
+    """Write atomically: a crash mid-write never leaves a truncated model behind."""
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "arch": asdict(model.arch),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "masks": {k: v.cpu() for k, v in model.masks.items()},
+        "info": asdict(info or ModelInfo()),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_model(path: str | Path) -> tuple[LeNet5, ModelInfo]:
+    """One call from a file to a ready model (eval mode) and what is known about it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged zip/pickle
+        raise ModelFileError(f"{path} is not a readable model file ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelFileError(f"{path} is not a powerprune model file")
+    if payload.get("version") != FORMAT_VERSION:
+        raise ModelFileError(f"{path} has model format version {payload.get('version')}, "
+                             f"this powerprune reads version {FORMAT_VERSION}")
+    try:
+        model = LeNet5(LeNetArch(**payload["arch"]))
+        model.load_state_dict(payload["state_dict"])
+        model.masks = dict(payload["masks"])
+        info = ModelInfo(**payload["info"])
+    except (TypeError, KeyError, RuntimeError) as exc:
+        raise ModelFileError(f"{path} is damaged: {exc}") from exc
+    model.eval()
+    return model, info

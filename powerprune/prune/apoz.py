@@ -1,0 +1,110 @@
+"""Structured APoZ pruning (Hu et al. 2016, "Network Trimming").
+
+APoZ, the Average Percentage of Zeros of a channel after its ReLU, says how rarely a filter or neuron
+fires. Channels that are almost always zero are removed and the network is physically rebuilt smaller:
+the next layer loses the matching inputs and the flatten size follows, so the int8 model and the MCU
+kernels simply see a smaller dense network.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..data import Dataset
+from ..model import LeNet5, LeNetArch
+
+PRUNABLE = ("conv1", "conv2", "fc1", "fc2")  # the output layer fc3 is never pruned
+
+
+@torch.no_grad()
+def measure_apoz(model: LeNet5, data: Dataset, batch_size: int = 1000) -> dict[str, np.ndarray]:
+    """Fraction of zero activations per channel (conv: over images and positions; FC: over images)."""
+    model.eval()
+    zeros = {n: None for n in PRUNABLE}
+    counts = dict.fromkeys(PRUNABLE, 0)
+    x = torch.from_numpy(data.as_float())
+    for i in range(0, len(x), batch_size):
+        taps: dict[str, torch.Tensor] = {}
+        model(x[i:i + batch_size], taps=taps)
+        for n in PRUNABLE:
+            t = taps[n]
+            per_channel = (t == 0).transpose(0, 1).reshape(t.shape[1], -1)
+            z = per_channel.sum(1).double()
+            zeros[n] = z if zeros[n] is None else zeros[n] + z
+            counts[n] += per_channel.shape[1]
+    return {n: (zeros[n] / counts[n]).numpy() for n in PRUNABLE}
+
+
+def _param_grid(arch: LeNetArch, upper: tuple[int, ...]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Parameter count of every width combination up to ``upper`` (the closed form of
+    ``LeNetArch.param_count``, broadcast over a 4-D grid)."""
+    grids = np.meshgrid(*[np.arange(1, u + 1) for u in upper], indexing="ij", sparse=True)
+    c1, c2, f1, f2 = grids
+    flat = arch.flat_size // arch.conv2
+    params = (c1 * (25 * arch.in_channels + 1) + c2 * (25 * c1 + 1) + f1 * (c2 * flat + 1)
+              + f2 * (f1 + 1) + arch.num_classes * (f2 + 1))
+    return grids, np.broadcast_to(params, tuple(upper))
+
+
+def plan_widths(arch: LeNetArch, target_params: float, tolerance: float,
+                upper: tuple[int, ...] | None = None) -> tuple[int, int, int, int] | None:
+    """The most uniform widths (same kept fraction in every prunable layer, as NNI's per-layer
+    sparsity does) whose parameter count lies within ``tolerance`` (relative, on the compression rate)
+    of ``target_params``. Every width combination is enumerated: the space is under a million points,
+    which numpy checks in milliseconds, and it guarantees we find a fit whenever one exists.
+    Returns None when no width combination lands in the window."""
+    full = np.array(LeNetArch(num_classes=arch.num_classes, in_channels=arch.in_channels,
+                              image_size=arch.image_size).widths, dtype=np.float64)
+    (c1, c2, f1, f2), params = _param_grid(arch, upper or arch.widths)
+    lo, hi = target_params / (1 + tolerance), target_params / (1 - tolerance)
+    ok = (params >= lo) & (params <= hi)
+    if not ok.any():
+        return None
+    logs = [np.log(w / f) for w, f in zip((c1, c2, f1, f2), full, strict=True)]
+    mean = sum(logs) / 4
+    spread = sum((lg - mean) ** 2 for lg in logs)
+    # closeness to the exact target breaks ties between equally uniform choices
+    score = np.where(ok, spread + 1e-3 * np.abs(params - target_params) / target_params, np.inf)
+    return tuple(int(v) for v in np.unravel_index(np.argmin(score), score.shape))
+
+
+def nearest_reachable(arch: LeNetArch, target_params: float) -> int:
+    """Parameter count closest to the target that some width combination reaches (for error messages)."""
+    _, params = _param_grid(arch, arch.widths)
+    flat = params.ravel()
+    return int(flat[np.argmin(np.abs(flat - target_params))])
+
+
+def keep_indices(apoz: dict[str, np.ndarray], widths: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """Per layer, the channels to keep: the ``width`` with the lowest APoZ, in original order."""
+    out = {}
+    for name, width in zip(PRUNABLE, widths, strict=True):
+        order = np.argsort(apoz[name], kind="stable")  # most active first
+        out[name] = np.sort(order[:width])
+    return out
+
+
+@torch.no_grad()
+def rebuild(model: LeNet5, keep: dict[str, np.ndarray]) -> LeNet5:
+    """A new, smaller LeNet5 holding only the kept channels, with every downstream input sliced."""
+    a = model.arch
+    k = {n: torch.as_tensor(v, dtype=torch.long) for n, v in keep.items()}
+    new = LeNet5(LeNetArch(len(k["conv1"]), len(k["conv2"]), len(k["fc1"]), len(k["fc2"]),
+                           a.num_classes, a.in_channels, a.image_size))
+    side2 = (a.flat_size // a.conv2)
+    # fc1 reads the NCHW flatten of conv2's pooled output: channel c owns inputs c*side2 .. c*side2+side2-1
+    fc1_cols = (k["conv2"][:, None] * side2 + torch.arange(side2)[None, :]).flatten()
+    slices = {
+        "conv1": (k["conv1"], slice(None)),
+        "conv2": (k["conv2"], k["conv1"]),
+        "fc1": (k["fc1"], fc1_cols),
+        "fc2": (k["fc2"], k["fc1"]),
+        "fc3": (slice(None), k["fc2"]),
+    }
+    for name, (rows, cols) in slices.items():
+        src, dst = getattr(model, name), getattr(new, name)
+        w = src.weight[rows][:, cols]
+        dst.weight.copy_(w)
+        dst.bias.copy_(src.bias[rows])
+    return new

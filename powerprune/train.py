@@ -1,0 +1,84 @@
+"""Training, fine-tuning and evaluation loops (PyTorch, CPU).
+
+The default recipe (Adam, lr 1e-3 with cosine decay to 0, batch 128, 12 epochs, light random shifts
+off) reaches about 91% test accuracy on FashionMNIST; see BENCHMARKS.md for measured numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .data import Dataset
+from .model import LeNet5
+
+
+@dataclass(frozen=True)
+class Recipe:
+    epochs: int = 12
+    lr: float = 1e-3
+    batch_size: int = 128
+    weight_decay: float = 0.0
+    seed: int = 0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _tensors(data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.from_numpy(data.as_float()), torch.from_numpy(data.labels)
+
+
+def fit(model: LeNet5, data: Dataset, recipe: Recipe, *, desc: str = "train",
+        on_step: Callable[[int, int], None] | None = None, progress: bool = True) -> None:
+    """Train in place. ``on_step(step, total_steps)`` runs after each optimizer step, before masks are
+    re-applied, so a pruning schedule can update the masks there."""
+    x, y = _tensors(data)
+    gen = torch.Generator().manual_seed(recipe.seed)
+    steps_per_epoch = math.ceil(len(y) / recipe.batch_size)
+    total = steps_per_epoch * recipe.epochs
+    opt = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / max(total, 1))))
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    step = 0
+    bar = tqdm(total=total, desc=desc, unit="step", disable=not progress, leave=False)
+    for _ in range(recipe.epochs):
+        order = torch.randperm(len(y), generator=gen)
+        for i in range(0, len(y), recipe.batch_size):
+            idx = order[i:i + recipe.batch_size]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            if on_step is not None:
+                on_step(step, total)
+            model.apply_masks()
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    bar.close()
+    model.eval()
+
+
+@torch.no_grad()
+def predict_logits(model: LeNet5, data: Dataset, batch_size: int = 1000) -> np.ndarray:
+    model.eval()
+    x, _ = _tensors(data)
+    return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]).numpy()
+
+
+def accuracy(model: LeNet5, data: Dataset) -> float:
+    """Top-1 accuracy in [0, 1]."""
+    return float((predict_logits(model, data).argmax(1) == data.labels).mean())
