@@ -1,0 +1,29 @@
+"""powerprune: prune neural networks so they really run cheaper on microcontrollers, and measure it.
+
+Python API in one screen::
+
+    from powerprune import load_fashion_mnist, LeNet5, fit, Recipe, prune, quantize, export_tflite
+    train, test = load_fashion_mnist("train"), load_fashion_mnist("test")
+    model = LeNet5(); fit(model, train, Recipe())
+    pruned = prune(model, "apoz", 4, train, test).model
+    graph = quantize(pruned, train.take(500))      # int8 IR
+    open("m.tflite", "wb").write(export_tflite(graph))
+"""
+
+__version__ = "0.1.0"
+
+from .api import evaluate_file, int8_accuracy, load_graph  # noqa: E402
+from .data import Dataset, from_arrays, load_fashion_mnist  # noqa: E402
+from .ir import Graph  # noqa: E402
+from .model import LeNet5, LeNetArch, load_model, save_model  # noqa: E402
+from .prune import prune  # noqa: E402
+from .quantize import quantize  # noqa: E402
+from .reference import run as run_reference  # noqa: E402
+from .tflite import export_tflite, import_tflite, load_tflite  # noqa: E402
+from .train import Recipe, accuracy, fit  # noqa: E402
+
+__all__ = [
+    "Dataset", "Graph", "LeNet5", "LeNetArch", "Recipe", "accuracy", "evaluate_file", "export_tflite",
+    "fit", "from_arrays", "import_tflite", "int8_accuracy", "load_fashion_mnist", "load_graph",
+    "load_model", "load_tflite", "prune", "quantize", "run_reference", "save_model",
+]

@@ -66,7 +66,7 @@ def plan_widths(arch: LeNetArch, target_params: float, tolerance: float,
     spread = sum((lg - mean) ** 2 for lg in logs)
     # closeness to the exact target breaks ties between equally uniform choices
     score = np.where(ok, spread + 1e-3 * np.abs(params - target_params) / target_params, np.inf)
-    return tuple(int(v) for v in np.unravel_index(np.argmin(score), score.shape))
+    return tuple(int(v) + 1 for v in np.unravel_index(np.argmin(score), score.shape))  # index 0 = width 1
 
 
 def nearest_reachable(arch: LeNetArch, target_params: float) -> int:

@@ -1,0 +1,83 @@
+"""High-level calls shared by the CLI and Python users: any model file -> int8 graph, and its report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .data import Dataset, load_fashion_mnist
+from .ir import Graph
+from .metrics import dense_reference, model_stats
+from .model import ModelFileError, load_model
+from .quantize import quantize, quantize_images
+from .reference import run
+from .tflite import load_tflite
+from .train import accuracy
+
+DEFAULT_CALIBRATION = 500
+
+
+def load_graph(path: str | Path, calibration: int = DEFAULT_CALIBRATION,
+               calibration_data: Dataset | None = None) -> Graph:
+    """A .tflite is imported as is; a .pt model is quantized with ``calibration`` training images."""
+    path = Path(path)
+    if path.suffix == ".tflite":
+        return load_tflite(path)
+    if path.suffix != ".pt":
+        raise ModelFileError(f"{path}: expected a .pt (powerprune) or .tflite model")
+    model, _ = load_model(path)
+    data = calibration_data or load_fashion_mnist("train", calibration)
+    return quantize(model, data.take(calibration), name=path.stem)
+
+
+def int8_accuracy(graph: Graph, data: Dataset) -> float:
+    """Top-1 accuracy of the int8 graph, computed by the bit-exact host reference."""
+    logits = run(graph, quantize_images(graph, data.images))
+    return float((logits.reshape(len(data), -1).argmax(1) == data.labels).mean())
+
+
+def evaluate_file(path: str | Path, test: Dataset) -> dict:
+    """accuracy, params, nonzero_params, compression, macs (+ a few extras) of a model file."""
+    path = Path(path)
+    if path.suffix == ".tflite":
+        graph = load_tflite(path)
+        t = graph.totals()
+        dense = sum(r["params"] for r in graph.layer_stats())
+        return {"accuracy": int8_accuracy(graph, test), "params": t["params"], "nonzero_params": t["nonzeros"],
+                "compression": dense / max(t["nonzeros"], 1), "macs": t["macs"], "int8": True}
+    model, info = load_model(path)
+    s = model_stats(model)
+    ref = dense_reference(model)
+    return {
+        "accuracy": accuracy(model, test),
+        "params": s.params,
+        "nonzero_params": s.nonzero_params,
+        "compression": s.compression(ref.params),
+        "macs": s.macs,
+        "nonzero_macs": s.nonzero_macs,
+        "weight_compression": s.weight_compression(ref.weights),
+        "method": info.method,
+        "widths": list(model.arch.widths),
+    }
+
+
+def load_inputs(path: str | Path, graph: Graph) -> np.ndarray:
+    """X.npy as the graph's int8 input: int8 is taken as already quantized, float32 is quantized,
+    uint8 is read as pixels 0..255. A single sample without batch axis is accepted."""
+    x = np.load(path, allow_pickle=False)
+    if x.shape == graph.input.shape:
+        x = x[None]
+    if x.shape[1:] != graph.input.shape:
+        # N,H,W for single-channel images is a common way to save them
+        if x.ndim == len(graph.input.shape) and x.shape[1:] == graph.input.shape[:-1] and graph.input.shape[-1] == 1:
+            x = x[..., None]
+        else:
+            raise ValueError(f"{path}: inputs have shape {x.shape}, the model takes (N, {graph.input.shape})")
+    if x.dtype == np.int8:
+        return x
+    if x.dtype == np.uint8:
+        return quantize_images(graph, x)
+    if np.issubdtype(x.dtype, np.floating):
+        return graph.input.quantize(x.astype(np.float32))
+    raise ValueError(f"{path}: inputs must be int8 (quantized), float32 or uint8, got {x.dtype}")

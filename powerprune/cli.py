@@ -1,0 +1,216 @@
+"""``powerprune`` command line. Every command fails with one clear line and a non-zero exit on bad input,
+and writes its outputs atomically, so nothing existing is lost on error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+
+
+def _add_data_limits(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--train-limit", type=int, default=None, metavar="N",
+                   help="use only the first N training images (quick experiments, tests)")
+    p.add_argument("--test-limit", type=int, default=None, metavar="N",
+                   help="evaluate on only the first N test images")
+
+
+def _data(args: argparse.Namespace, split: str):
+    from .data import load_fashion_mnist
+
+    return load_fashion_mnist(split, getattr(args, f"{split}_limit", None))
+
+
+def _refuse_overwrite_input(out: Path, *inputs: Path) -> None:
+    if any(out.resolve() == Path(i).resolve() for i in inputs):
+        raise ValueError(f"--out {out} would overwrite an input; choose another path")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .model import LeNet5, ModelInfo, save_model
+    from .train import Recipe, accuracy, fit, seed_everything
+
+    recipe = Recipe(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed)
+    if recipe.epochs < 1:
+        raise ValueError("--epochs must be at least 1")
+    train, test = _data(args, "train"), _data(args, "test")
+    seed_everything(args.seed)
+    model = LeNet5()
+    fit(model, train, recipe, desc="train")
+    acc = accuracy(model, test)
+    save_model(model, args.out, ModelInfo(history=[{"step": "train", "recipe": vars(recipe), "accuracy": acc}]))
+    print(f"trained LeNet-5 ({recipe.epochs} epochs, seed {args.seed}): test accuracy {acc:.2%} -> {args.out}")
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from .model import load_model, save_model
+    from .prune import prune
+    from .train import Recipe
+
+    _refuse_overwrite_input(Path(args.out), Path(args.model))
+    model, _ = load_model(args.model)
+    train, test = _data(args, "train"), _data(args, "test")
+    recipe = Recipe(epochs=args.finetune_epochs, lr=args.lr, seed=args.seed)
+    res = prune(model, args.method, args.compression, train, test, finetune=recipe,
+                schedule=args.schedule, scope=args.scope)
+    save_model(res.model, args.out, res.info)
+    before = res.accuracy_before_finetune
+    before_text = "n/a (gradual pruning happens during fine-tuning)" if before is None else f"{before:.2%}"
+    print(f"{args.method} {args.compression:g}x: achieved {res.compression:.3f}x "
+          f"(weights only {res.weight_compression:.3f}x); accuracy before fine-tuning "
+          f"{before_text}, after {res.accuracy_after_finetune:.2%} -> {args.out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .api import evaluate_file
+
+    r = evaluate_file(args.model, _data(args, "test"))
+    if args.json:
+        print(json.dumps(r))
+    else:
+        for k, v in r.items():
+            print(f"{k:>18}: {v:.4f}" if isinstance(v, float) else f"{k:>18}: {v}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .api import int8_accuracy, load_graph
+    from .tflite import save_tflite
+
+    _refuse_overwrite_input(Path(args.out), Path(args.model))
+    if args.calibration < 1:
+        raise ValueError("--calibration must be at least 1 image")
+    graph = load_graph(args.model, args.calibration)
+    save_tflite(graph, args.out)
+    acc = int8_accuracy(graph, _data(args, "test"))
+    print(f"exported int8 model ({graph.totals()['params']} params) -> {args.out}; int8 test accuracy {acc:.2%}")
+    return 0
+
+
+def cmd_infer(args: argparse.Namespace) -> int:
+    from .api import load_graph, load_inputs
+    from .atomic import write_bytes
+
+    graph = load_graph(args.model, args.calibration)
+    x = load_inputs(args.inputs, graph)
+    if args.on == "host":
+        from .reference import run
+
+        y = run(graph, x)
+    else:
+        from .mcu.profile import run_on_rp2040
+
+        y = run_on_rp2040(graph, x, kernels=args.kernels, layout=args.layout).outputs
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, y.reshape(len(x), -1))
+    write_bytes(args.output, buf.getvalue())
+    print(f"{len(x)} inference(s) on {args.on} -> {args.output} (int8, shape {y.reshape(len(x), -1).shape})")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .api import load_graph
+
+    graph = load_graph(args.model)
+    rows = graph.layer_stats()
+    if args.json:
+        print(json.dumps([{**r, "input": list(r["input"]), "output": list(r["output"])} for r in rows]))
+        return 0
+    head = f"{'#':>2}  {'op':<18} {'input':<14} {'output':<14} {'params':>8} {'nonzeros':>9} {'MACs':>9} {'sparsity':>8}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(f"{r['index']:>2}  {r['op']:<18} {str(r['input']):<14} {str(r['output']):<14} {r['params']:>8} "
+              f"{r['nonzeros']:>9} {r['macs']:>9} {r['sparsity']:>8.1%}")
+    t = graph.totals()
+    print(f"    {'total':<48} {t['params']:>8} {t['nonzeros']:>9} {t['macs']:>9}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="powerprune", description=__doc__.split("\n")[0] if __doc__ else None)
+    ap.add_argument("--version", action="version", version=f"powerprune {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train the LeNet-5-like baseline on FashionMNIST")
+    p.add_argument("--out", required=True, help="model file to write (.pt)")
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    _add_data_limits(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("prune", help="prune a trained model to a compression rate and fine-tune it")
+    p.add_argument("model", help="trained model (.pt)")
+    p.add_argument("--method", required=True, help="magnitude (unstructured) or apoz (structured)")
+    p.add_argument("--compression", type=float, required=True,
+                   help="dense parameters / nonzero parameters, e.g. 2, 4, 8, 16, 32, 64")
+    p.add_argument("--out", required=True)
+    p.add_argument("--finetune-epochs", type=int, default=4, help="total fine-tuning epochs (default 4)")
+    p.add_argument("--lr", type=float, default=5e-4, help="fine-tuning learning rate")
+    p.add_argument("--schedule", choices=("oneshot", "gradual"), default="oneshot",
+                   help="magnitude: prune at once, or along a cubic polynomial schedule while fine-tuning")
+    p.add_argument("--scope", choices=("global", "layer"), default="global",
+                   help="magnitude: rank weights across all layers or give each layer the same density")
+    p.add_argument("--seed", type=int, default=0)
+    _add_data_limits(p)
+    p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser("evaluate", help="test accuracy, parameters, nonzeros, compression and MACs")
+    p.add_argument("model", help=".pt or .tflite")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--test-limit", type=int, default=None, metavar="N")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export", help="quantize to int8 and write a .tflite that TFLite Micro runs")
+    p.add_argument("model", help="model (.pt)")
+    p.add_argument("--out", required=True, help=".tflite file to write")
+    p.add_argument("--calibration", type=int, default=500, metavar="N", help="calibration images (default 500)")
+    p.add_argument("--test-limit", type=int, default=None, metavar="N")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("infer", help="run int8 inference on inputs from a .npy file")
+    p.add_argument("model", help=".pt or .tflite")
+    p.add_argument("--inputs", required=True, help="X.npy: int8 (already quantized), float32 or uint8 pixels")
+    p.add_argument("--output", required=True, help="Y.npy: int8 outputs, one row per input")
+    p.add_argument("--on", choices=("host", "rp2040"), default="host")
+    p.add_argument("--kernels", default="tflm-ref", help="kernel set on rp2040")
+    p.add_argument("--layout", choices=("flash", "sram"), default="flash")
+    p.add_argument("--calibration", type=int, default=500, metavar="N")
+    p.set_defaults(func=cmd_infer)
+
+    p = sub.add_parser("inspect", help="layer table of a model: op, shapes, params, nonzeros, MACs, sparsity")
+    p.add_argument("model", help=".tflite or .pt")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_inspect)
+
+    from .mcu.cli import add_mcu_commands
+
+    add_mcu_commands(sub)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("powerprune: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, RuntimeError, OSError) as exc:
+        print(f"powerprune {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
