@@ -1,0 +1,119 @@
+"""Firmware build: generated model + kernel library + start-up -> one RP2040 ELF per (model, kernels, layout).
+
+Builds are cached by a hash of every input (sources, flags, toolchain), so profiling the same model
+twice compiles once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from ..ir import Graph
+from .codegen import generate
+from .elf import read_elf
+
+TOOLCHAIN = "arm-none-eabi-gcc"
+DEFAULT_CFLAGS = ("-mcpu=cortex-m0plus", "-mthumb", "-O2", "-ffunction-sections", "-fdata-sections",
+                  "-fno-common", "-Wall", "-Wno-unused-function")
+LAYOUTS = ("flash", "sram")
+FLASH_BYTES = 2 * 1024 * 1024
+SRAM_BYTES = 264 * 1024
+STACK_BYTES = 4096
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Firmware:
+    elf: Path
+    layout: str
+    kernels: str
+    flash_bytes: int   # .text + .rodata + .data load image (0 for the SRAM layout)
+    sram_bytes: int    # .data + .bss (arena, I/O buffers) + stack, plus code and weights for SRAM layout
+    arena_bytes: int
+
+
+def _package_dir(sub: str) -> Path:
+    return Path(str(resources.files("powerprune.mcu") / sub))
+
+
+def toolchain() -> str:
+    path = shutil.which(TOOLCHAIN)
+    if path is None:
+        raise BuildError(f"{TOOLCHAIN} not found; install Debian's gcc-arm-none-eabi (or run `make setup`)")
+    return path
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("POWERPRUNE_CACHE", Path.home() / ".cache" / "powerprune")) / "firmware"
+
+
+def build_firmware(graph: Graph, kernels: str = "tflm-ref", layout: str = "flash",
+                   cflags: tuple[str, ...] = DEFAULT_CFLAGS, out_dir: Path | None = None) -> Firmware:
+    if layout not in LAYOUTS:
+        raise BuildError(f"unknown layout {layout!r}; use 'flash' or 'sram'")
+    gcc = toolchain()
+    gen = generate(graph, kernels)
+    kdir, fdir = _package_dir("kernels"), _package_dir("firmware")
+    sources = {p.name: p.read_text() for d in (kdir, fdir) for p in sorted(d.iterdir())
+               if p.suffix in (".c", ".h", ".ld")}
+    sources["model.c"], sources["model.h"] = gen.model_c, gen.model_h
+    key = hashlib.sha256(repr((sorted(sources.items()), cflags, layout, STACK_BYTES, gcc)).encode()).hexdigest()[:16]
+    out_dir = Path(out_dir) if out_dir else cache_dir() / key
+    elf = out_dir / "firmware.elf"
+    if not elf.exists():
+        _compile(gcc, sources, cflags, layout, elf)
+    return _footprint(elf, layout, kernels, gen.arena_bytes)
+
+
+def _compile(gcc: str, sources: dict[str, str], cflags: tuple[str, ...], layout: str, elf: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="powerprune-build-") as tmp:
+        t = Path(tmp)
+        for name, text in sources.items():
+            (t / name).write_text(text)
+        c_files = sorted(n for n in sources if n.endswith(".c"))
+        cmd = [gcc, *cflags, "-DPP_TARGET_EMU=1", "-I", str(t), "-nostdlib", "-nostartfiles",
+               f"-Wl,--defsym=PP_STACK_SIZE={STACK_BYTES}", "-Wl,--gc-sections", "-L", str(t),
+               "-T", str(t / f"link_{layout}.ld"), "-o", str(t / "firmware.elf"),
+               *[str(t / c) for c in c_files], "-lgcc"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            msg = proc.stderr.strip()
+            if "region `RAM' overflowed" in msg or "does not fit the RP2040" in msg:
+                raise BuildError(f"model does not fit the RP2040 SRAM ({SRAM_BYTES // 1024} KB) with layout "
+                                 f"'{layout}': {_overflow_detail(msg)}")
+            if "region `FLASH' overflowed" in msg:
+                raise BuildError(f"model does not fit the Pico's 2 MB flash: {_overflow_detail(msg)}")
+            raise BuildError(f"firmware build failed:\n{msg}")
+        elf.parent.mkdir(parents=True, exist_ok=True)
+        tmp_elf = elf.with_suffix(".tmp")
+        shutil.copyfile(t / "firmware.elf", tmp_elf)
+        os.replace(tmp_elf, elf)
+
+
+def _overflow_detail(msg: str) -> str:
+    lines = [ln for ln in msg.splitlines() if "overflowed" in ln or "does not fit" in ln]
+    return "; ".join(ln.split(": ", 1)[-1] for ln in lines) or msg
+
+
+def _footprint(elf: Path, layout: str, kernels: str, arena: int) -> Firmware:
+    image = read_elf(elf)
+    size = {s.name: s.size for s in image.sections}
+    code_const = size.get(".text", 0) + size.get(".rodata", 0) + size.get(".boot2", 0)
+    ram = size.get(".data", 0) + size.get(".bss", 0) + size.get(".stack", 0)
+    if layout == "flash":
+        flash, sram = code_const + size.get(".data", 0), ram
+    else:
+        flash, sram = 0, ram + code_const
+    if flash > FLASH_BYTES or sram > SRAM_BYTES:
+        raise BuildError(f"model needs {flash} B flash / {sram} B SRAM; the Pico has {FLASH_BYTES} / {SRAM_BYTES}")
+    return Firmware(elf, layout, kernels, flash, sram, arena)

@@ -1,0 +1,108 @@
+"""Python side of the virtual Pico: one Node process (rp2040js) per batch of inputs.
+
+What is emulated: the Cortex-M0+ core instruction by instruction with rp2040js's cycle counts, and
+the XIP cache, which we model ourselves (rp2040js reads flash like SRAM). What is not: bus contention,
+wait states other than XIP misses, the second core (idle).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .build import Firmware
+from .elf import read_elf
+
+CLOCK_HZ = 125_000_000
+# One XIP cache miss refills an 8-byte line over QSPI at clk_sys/2. The default follows the figure
+# the project adopted (issue 4: about 40 cycles at 125 MHz); change it with --xip-miss-cycles.
+DEFAULT_XIP_MISS_CYCLES = 40
+DEFAULT_CYCLE_BUDGET = 500_000_000  # per inference: 4 s of Pico time; a runaway stops here
+
+
+class EmulatorError(RuntimeError):
+    pass
+
+
+@dataclass
+class Inference:
+    cycles: int
+    layer_cycles: list[int]
+    instructions: int
+    output: np.ndarray
+    xip_hits: int
+    xip_misses: int
+
+
+@dataclass
+class EmulatorRun:
+    inferences: list[Inference] = field(default_factory=list)
+    boot_cycles: int = 0
+    wall_seconds: float = 0.0
+    instructions_total: int = 0
+
+    @property
+    def outputs(self) -> np.ndarray:
+        return np.stack([r.output for r in self.inferences])
+
+    @property
+    def mips(self) -> float:
+        return self.instructions_total / max(self.wall_seconds, 1e-9) / 1e6
+
+
+def runner_dir() -> Path:
+    return Path(str(resources.files("powerprune.mcu") / "runner"))
+
+
+def _node() -> str:
+    node = shutil.which("node")
+    if node is None:
+        raise EmulatorError("node not found; install nodejs (or run `make setup`)")
+    if not (runner_dir() / "node_modules" / "rp2040js").is_dir():
+        raise EmulatorError(f"rp2040js is not installed; run `npm ci` in {runner_dir()} (or `make setup`)")
+    return node
+
+
+def run_firmware(fw: Firmware, inputs: np.ndarray, output_size: int, *, xip: bool | None = None,
+                 xip_miss_cycles: int = DEFAULT_XIP_MISS_CYCLES,
+                 cycle_budget: int = DEFAULT_CYCLE_BUDGET) -> EmulatorRun:
+    """Run every row of ``inputs`` (int8) through the firmware on the virtual Pico."""
+    image = read_elf(fw.elf)
+    vectors = image.symbol("pp_vectors")
+    seg_bytes = {s.paddr: s.data for s in image.segments}
+    # initial stack pointer = first word of the vector table, as the hardware does
+    sp = next(int.from_bytes(d[vectors - a:vectors - a + 4], "little")
+              for a, d in seg_bytes.items() if a <= vectors < a + len(d))
+    job = {
+        "segments": [{"addr": s.paddr, "data": base64.b64encode(s.data).decode()} for s in image.segments],
+        "entry": image.symbol("pp_reset_handler"),
+        "sp": sp,
+        "input_addr": image.symbol("pp_input"),
+        "output_addr": image.symbol("pp_output"),
+        "output_size": int(output_size),
+        "inputs": [base64.b64encode(np.ascontiguousarray(x, np.int8).tobytes()).decode() for x in inputs],
+        "cycle_budget": int(cycle_budget),
+        "xip": {"enabled": fw.layout == "flash" if xip is None else xip, "miss_cycles": int(xip_miss_cycles)},
+    }
+    proc = subprocess.run([_node(), str(runner_dir() / "run.mjs")], input=json.dumps(job),
+                          capture_output=True, text=True)
+    try:
+        res = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        raise EmulatorError(f"virtual Pico runner failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    if "error" in res:
+        raise EmulatorError(f"virtual Pico: {res['error']}")
+    run = EmulatorRun(boot_cycles=res["boot_cycles"], wall_seconds=res["wall_seconds"],
+                      instructions_total=res["instructions_total"])
+    for r in res["results"]:
+        out = np.frombuffer(base64.b64decode(r["output"]), np.int8).copy()
+        run.inferences.append(Inference(r["cycles"], r["layer_cycles"], r["instructions"], out,
+                                        r["xip_hits"], r["xip_misses"]))
+    return run

@@ -1,0 +1,17 @@
+/* Markers the generated model emits around inferences and between layers.
+ *
+ * On the virtual Pico (PP_TARGET_EMU) a marker is a BKPT instruction with a code; the runner catches
+ * it, records the cycle counter and resumes, so markers cost one instruction. */
+#ifndef PP_PLATFORM_H
+#define PP_PLATFORM_H
+
+#define PP_MARK_READY 1   /* waiting for an input: the runner fills pp_input, or stops */
+#define PP_MARK_LAYER 2   /* a layer finished */
+#define PP_MARK_DONE 3    /* pp_output holds the result */
+#define PP_MARK_FAULT 0x7f
+
+#define PP_STR2(x) #x
+#define PP_STR(x) PP_STR2(x)
+#define PP_MARK(code) __asm__ volatile("bkpt " PP_STR(code) ::: "memory")
+
+#endif

@@ -1,0 +1,50 @@
+/* Layer descriptors and kernel entry points. The code generator fills one const descriptor per layer
+ * (in flash with the default layout) and calls the kernel of the chosen set. */
+#ifndef PP_KERNELS_H
+#define PP_KERNELS_H
+
+#include <stdint.h>
+
+typedef struct {
+    int16_t in_h, in_w, in_c;
+    int16_t out_h, out_w, out_c;
+    int16_t k_h, k_w;
+    int16_t stride_h, stride_w;
+    int16_t pad_h, pad_w;          /* leading padding (top, left) */
+    int16_t depth_multiplier;      /* depthwise only */
+    int32_t input_offset;          /* -input zero point */
+    int32_t output_offset;         /* output zero point */
+    int32_t act_min, act_max;
+    const int8_t *weights;         /* OHWI (conv) or 1HWO (depthwise), dense */
+    const int32_t *bias;
+    const int32_t *multiplier;     /* per output channel */
+    const int32_t *shift;
+} pp_conv_t;
+
+typedef struct {
+    int16_t in_size, out_size;
+    int16_t per_channel;           /* multiplier/shift arrays have out_size entries, else 1 */
+    int32_t input_offset, output_offset;
+    int32_t act_min, act_max;
+    const int8_t *weights;         /* (out, in), dense */
+    const int32_t *bias;
+    const int32_t *multiplier;
+    const int32_t *shift;
+} pp_fc_t;
+
+typedef struct {
+    int16_t in_h, in_w, channels;
+    int16_t out_h, out_w;
+    int16_t k_h, k_w, stride_h, stride_w, pad_h, pad_w;
+    int32_t act_min, act_max;
+} pp_pool_t;
+
+/* tflm-ref: our re-implementation of the loop structure and arithmetic of TFLM's reference int8
+ * kernels (per-tap bounds checks, offsets recomputed per access, per-channel requantization). */
+void pp_conv2d_tflmref(const pp_conv_t *p, const int8_t *in, int8_t *out);
+void pp_depthwise_tflmref(const pp_conv_t *p, const int8_t *in, int8_t *out);
+void pp_fc_tflmref(const pp_fc_t *p, const int8_t *in, int8_t *out);
+void pp_maxpool_tflmref(const pp_pool_t *p, const int8_t *in, int8_t *out);
+void pp_avgpool_tflmref(const pp_pool_t *p, const int8_t *in, int8_t *out);
+
+#endif

@@ -1,0 +1,146 @@
+// Virtual Raspberry Pi Pico for powerprune: loads a firmware image into rp2040js, feeds inputs,
+// collects outputs and Cortex-M0+ cycle counts, and models the XIP flash cache that rp2040js lacks.
+//
+// Job (JSON on stdin):
+//   { segments: [{addr, data(base64)}], entry, sp, input_addr, output_addr, output_size,
+//     inputs: [base64...], cycle_budget, xip: {enabled, miss_cycles} }
+// Result (JSON on stdout):
+//   { results: [{cycles, layer_cycles: [...], instructions, output(base64), xip_hits, xip_misses}],
+//     boot_cycles, wall_seconds, instructions_total }
+// Firmware markers are BKPT instructions: 1 = ready for input, 2 = layer done, 3 = inference done,
+// 0x7f = fault.
+import { readFileSync } from 'node:fs';
+import { RP2040 } from 'rp2040js';
+
+const FLASH_BASE = 0x10000000;
+const XIP_END = 0x14000000;
+const SRAM_BASE = 0x20000000;
+const MARK = { READY: 1, LAYER: 2, DONE: 3, FAULT: 0x7f };
+
+function fail(message) {
+  process.stdout.write(JSON.stringify({ error: message }) + '\n');
+  process.exit(3);
+}
+
+// RP2040 XIP cache: 16 KB, 2-way set associative, 8-byte lines -> 1024 sets. Aliases of flash:
+// 0x10.. cached+allocate, 0x11.. cached no-allocate, 0x12../0x13.. uncached.
+class XipCache {
+  constructor(missCycles, core) {
+    this.missCycles = missCycles;
+    this.core = core;
+    this.tags = new Int32Array(2048).fill(-1);
+    this.nextVictim = new Uint8Array(1024);
+    this.hits = 0;
+    this.misses = 0;
+  }
+
+  access(addr) {
+    const alias = (addr >>> 24) & 3;
+    const line = (addr & 0xffffff) >>> 3;
+    const set = line & 1023;
+    const tag = line >>> 10;
+    if (alias < 2) {
+      const base = set * 2;
+      if (this.tags[base] === tag) { this.hits++; this.nextVictim[set] = 1; return; }
+      if (this.tags[base + 1] === tag) { this.hits++; this.nextVictim[set] = 0; return; }
+      if (alias === 0) {
+        const way = this.nextVictim[set];
+        this.tags[base + way] = tag;
+        this.nextVictim[set] = way ^ 1;
+      }
+    }
+    this.misses++;
+    this.core.cycles += this.missCycles;
+  }
+}
+
+const job = JSON.parse(readFileSync(0, 'utf8'));
+const rp = new RP2040();
+// rp2040js reports bad accesses through its logger; for our firmware any of them is a bug (a stack
+// overflow writes below SRAM, a wild pointer reads unmapped memory), so stop with the first one.
+const quiet = () => {};
+rp.logger = {
+  debug: quiet,
+  info: quiet,
+  warn: (component, message) => fail(`${component}: ${message} (PC=0x${rp.core.PC.toString(16)})`),
+  error: (component, message) => fail(`${component}: ${message} (PC=0x${rp.core.PC.toString(16)})`),
+};
+rp.flash.fill(0xff);
+for (const seg of job.segments) {
+  const data = Buffer.from(seg.data, 'base64');
+  if (seg.addr >= FLASH_BASE && seg.addr + data.length <= FLASH_BASE + rp.flash.length) {
+    rp.flash.set(data, seg.addr - FLASH_BASE);
+  } else if (seg.addr >= SRAM_BASE && seg.addr + data.length <= SRAM_BASE + rp.sram.length) {
+    rp.sram.set(data, seg.addr - SRAM_BASE);
+  } else {
+    fail(`segment at 0x${seg.addr.toString(16)} (${data.length} bytes) is outside flash and SRAM`);
+  }
+}
+const core = rp.core;
+core.SP = job.sp;
+core.PC = job.entry & ~1;
+core.cycles = 0;
+
+const cache = new XipCache(job.xip.miss_cycles, core);
+if (job.xip.enabled) {
+  for (const name of ['readUint32', 'readUint16', 'readUint8']) {
+    const original = rp[name].bind(rp);
+    rp[name] = (addr) => {
+      if (addr >= FLASH_BASE && addr < XIP_END) cache.access(addr >>> 0);
+      return original(addr);
+    };
+  }
+}
+
+let mark = -1;
+rp.onBreak = (code) => { mark = code; };
+let instructions = 0;
+const budget = job.cycle_budget;
+
+function runToMark(limit) {
+  mark = -1;
+  while (mark < 0) {
+    core.executeInstruction();
+    instructions++;
+    if (core.cycles > limit) {
+      fail(`cycle budget exceeded: ${budget} cycles without reaching the next marker ` +
+           `(PC=0x${core.PC.toString(16)}); the firmware is stuck or the model is too slow`);
+    }
+  }
+  if (mark === MARK.FAULT) fail(`firmware fault (PC=0x${core.PC.toString(16)})`);
+  return mark;
+}
+
+const started = process.hrtime.bigint();
+if (runToMark(budget) !== MARK.READY) fail('firmware did not reach the ready marker after boot');
+const bootCycles = core.cycles;
+const results = [];
+for (const input of job.inputs) {
+  rp.sram.set(Buffer.from(input, 'base64'), job.input_addr - SRAM_BASE);
+  const t0 = core.cycles;
+  const i0 = instructions;
+  const h0 = cache.hits;
+  const m0 = cache.misses;
+  const layers = [];
+  let last = t0;
+  for (;;) {
+    const code = runToMark(t0 + budget);
+    if (code === MARK.LAYER) { layers.push(core.cycles - last); last = core.cycles; continue; }
+    if (code === MARK.DONE) break;
+    fail(`unexpected marker ${code} during inference`);
+  }
+  const off = job.output_addr - SRAM_BASE;
+  results.push({
+    cycles: core.cycles - t0,
+    layer_cycles: layers,
+    instructions: instructions - i0,
+    output: Buffer.from(rp.sram.subarray(off, off + job.output_size)).toString('base64'),
+    xip_hits: cache.hits - h0,
+    xip_misses: cache.misses - m0,
+  });
+  if (runToMark(core.cycles + budget) !== MARK.READY) fail('firmware did not return to the ready marker');
+}
+const wall = Number(process.hrtime.bigint() - started) / 1e9;
+process.stdout.write(JSON.stringify({
+  results, boot_cycles: bootCycles, wall_seconds: wall, instructions_total: instructions,
+}) + '\n');
