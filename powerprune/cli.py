@@ -125,7 +125,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([{**r, "input": list(r["input"]), "output": list(r["output"])} for r in rows]))
         return 0
-    head = f"{'#':>2}  {'op':<18} {'input':<14} {'output':<14} {'params':>8} {'nonzeros':>9} {'MACs':>9} {'sparsity':>8}"
+    head = (f"{'#':>2}  {'op':<18} {'input':<14} {'output':<14} {'params':>8} {'nonzeros':>9} {'MACs':>9} "
+            f"{'sparsity':>8}")
     print(head)
     print("-" * len(head))
     for r in rows:

@@ -10,7 +10,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir import Conv2D, DepthwiseConv2D, FullyConnected, Graph, Layer, Pool2D, Reshape, output_size, requantization
+from ..ir import (
+    Conv2D,
+    DepthwiseConv2D,
+    FullyConnected,
+    Graph,
+    Layer,
+    Pool2D,
+    Reshape,
+    output_size,
+    requantization,
+)
 
 KERNEL_SETS = ("tflm-ref",)
 

@@ -95,8 +95,9 @@ def run_firmware(fw: Firmware, inputs: np.ndarray, output_size: int, *, xip: boo
                           capture_output=True, text=True)
     try:
         res = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (json.JSONDecodeError, IndexError):
-        raise EmulatorError(f"virtual Pico runner failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    except (json.JSONDecodeError, IndexError) as exc:
+        raise EmulatorError(
+            f"virtual Pico runner failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}") from exc
     if "error" in res:
         raise EmulatorError(f"virtual Pico: {res['error']}")
     run = EmulatorRun(boot_cycles=res["boot_cycles"], wall_seconds=res["wall_seconds"],

@@ -1,0 +1,39 @@
+"""Shared fixtures: small slices of the real FashionMNIST and a briefly trained LeNet.
+
+Accuracy is not the point of these tests (benchmarks measure it); shapes, rates and bit-exactness are,
+and they hold for a model trained for one short epoch just as for a converged one.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from powerprune.data import load_fashion_mnist
+from powerprune.model import LeNet5
+from powerprune.train import Recipe, fit, seed_everything
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def train_small():
+    return load_fashion_mnist("train", 2000)
+
+
+@pytest.fixture(scope="session")
+def test_small():
+    return load_fashion_mnist("test", 1000)
+
+
+@pytest.fixture(scope="session")
+def trained(train_small) -> LeNet5:
+    seed_everything(0)
+    model = LeNet5()
+    fit(model, train_small, Recipe(epochs=1, batch_size=64), progress=False)
+    return model
+
+
+@pytest.fixture(scope="session")
+def quick_finetune() -> Recipe:
+    return Recipe(epochs=1, lr=5e-4, batch_size=128)

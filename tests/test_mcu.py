@@ -1,0 +1,77 @@
+"""The virtual Pico: firmware built from the IR gives bit-identical outputs to the host reference."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from powerprune.ir import Activation, Conv2D, Graph, TensorInfo
+from powerprune.mcu.build import BuildError, build_firmware
+from powerprune.mcu.emulator import EmulatorError
+from powerprune.mcu.profile import profile, run_on_rp2040
+from powerprune.prune import prune
+from powerprune.quantize import quantize, quantize_images
+from powerprune.reference import run
+
+from .test_int8 import random_graph
+
+
+@pytest.fixture(scope="module")
+def lenets(trained, train_small, quick_finetune):
+    out = {"dense": quantize(trained, train_small.take(200))}
+    for method in ("magnitude", "apoz"):
+        m = prune(trained, method, 4, train_small, finetune=quick_finetune, progress=False).model
+        out[method] = quantize(m, train_small.take(200))
+    return out
+
+
+@pytest.mark.parametrize("name", ["dense", "magnitude", "apoz"])
+def test_lenet_bit_identical_on_100_images(lenets, test_small, name):
+    g = lenets[name]
+    x = quantize_images(g, test_small.images[:100])
+    p = profile(g, x, "tflm-ref", "flash")
+    assert p.bit_exact
+    assert len(p.cycles) == 100
+    assert p.xip_misses > 0 and p.xip_hits > p.xip_misses
+    assert sum(p.cycles_per_layer) <= np.mean(p.cycles)
+    assert 0 < p.flash_bytes < 2 * 1024 * 1024 and 0 < p.sram_bytes < 264 * 1024
+
+
+def test_sram_layout_has_no_xip_traffic_and_is_faster(lenets, test_small):
+    g = lenets["dense"]
+    x = quantize_images(g, test_small.images[:2])
+    flash = profile(g, x, "tflm-ref", "flash")
+    sram = profile(g, x, "tflm-ref", "sram")
+    assert sram.bit_exact and sram.xip_misses == 0 and sram.flash_bytes == 0
+    assert np.mean(sram.cycles) < np.mean(flash.cycles)
+    assert sram.sram_bytes > flash.sram_bytes  # weights moved into SRAM
+
+
+def test_structured_pruning_saves_cycles_unstructured_does_not_with_tflm_ref(lenets, test_small):
+    x = quantize_images(lenets["dense"], test_small.images[:1])
+    cyc = {n: profile(g, x, "tflm-ref", "sram").cycles[0] for n, g in lenets.items()}
+    assert cyc["apoz"] < 0.8 * cyc["dense"]
+    assert abs(cyc["magnitude"] / cyc["dense"] - 1) < 0.05  # stock kernels visit every zero
+
+
+def test_model_too_big_for_sram_is_a_clear_error():
+    inp = TensorInfo((200, 200, 1), 0.01, 0)
+    out = TensorInfo((200, 200, 8), 0.01, 0)
+    conv = Conv2D(np.ones((8, 1, 1, 1), np.int8), np.zeros(8, np.int32), np.full(8, 0.01, np.float32),
+                  (1, 1), "SAME", Activation("NONE", -128, 127), out)
+    with pytest.raises(BuildError, match="264 KB SRAM"):
+        build_firmware(Graph(inp, [conv]), "tflm-ref", "flash")
+
+
+def test_runaway_hits_the_cycle_budget(lenets, test_small):
+    x = quantize_images(lenets["dense"], test_small.images[:1])
+    with pytest.raises(EmulatorError, match="cycle budget"):
+        run_on_rp2040(lenets["dense"], x, cycle_budget=10_000)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(g=random_graph(), seed=st.integers(0, 1000))
+def test_random_graphs_bit_exact_on_the_virtual_pico(g, seed):
+    x = np.random.default_rng(seed).integers(-128, 128, size=(2,) + g.input.shape).astype(np.int8)
+    got = run_on_rp2040(g, x).outputs.reshape(2, -1)
+    assert np.array_equal(got, run(g, x).reshape(2, -1))

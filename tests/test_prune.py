@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+import torch
+
+from powerprune.metrics import model_stats
+from powerprune.model import LeNet5, load_model, save_model
+from powerprune.prune import PruneError, prune
+from powerprune.prune.apoz import plan_widths
+from powerprune.prune.schedule import PolynomialDecay
+
+RATES = (2, 4, 8, 16, 32, 64)
+
+
+def test_dense_lenet_has_the_papers_size():
+    s = model_stats(LeNet5())
+    assert s.params == 61706 and s.macs == 416520
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_magnitude_hits_every_rate_and_zeros_stay_zero(trained, train_small, quick_finetune, rate):
+    res = prune(trained, "magnitude", rate, train_small, finetune=quick_finetune, progress=False)
+    assert abs(res.compression / rate - 1) <= 0.01
+    # fine-tuning ran with the masks, so every masked weight is still exactly zero
+    for name, mask in res.model.masks.items():
+        w = getattr(res.model, name).weight
+        assert torch.all(w[mask == 0] == 0)
+        assert int(mask.sum()) >= 1
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_apoz_hits_every_rate_with_a_smaller_network(trained, train_small, quick_finetune, rate):
+    res = prune(trained, "apoz", rate, train_small, finetune=quick_finetune, progress=False)
+    assert abs(res.compression / rate - 1) <= 0.01
+    m = res.model
+    assert all(a <= b for a, b in zip(m.arch.widths, trained.arch.widths, strict=True))
+    assert sum(m.arch.widths) < sum(trained.arch.widths)
+    assert model_stats(m).params == m.arch.param_count()  # physically smaller, not masked
+    out = m(torch.zeros(3, 1, 28, 28))
+    assert out.shape == (3, 10)
+
+
+def test_gradual_magnitude_reaches_the_rate(trained, train_small, quick_finetune):
+    res = prune(trained, "magnitude", 8, train_small, finetune=quick_finetune, schedule="gradual", progress=False)
+    assert abs(res.compression / 8 - 1) <= 0.01
+
+
+def test_layer_scope_gives_every_layer_the_same_density(trained, train_small, quick_finetune):
+    res = prune(trained, "magnitude", 4, train_small, finetune=quick_finetune, scope="layer", progress=False)
+    dens = [float(m.mean()) for m in res.model.masks.values()]
+    assert max(dens) - min(dens) < 0.02
+
+
+def test_bad_requests_are_refused(trained, train_small):
+    with pytest.raises(PruneError, match=">= 1"):
+        prune(trained, "magnitude", 0.5, train_small)
+    with pytest.raises(PruneError, match="unknown pruning method"):
+        prune(trained, "random", 4, train_small)
+    with pytest.raises(PruneError, match="highest reachable"):
+        prune(trained, "magnitude", 1000, train_small)
+    with pytest.raises(PruneError, match="APoZ cannot reach"):
+        prune(trained, "apoz", 5000, train_small)
+
+
+def test_plan_widths_lands_in_the_window():
+    arch = LeNet5().arch
+    for rate in RATES:
+        w = plan_widths(arch, 61706 / rate, 0.01)
+        assert w is not None
+        p = type(arch)(*w).param_count()
+        assert abs((61706 / p) / rate - 1) <= 0.01
+
+
+def test_polynomial_schedule_is_monotone_and_ends_at_target():
+    s = PolynomialDecay(0.0, 0.9, begin=0, end=100, frequency=10)
+    vals = [s.sparsity(t) for t in range(0, 120)]
+    assert vals[0] == 0.0 and vals[-1] == 0.9
+    assert all(b >= a for a, b in zip(vals, vals[1:], strict=False))
+    assert s.due(100) and s.due(10) and not s.due(11)
+
+
+def test_model_file_roundtrip(tmp_path, trained, train_small, quick_finetune):
+    res = prune(trained, "magnitude", 4, train_small, finetune=quick_finetune, progress=False)
+    path = tmp_path / "m.pt"
+    save_model(res.model, path, res.info)
+    model, info = load_model(path)
+    assert info.method == "magnitude"
+    x = torch.rand(2, 1, 28, 28)
+    assert np.allclose(model(x).detach().numpy(), res.model(x).detach().numpy())
