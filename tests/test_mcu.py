@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from powerprune.ir import Activation, Conv2D, Graph, TensorInfo
 from powerprune.mcu.build import BuildError, build_firmware
+from powerprune.mcu.codegen import KERNEL_SETS
 from powerprune.mcu.emulator import EmulatorError
 from powerprune.mcu.profile import profile, run_on_rp2040
 from powerprune.prune import prune
@@ -69,9 +70,29 @@ def test_runaway_hits_the_cycle_budget(lenets, test_small):
         run_on_rp2040(lenets["dense"], x, cycle_budget=10_000)
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.parametrize("kernels", KERNEL_SETS)
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(g=random_graph(), seed=st.integers(0, 1000))
-def test_random_graphs_bit_exact_on_the_virtual_pico(g, seed):
+def test_random_layers_at_random_densities_bit_exact_on_the_virtual_pico(kernels, g, seed):
+    """Random conv/depthwise/pool/FC layers, weights at density 1, 0.5 or 0.1, every kernel set."""
     x = np.random.default_rng(seed).integers(-128, 128, size=(2,) + g.input.shape).astype(np.int8)
-    got = run_on_rp2040(g, x).outputs.reshape(2, -1)
+    got = run_on_rp2040(g, x, kernels=kernels).outputs.reshape(2, -1)
     assert np.array_equal(got, run(g, x).reshape(2, -1))
+
+
+@pytest.mark.parametrize("name", ["dense", "magnitude"])
+def test_every_kernel_set_is_bit_exact_on_lenet(lenets, test_small, name):
+    g = lenets[name]
+    x = quantize_images(g, test_small.images[:5])
+    for kernels in KERNEL_SETS:
+        assert profile(g, x, kernels, "flash").bit_exact, kernels
+
+
+def test_sparse_kernels_pay_off_and_sparse_flash_shrinks(lenets, test_small):
+    g = lenets["magnitude"]
+    x = quantize_images(g, test_small.images[:1])
+    p = {k: profile(g, x, k, "flash") for k in KERNEL_SETS}
+    assert p["dense"].cycles[0] < 0.4 * p["tflm-ref"].cycles[0]
+    assert p["sparse"].cycles[0] < p["dense"].cycles[0]
+    assert p["auto"].cycles[0] <= p["sparse"].cycles[0] * 1.02
+    assert p["sparse"].flash_bytes < p["dense"].flash_bytes

@@ -18,11 +18,13 @@ from ..ir import (
     Layer,
     Pool2D,
     Reshape,
+    TensorInfo,
     output_size,
     requantization,
 )
+from . import costmodel
 
-KERNEL_SETS = ("tflm-ref",)
+KERNEL_SETS = ("tflm-ref", "dense", "sparse", "auto")
 
 
 class CodegenError(ValueError):
@@ -34,7 +36,7 @@ class GeneratedModel:
     model_c: str
     model_h: str
     arena_bytes: int
-    kernels: tuple[str, ...]   # kernel set used for each layer (for reports)
+    kernels: tuple[str, ...]   # implementation each layer got: tflmref, dense, sparse, reshape
 
 
 def c_array(ctype: str, name: str, values: np.ndarray, per_line: int = 24) -> str:
@@ -81,36 +83,117 @@ def _feeds_output_only(graph: Graph, i: int, owner: list[int]) -> bool:
     return all(owner[j] == i for j in range(i, len(graph.layers)))
 
 
-def _conv_desc(name: str, layer: Conv2D | DepthwiseConv2D, inp, kernels: str) -> tuple[str, str]:
+# --- per-layer kernel choice -----------------------------------------------------------------
+
+def choose_kernel(layer: Layer, inp: TensorInfo, kernels: str) -> str:
+    """The C implementation ('tflmref', 'dense' or 'sparse') one layer gets under a kernel set.
+    Ops a set has no kernel for fall back to the next simpler one, so every set runs every model."""
+    if kernels not in KERNEL_SETS:
+        raise CodegenError(f"unknown kernel set {kernels!r}; available: {', '.join(KERNEL_SETS)}")
+    if kernels == "tflm-ref" or isinstance(layer, DepthwiseConv2D | Reshape):
+        return "tflmref"
+    if isinstance(layer, Pool2D):
+        valid = layer.padding == "VALID" or all(
+            output_size(n, k, s, "SAME")[1] == 0 and (n - k) % s == 0
+            for n, k, s in zip(inp.shape[:2], layer.size, layer.stride, strict=True))
+        return "dense" if layer.kind == "MAX" and valid else "tflmref"
+    if isinstance(layer, FullyConnected) and inp.size >= 2**16:
+        return "dense"  # offsets would not fit the 16-bit encoding
+    if kernels == "dense":
+        return "dense"
+    if kernels == "sparse":
+        return "sparse"
+    return "sparse" if costmodel.prefers_sparse(layer) else "dense"
+
+
+# --- descriptors ---------------------------------------------------------------------------------
+
+def _padded_row(layer: Conv2D, inp: TensorInfo) -> tuple[int, int]:
+    """(bytes per row of the input the optimized kernels read, scratch bytes for the padded copy).
+    Mirrors pp_padded_input() in kernels/pp_common.h."""
+    kh, kw = layer.weights.shape[1:3]
+    oh, ow = layer.output.shape[:2]
+    hp, wp = (oh - 1) * layer.stride[0] + kh, (ow - 1) * layer.stride[1] + kw
+    _, pad_h = output_size(inp.shape[0], kh, layer.stride[0], layer.padding)
+    _, pad_w = output_size(inp.shape[1], kw, layer.stride[1], layer.padding)
+    c = inp.shape[2]
+    if pad_h == 0 and pad_w == 0 and hp <= inp.shape[0] and wp <= inp.shape[1]:
+        return inp.shape[1] * c, 0
+    return wp * c, _align4(hp * wp * c)
+
+
+def _sparse_offsets(layer: Conv2D | FullyConnected, inp: TensorInfo) -> tuple[np.ndarray, np.ndarray]:
+    """Input offset of every weight (relative to the window origin) and the weights, row-major per
+    output channel; the sparse encoding keeps the nonzero entries of both."""
+    if isinstance(layer, FullyConnected):
+        return np.broadcast_to(np.arange(inp.size), layer.weights.shape), layer.weights
+    o, kh, kw, c = layer.weights.shape
+    row, _ = _padded_row(layer, inp)
+    ky, kx, ic = np.meshgrid(np.arange(kh), np.arange(kw), np.arange(c), indexing="ij")
+    offs = (ky * row + kx * c + ic).ravel()
+    return np.broadcast_to(offs, (o, offs.size)), layer.weights.reshape(o, -1)
+
+
+def _folded_bias(layer: Conv2D | FullyConnected, rq) -> np.ndarray:
+    """bias + input_offset * sum(w): the input offset leaves the inner loop."""
+    sums = layer.weights.reshape(layer.weights.shape[0], -1).astype(np.int64).sum(axis=1)
+    folded = layer.bias.astype(np.int64) + rq.input_offset * sums
+    if np.abs(folded).max(initial=0) >= 2**31:
+        raise CodegenError("folded bias overflows int32")
+    return folded
+
+
+def _weight_arrays(name: str, layer: Conv2D | DepthwiseConv2D | FullyConnected, inp: TensorInfo, impl: str,
+                   rq) -> tuple[str, str, str]:
+    """C arrays for weights and bias in the format ``impl`` reads; returns (code, count, offsets) names."""
+    if impl == "tflmref":
+        return (c_array("int8_t", f"{name}_w", layer.weights) + c_array("int32_t", f"{name}_b", layer.bias),
+                "0", "0")
+    bias = c_array("int32_t", f"{name}_b", _folded_bias(layer, rq))
+    if impl == "dense":
+        return c_array("int8_t", f"{name}_w", layer.weights) + bias, "0", "0"
+    offs, w = _sparse_offsets(layer, inp)
+    nz = w != 0
+    counts = c_array("uint16_t", f"{name}_n", nz.sum(axis=1))
+    if isinstance(layer, Conv2D):  # one word per nonzero: offset << 8 | value (kernels/sparse.c)
+        packed = (offs[nz].astype(np.int64) << 8) | (w[nz].astype(np.int64) & 0xFF)
+        code = c_array("int8_t", f"{name}_w", np.zeros(0)) + bias + counts + c_array("uint32_t", f"{name}_o", packed)
+    else:
+        code = c_array("int8_t", f"{name}_w", w[nz]) + bias + counts + c_array("uint16_t", f"{name}_o", offs[nz])
+    return code, f"{name}_n", f"{name}_o"
+
+
+def _conv_desc(name: str, layer: Conv2D | DepthwiseConv2D, inp: TensorInfo, impl: str) -> tuple[str, str]:
     rq = requantization(layer, inp)
     kh, kw = layer.weights.shape[1:3]
     _, pad_h = output_size(inp.shape[0], kh, layer.stride[0], layer.padding)
     _, pad_w = output_size(inp.shape[1], kw, layer.stride[1], layer.padding)
     out = layer.output
     depth_mult = out.shape[2] // inp.shape[2] if isinstance(layer, DepthwiseConv2D) else 1
-    data = (c_array("int8_t", f"{name}_w", layer.weights) + c_array("int32_t", f"{name}_b", layer.bias)
-            + c_array("int32_t", f"{name}_m", rq.multiplier) + c_array("int32_t", f"{name}_s", rq.shift))
+    data, counts, offsets = _weight_arrays(name, layer, inp, impl, rq)
+    data += c_array("int32_t", f"{name}_m", rq.multiplier) + c_array("int32_t", f"{name}_s", rq.shift)
     desc = (f"static const pp_conv_t {name} = {{{inp.shape[0]}, {inp.shape[1]}, {inp.shape[2]}, "
             f"{out.shape[0]}, {out.shape[1]}, {out.shape[2]}, {kh}, {kw}, {layer.stride[0]}, {layer.stride[1]}, "
             f"{pad_h}, {pad_w}, {depth_mult}, {rq.input_offset}, {rq.output_offset}, "
-            f"{layer.activation.min}, {layer.activation.max}, {name}_w, {name}_b, {name}_m, {name}_s}};\n")
+            f"{layer.activation.min}, {layer.activation.max}, {name}_w, {name}_b, {name}_m, {name}_s, "
+            f"{counts}, {offsets}}};\n")
     return data + desc, "pp_depthwise" if isinstance(layer, DepthwiseConv2D) else "pp_conv2d"
 
 
-def _fc_desc(name: str, layer: FullyConnected, inp) -> tuple[str, str]:
+def _fc_desc(name: str, layer: FullyConnected, inp: TensorInfo, impl: str) -> tuple[str, str]:
     rq = requantization(layer, inp)
     per_channel = int(len(layer.weight_scales) > 1)
     mult = rq.multiplier if per_channel else rq.multiplier[:1]
     shift = rq.shift if per_channel else rq.shift[:1]
-    data = (c_array("int8_t", f"{name}_w", layer.weights) + c_array("int32_t", f"{name}_b", layer.bias)
-            + c_array("int32_t", f"{name}_m", mult) + c_array("int32_t", f"{name}_s", shift))
+    data, counts, offsets = _weight_arrays(name, layer, inp, impl, rq)
+    data += c_array("int32_t", f"{name}_m", mult) + c_array("int32_t", f"{name}_s", shift)
     desc = (f"static const pp_fc_t {name} = {{{inp.size}, {layer.output.size}, {per_channel}, "
             f"{rq.input_offset}, {layer.output.zero_point}, {layer.activation.min}, {layer.activation.max}, "
-            f"{name}_w, {name}_b, {name}_m, {name}_s}};\n")
+            f"{name}_w, {name}_b, {name}_m, {name}_s, {counts}, {offsets}}};\n")
     return data + desc, "pp_fc"
 
 
-def _pool_desc(name: str, layer: Pool2D, inp) -> tuple[str, str]:
+def _pool_desc(name: str, layer: Pool2D, inp: TensorInfo, impl: str) -> tuple[str, str]:
     kh, kw = layer.size
     _, pad_h = output_size(inp.shape[0], kh, layer.stride[0], layer.padding)
     _, pad_w = output_size(inp.shape[1], kw, layer.stride[1], layer.padding)
@@ -121,20 +204,25 @@ def _pool_desc(name: str, layer: Pool2D, inp) -> tuple[str, str]:
     return desc, "pp_maxpool" if layer.kind == "MAX" else "pp_avgpool"
 
 
-_SUFFIX = {"tflm-ref": "tflmref"}
-
-
-def _kernel_for(layer: Layer, kernels: str) -> str:
-    if kernels not in KERNEL_SETS:
-        raise CodegenError(f"unknown kernel set {kernels!r}; available: {', '.join(KERNEL_SETS)}")
-    return kernels
+def _scratch_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
+    """Arena space a kernel needs besides its input and output: the padded input copy, and for the
+    dense convolution one gathered window (im2col)."""
+    if impl in ("dense", "sparse") and isinstance(layer, Conv2D):
+        window = _align4(layer.weights[0].size) if impl == "dense" else 0
+        return _padded_row(layer, inp)[1] + window
+    return 0
 
 
 def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
-    offsets, arena = plan_arena(graph)
+    offsets, tensors = plan_arena(graph)
+    impls = [choose_kernel(layer, inp, kernels) for _, layer, inp in graph.steps()]
+    scratch = max([_scratch_bytes(layer, inp, impl) for (_, layer, inp), impl in zip(graph.steps(), impls,
+                                                                                     strict=True)] + [0])
+    arena = tensors + scratch
     parts = ['#include "model.h"\n#include "pp_kernels.h"\n#include "pp_platform.h"\n#include <stdint.h>\n\n']
     if arena:
         parts.append(f"static int8_t pp_arena[{arena}] __attribute__((aligned(4)));\n\n")
+    scratch_ptr = f"(pp_arena + {tensors})" if scratch else "0"
     calls: list[str] = []
     used: list[str] = []
     prev_buf = "in"
@@ -145,22 +233,22 @@ def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
             if buf != prev_buf:  # only when a reshape starts or ends the model
                 calls.append(f"    for (int k = 0; k < {layer.output.size}; ++k) {buf}[k] = {prev_buf}[k];")
             calls.append("    PP_MARK(PP_MARK_LAYER);")
-            used.append("copy")
+            used.append("reshape")
             prev_buf = buf
             continue
-        ks = _kernel_for(layer, kernels)
+        impl = impls[i]
         if isinstance(layer, Conv2D | DepthwiseConv2D):
-            text, fn = _conv_desc(name, layer, inp, ks)
+            text, fn = _conv_desc(name, layer, inp, impl)
         elif isinstance(layer, FullyConnected):
-            text, fn = _fc_desc(name, layer, inp)
+            text, fn = _fc_desc(name, layer, inp, impl)
         elif isinstance(layer, Pool2D):
-            text, fn = _pool_desc(name, layer, inp)
+            text, fn = _pool_desc(name, layer, inp, impl)
         else:  # pragma: no cover
             raise CodegenError(f"no C kernel for {layer.op}")
-        parts.append(f"/* layer {i}: {layer.op} */\n{text}\n")
-        calls.append(f"    {fn}_{_SUFFIX[ks]}(&{name}, {prev_buf}, {buf});")
+        parts.append(f"/* layer {i}: {layer.op}, kernel {impl} */\n{text}\n")
+        calls.append(f"    {fn}_{impl}(&{name}, {prev_buf}, {buf}, {scratch_ptr});")
         calls.append("    PP_MARK(PP_MARK_LAYER);")
-        used.append(ks)
+        used.append(impl)
         prev_buf = buf
     if prev_buf != "out":  # a model whose last layer was aliased to an arena buffer
         calls.append(f"    for (int k = 0; k < {graph.output.size}; ++k) out[k] = {prev_buf}[k];")

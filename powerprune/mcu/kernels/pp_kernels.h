@@ -15,10 +15,12 @@ typedef struct {
     int32_t input_offset;          /* -input zero point */
     int32_t output_offset;         /* output zero point */
     int32_t act_min, act_max;
-    const int8_t *weights;         /* OHWI (conv) or 1HWO (depthwise), dense */
-    const int32_t *bias;
+    const int8_t *weights;         /* OHWI (conv) or 1HWO (depthwise); sparse: nonzero values only */
+    const int32_t *bias;           /* dense/sparse sets: bias + input_offset * sum(weights), folded */
     const int32_t *multiplier;     /* per output channel */
     const int32_t *shift;
+    const uint16_t *nz_count;      /* sparse: nonzeros per output channel */
+    const uint32_t *nz_packed;     /* sparse: (input offset << 8) | (uint8_t)weight for each nonzero */
 } pp_conv_t;
 
 typedef struct {
@@ -26,10 +28,12 @@ typedef struct {
     int16_t per_channel;           /* multiplier/shift arrays have out_size entries, else 1 */
     int32_t input_offset, output_offset;
     int32_t act_min, act_max;
-    const int8_t *weights;         /* (out, in), dense */
-    const int32_t *bias;
+    const int8_t *weights;         /* (out, in); sparse: nonzero values only */
+    const int32_t *bias;           /* dense/sparse sets: folded as for convolutions */
     const int32_t *multiplier;
     const int32_t *shift;
+    const uint16_t *nz_count;
+    const uint16_t *nz_offset;
 } pp_fc_t;
 
 typedef struct {
@@ -39,12 +43,25 @@ typedef struct {
     int32_t act_min, act_max;
 } pp_pool_t;
 
+/* Every kernel takes (descriptor, input, output, scratch); scratch is arena space the planner reserves
+ * for kernels that pre-pad their input. */
+
 /* tflm-ref: our re-implementation of the loop structure and arithmetic of TFLM's reference int8
  * kernels (per-tap bounds checks, offsets recomputed per access, per-channel requantization). */
-void pp_conv2d_tflmref(const pp_conv_t *p, const int8_t *in, int8_t *out);
-void pp_depthwise_tflmref(const pp_conv_t *p, const int8_t *in, int8_t *out);
-void pp_fc_tflmref(const pp_fc_t *p, const int8_t *in, int8_t *out);
-void pp_maxpool_tflmref(const pp_pool_t *p, const int8_t *in, int8_t *out);
-void pp_avgpool_tflmref(const pp_pool_t *p, const int8_t *in, int8_t *out);
+void pp_conv2d_tflmref(const pp_conv_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void pp_depthwise_tflmref(const pp_conv_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void pp_fc_tflmref(const pp_fc_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void pp_maxpool_tflmref(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void pp_avgpool_tflmref(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+
+/* dense: pre-padded input (pads hold the input zero point, so they contribute nothing), input offset
+ * folded into the bias, contiguous window rows, unrolled dot products. Pools: tight loops. */
+void pp_conv2d_dense(const pp_conv_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void pp_fc_dense(const pp_fc_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void pp_maxpool_dense(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+
+/* sparse: only nonzero weights are stored and visited, each with its precomputed input offset. */
+void pp_conv2d_sparse(const pp_conv_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void pp_fc_sparse(const pp_fc_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
 
 #endif

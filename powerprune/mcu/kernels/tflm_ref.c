@@ -15,7 +15,8 @@ static inline int32_t offset4(const shape4 *s, int32_t i0, int32_t i1, int32_t i
     return ((i0 * s->d[1] + i1) * s->d[2] + i2) * s->d[3] + i3;
 }
 
-void pp_conv2d_tflmref(const pp_conv_t *p, const int8_t *in, int8_t *out) {
+void pp_conv2d_tflmref(const pp_conv_t *p, const int8_t *in, int8_t *out, int8_t *scratch) {
+    (void)scratch;
     const shape4 in_s = {{1, p->in_h, p->in_w, p->in_c}};
     const shape4 w_s = {{p->out_c, p->k_h, p->k_w, p->in_c}};
     const shape4 out_s = {{1, p->out_h, p->out_w, p->out_c}};
@@ -47,7 +48,8 @@ void pp_conv2d_tflmref(const pp_conv_t *p, const int8_t *in, int8_t *out) {
     }
 }
 
-void pp_depthwise_tflmref(const pp_conv_t *p, const int8_t *in, int8_t *out) {
+void pp_depthwise_tflmref(const pp_conv_t *p, const int8_t *in, int8_t *out, int8_t *scratch) {
+    (void)scratch;
     const shape4 in_s = {{1, p->in_h, p->in_w, p->in_c}};
     const shape4 w_s = {{1, p->k_h, p->k_w, p->out_c}};
     const shape4 out_s = {{1, p->out_h, p->out_w, p->out_c}};
@@ -79,7 +81,8 @@ void pp_depthwise_tflmref(const pp_conv_t *p, const int8_t *in, int8_t *out) {
     }
 }
 
-void pp_fc_tflmref(const pp_fc_t *p, const int8_t *in, int8_t *out) {
+void pp_fc_tflmref(const pp_fc_t *p, const int8_t *in, int8_t *out, int8_t *scratch) {
+    (void)scratch;
     const int32_t depth = p->in_size;
     for (int32_t oc = 0; oc < p->out_size; ++oc) {
         int32_t acc = 0;
@@ -99,7 +102,8 @@ void pp_fc_tflmref(const pp_fc_t *p, const int8_t *in, int8_t *out) {
 static inline int32_t max32(int32_t a, int32_t b) { return a > b ? a : b; }
 static inline int32_t min32(int32_t a, int32_t b) { return a < b ? a : b; }
 
-void pp_maxpool_tflmref(const pp_pool_t *p, const int8_t *in, int8_t *out) {
+void pp_maxpool_tflmref(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t *scratch) {
+    (void)scratch;
     const shape4 in_s = {{1, p->in_h, p->in_w, p->channels}};
     const shape4 out_s = {{1, p->out_h, p->out_w, p->channels}};
     for (int32_t oy = 0; oy < p->out_h; ++oy) {
@@ -119,7 +123,8 @@ void pp_maxpool_tflmref(const pp_pool_t *p, const int8_t *in, int8_t *out) {
     }
 }
 
-void pp_avgpool_tflmref(const pp_pool_t *p, const int8_t *in, int8_t *out) {
+void pp_avgpool_tflmref(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t *scratch) {
+    (void)scratch;
     const shape4 in_s = {{1, p->in_h, p->in_w, p->channels}};
     const shape4 out_s = {{1, p->out_h, p->out_w, p->channels}};
     for (int32_t oy = 0; oy < p->out_h; ++oy) {

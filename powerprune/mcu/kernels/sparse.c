@@ -1,0 +1,77 @@
+/* Kernel set "sparse": work only for nonzero weights.
+ *
+ * Per output channel the number of nonzeros, then for each nonzero its int8 value and the byte
+ * offset of the input it multiplies (relative to the window origin in the pre-padded input). The
+ * input offset is folded into the bias as in "dense", so the inner loop is: load entry, load input,
+ * multiply, add. Two encodings, chosen by what each layer's weights cost to fetch:
+ *   convolutions: one 32-bit word per nonzero, offset << 8 | value. Conv weights are few and stay
+ *     in the XIP cache, so the wider entry costs nothing and saves an instruction per nonzero
+ *     (ARMv6-M has no immediate-offset LDRSB; a word load plus SXTB/LSRS is cheaper).
+ *   fully connected: 16-bit offsets and 8-bit values in two arrays, 3 bytes per nonzero, because
+ *     FC weights stream from flash and every byte fetched costs XIP cache misses. */
+#include "pp_common.h"
+
+static inline int32_t sparse_dot(const int8_t *win, const int8_t *v, const uint16_t *off, int32_t n) {
+    int32_t acc = 0;
+    while (n >= 4) {
+        acc += v[0] * win[off[0]];
+        acc += v[1] * win[off[1]];
+        acc += v[2] * win[off[2]];
+        acc += v[3] * win[off[3]];
+        v += 4;
+        off += 4;
+        n -= 4;
+    }
+    while (n-- > 0) acc += *v++ * win[*off++];
+    return acc;
+}
+
+static inline int32_t packed_dot(const int8_t *win, const uint32_t *e, int32_t n) {
+    int32_t acc = 0;
+    while (n >= 4) {
+        acc += (int8_t)e[0] * win[e[0] >> 8];
+        acc += (int8_t)e[1] * win[e[1] >> 8];
+        acc += (int8_t)e[2] * win[e[2] >> 8];
+        acc += (int8_t)e[3] * win[e[3] >> 8];
+        e += 4;
+        n -= 4;
+    }
+    while (n-- > 0) {
+        acc += (int8_t)*e * win[*e >> 8];
+        ++e;
+    }
+    return acc;
+}
+
+void pp_conv2d_sparse(const pp_conv_t *p, const int8_t *in, int8_t *out, int8_t *scratch) {
+    int32_t row;
+    const int8_t *src = pp_padded_input(p, in, scratch, &row);
+    const int32_t step_x = p->stride_w * p->in_c, step_y = p->stride_h * row, oc_n = p->out_c;
+    for (int32_t oy = 0; oy < p->out_h; ++oy) {
+        const int8_t *win = src + oy * step_y;
+        for (int32_t ox = 0; ox < p->out_w; ++ox, win += step_x) {
+            const uint32_t *e = p->nz_packed;
+            for (int32_t oc = 0; oc < oc_n; ++oc) {
+                const int32_t n = p->nz_count[oc];
+                const int32_t acc = p->bias[oc] + packed_dot(win, e, n);
+                e += n;
+                *out++ = pp_finish(acc, p->multiplier[oc], p->shift[oc], p);
+            }
+        }
+    }
+}
+
+void pp_fc_sparse(const pp_fc_t *p, const int8_t *in, int8_t *out, int8_t *scratch) {
+    (void)scratch;
+    const int8_t *v = p->weights;
+    const uint16_t *off = p->nz_offset;
+    for (int32_t oc = 0; oc < p->out_size; ++oc) {
+        const int32_t n = p->nz_count[oc];
+        const int32_t ch = p->per_channel ? oc : 0;
+        const int32_t acc = p->bias[oc] + sparse_dot(in, v, off, n);
+        v += n;
+        off += n;
+        out[oc] = pp_clamp8(pp_requantize_fast(acc, p->multiplier[ch], p->shift[ch]) + p->output_offset,
+                            p->act_min, p->act_max);
+    }
+}
