@@ -1,10 +1,10 @@
-"""Per-layer cost model that lets the ``auto`` kernel set pick dense or sparse.
+"""Per-layer cycle model that lets the ``auto`` kernel set pick dense or sparse for each layer.
 
-The inner loops cost a fixed number of cycles per multiply-accumulate (dense: every weight) or per
-nonzero weight (sparse: one more load for the offset); everything else (requantization, loop setup,
-padding) is the same for both, so the choice reduces to comparing the two per-weight costs scaled by
-density. The constants are fitted by ``python bench/bench_kernels.py`` on the virtual Pico
-(BENCHMARKS.md shows the fit); refit them when the kernels change.
+cycles = a x work + b x outputs, where work is the MACs a kernel performs (dense: all of them;
+sparse: only those with a nonzero weight) and outputs the layer's output elements (requantization,
+window gathering, loop overhead). The coefficients were fitted on the virtual Pico (flash layout,
+125 MHz, XIP misses included) by ``python bench/bench_kernels.py``; BENCHMARKS.md shows the fit.
+Refit them when the kernels change.
 """
 
 from __future__ import annotations
@@ -13,16 +13,31 @@ import numpy as np
 
 from ..ir import Conv2D, FullyConnected, Layer
 
-# cycles per weight visited in the inner loop, measured on the virtual Pico (flash layout)
-DENSE_CYCLES_PER_MAC = {"CONV_2D": 8.6, "FULLY_CONNECTED": 9.3}
-SPARSE_CYCLES_PER_NONZERO = {"CONV_2D": 9.6, "FULLY_CONNECTED": 11.3}
+# (a: cycles per MAC performed, b: cycles per output element), from bench/results/kernels.json
+COEFFICIENTS = {
+    ("dense", "CONV_2D"): (9.53, 201.2),
+    ("sparse", "CONV_2D"): (9.22, 163.8),
+    ("dense", "FULLY_CONNECTED"): (14.30, 179.0),
+    ("sparse", "FULLY_CONNECTED"): (24.55, 281.3),
+}
 
 
 def density(layer: Layer) -> float:
     return float(np.count_nonzero(layer.weights)) / layer.weights.size
 
 
+def macs(layer: Conv2D | FullyConnected) -> int:
+    pixels = 1 if isinstance(layer, FullyConnected) else layer.output.shape[0] * layer.output.shape[1]
+    return layer.weights.size * pixels
+
+
+def predicted_cycles(layer: Conv2D | FullyConnected, impl: str) -> float:
+    a, b = COEFFICIENTS[(impl, layer.op)]
+    work = macs(layer) * (density(layer) if impl == "sparse" else 1.0)
+    return a * work + b * layer.output.size
+
+
 def prefers_sparse(layer: Layer) -> bool:
     if not isinstance(layer, Conv2D | FullyConnected):
         return False
-    return density(layer) * SPARSE_CYCLES_PER_NONZERO[layer.op] < DENSE_CYCLES_PER_MAC[layer.op]
+    return predicted_cycles(layer, "sparse") < predicted_cycles(layer, "dense")
