@@ -1,7 +1,7 @@
 # powerprune: `make run` (the main job) and `make test`. Both install what they need first;
 # every install step is skipped when its result is already there.
 PY ?= python3
-OUT ?= out
+RUNS ?= runs
 PIP_STAMP := .setup-pip.stamp
 RUNNER := powerprune/mcu/runner
 
@@ -30,28 +30,15 @@ test: setup
 lint: setup
 	ruff check powerprune tests bench
 
-# The main job: baseline, both pruning methods at the paper's headline rate (4x), int8 .tflite,
-# and cycles of every model on the virtual Pico. Finished steps are make targets, so a rerun resumes.
-run: setup $(OUT)/base.tflite $(OUT)/magnitude-4x.tflite $(OUT)/apoz-4x.tflite
-	@for m in base magnitude-4x apoz-4x; do \
-	  powerprune inspect $(OUT)/$$m.tflite | tail -1; \
-	  powerprune profile $(OUT)/$$m.tflite --images 3 || exit 1; \
-	done
-
-$(OUT)/base.pt:
-	powerprune train --out $@
-
-$(OUT)/magnitude-4x.pt: $(OUT)/base.pt
-	powerprune prune $< --method magnitude --compression 4 --out $@
-
-$(OUT)/apoz-4x.pt: $(OUT)/base.pt
-	powerprune prune $< --method apoz --compression 4 --out $@
-
-$(OUT)/%.tflite: $(OUT)/%.pt
-	powerprune export $< --out $@
+# The main job: the paper's experiment end to end (train, prune with magnitude and APoZ at 2..64x,
+# int8, virtual Pico with every kernel set, energy, report). Rerunning resumes from the cache.
+run: setup
+	powerprune run --out $(RUNS)/paper
 
 bench: setup
 	$(PY) bench/bench_pruning.py
+	$(PY) bench/bench_kernels.py
+	$(PY) bench/bench_emulator.py
 
 clean:
-	rm -rf $(OUT) $(PIP_STAMP)
+	rm -rf $(RUNS) $(PIP_STAMP)

@@ -137,6 +137,38 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    import time
+
+    from .energy import load_board
+    from .report import terminal_summary, write_outputs
+    from .sweep import load_config, run_sweep
+
+    seeds = tuple(range(args.seeds)) if args.seeds else None
+    cfg = load_config(args.config, quick=args.quick, seeds=seeds, jobs=args.jobs, board=args.board)
+    out = Path(args.out)
+    t0 = time.time()
+    rows = run_sweep(cfg, out)
+    res = write_outputs(rows, out, load_board(cfg.board),
+                        title="powerprune run" + (" (--quick preset)" if args.quick else ""))
+    print(terminal_summary(res["aggregate"]))
+    print(f"\n{len(rows)} rows in {time.time() - t0:.0f} s -> {out}/report.html, report.md, results.csv")
+    if not all(r["bit_exact"] for r in rows):
+        print("WARNING: some virtual-Pico outputs differ from the host reference", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .energy import calibrate, load_board, save_board
+
+    board = calibrate(load_board(args.profile), args.measured_mj, args.cycles, args.name)
+    path = save_board(board, Path(args.out) if args.out else None)
+    print(f"{board.name}: active current {board.active_current_ma:.3f} mA at {board.supply_voltage_v} V "
+          f"({board.active_power_mw:.2f} mW) -> {path}; use it with --board {board.name}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="powerprune", description=__doc__.split("\n")[0] if __doc__ else None)
     ap.add_argument("--version", action="version", version=f"powerprune {__version__}")
@@ -194,6 +226,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help=".tflite or .pt")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("run", help="the paper's experiment end to end: train, prune, int8, virtual Pico, report")
+    p.add_argument("--config", help="TOML file with any of the sweep settings (see README)")
+    p.add_argument("--quick", action="store_true", help="a few-minute preset (2 rates, short training, 2 kernel sets)")
+    p.add_argument("--out", default="runs/paper", help="run directory (default runs/paper); rerun to resume")
+    p.add_argument("--seeds", type=int, default=None, metavar="K", help="repeat with seeds 0..K-1, report mean ± std")
+    p.add_argument("--jobs", type=int, default=None, help="parallel worker processes (default 2)")
+    p.add_argument("--board", default=None, help="board profile name or TOML path (default pico)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("calibrate", help="write a board profile that reproduces a hardware energy measurement")
+    p.add_argument("--profile", default="pico", help="profile to start from (default pico)")
+    p.add_argument("--measured-mj", type=float, required=True, help="measured energy of one inference (mJ)")
+    p.add_argument("--cycles", type=float, required=True, help="cycles of that inference (from `profile`)")
+    p.add_argument("--name", default=None, help="name of the new profile (default PROFILE-calibrated)")
+    p.add_argument("--out", default=None, help="TOML path (default ~/.config/powerprune/boards/NAME.toml)")
+    p.set_defaults(func=cmd_calibrate)
 
     from .mcu.cli import add_mcu_commands
 

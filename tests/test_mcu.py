@@ -1,5 +1,7 @@
 """The virtual Pico: firmware built from the IR gives bit-identical outputs to the host reference."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -10,9 +12,11 @@ from powerprune.mcu.build import BuildError, build_firmware
 from powerprune.mcu.codegen import KERNEL_SETS
 from powerprune.mcu.emulator import EmulatorError
 from powerprune.mcu.profile import profile, run_on_rp2040
+from powerprune.oracle import tflm_run
 from powerprune.prune import prune
 from powerprune.quantize import quantize, quantize_images
 from powerprune.reference import run
+from powerprune.tflite import load_tflite
 
 from .test_int8 import random_graph
 
@@ -96,3 +100,18 @@ def test_sparse_kernels_pay_off_and_sparse_flash_shrinks(lenets, test_small):
     assert p["sparse"].cycles[0] < p["dense"].cycles[0]
     assert p["auto"].cycles[0] <= p["sparse"].cycles[0] * 1.02
     assert p["sparse"].flash_bytes < p["dense"].flash_bytes
+
+
+FIXTURE = Path(__file__).parent / "fixtures" / "keras_tfmot_lenet_75.tflite"
+
+
+def test_someone_elses_pruned_tflite_pays_off_with_every_kernel_set(test_small):
+    """A Keras LeNet pruned to 75% with tfmot and converted by the official TFLite converter
+    (bench/make_tfmot_fixture.py): it imports, matches TFLM bit for bit, and its sparsity pays off."""
+    g = load_tflite(FIXTURE)
+    x = quantize_images(g, test_small.images[:20])
+    assert np.array_equal(run(g, x), tflm_run(FIXTURE.read_bytes(), x))
+    p = {k: profile(g, x[:2], k, "flash") for k in KERNEL_SETS}
+    assert all(v.bit_exact for v in p.values())
+    assert p["auto"].cycles[0] <= 0.30 * p["tflm-ref"].cycles[0]
+    assert p["auto"].cycles[0] <= 0.45 * p["dense"].cycles[0]

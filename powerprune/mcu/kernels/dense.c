@@ -21,40 +21,46 @@ static inline int32_t dot(const int8_t *x, const int8_t *w, int32_t n) {
     return acc;
 }
 
-void pp_conv2d_dense(const pp_conv_t *p, const int8_t *in, int8_t *out, int8_t *scratch) {
+void pp_conv2d_dense(const pp_conv_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch) {
     int32_t row;
     const int8_t *src = pp_padded_input(p, in, scratch, &row);
     /* the window of one output pixel, gathered once (im2col) and reused by every output channel,
      * so each channel is a single contiguous dot product of k_h * k_w * in_c bytes */
     int8_t *col = scratch + pp_padded_bytes(p);
-    const int32_t c = p->in_c, kh = p->k_h, oc_n = p->out_c;
-    const int32_t wrow = p->k_w * c, depth = kh * wrow;
-    const int32_t step_x = p->stride_w * c, step_y = p->stride_h * row;
-    for (int32_t oy = 0; oy < p->out_h; ++oy) {
+    /* descriptor fields in locals: stores through `out` could alias the descriptor as far as the
+     * compiler knows, so reading p-> inside the loops would reload every field per output */
+    const int32_t kh = p->k_h, oc_n = p->out_c, out_w = p->out_w, out_h = p->out_h;
+    const int32_t wrow = p->k_w * p->in_c, depth = kh * wrow;
+    const int32_t step_x = p->stride_w * p->in_c, step_y = p->stride_h * row;
+    const int8_t *const weights = p->weights;
+    const int32_t *const bias = p->bias, *const mult = p->multiplier, *const shift = p->shift;
+    const int32_t out_offset = p->output_offset, lo = p->act_min, hi = p->act_max;
+    for (int32_t oy = 0; oy < out_h; ++oy) {
         const int8_t *win = src + oy * step_y;
-        for (int32_t ox = 0; ox < p->out_w; ++ox, win += step_x) {
+        for (int32_t ox = 0; ox < out_w; ++ox, win += step_x) {
             const int8_t *r = win;
             int8_t *dst = col;
             for (int32_t ky = 0; ky < kh; ++ky, r += row)
                 for (int32_t i = 0; i < wrow; ++i) *dst++ = r[i];
-            const int8_t *w = p->weights;
+            const int8_t *w = weights;
             for (int32_t oc = 0; oc < oc_n; ++oc, w += depth) {
-                const int32_t acc = p->bias[oc] + dot(col, w, depth);
-                *out++ = pp_finish(acc, p->multiplier[oc], p->shift[oc], p);
+                const int32_t acc = bias[oc] + dot(col, w, depth);
+                *out++ = pp_clamp8(pp_requantize_fast(acc, mult[oc], shift[oc]) + out_offset, lo, hi);
             }
         }
     }
 }
 
-void pp_fc_dense(const pp_fc_t *p, const int8_t *in, int8_t *out, int8_t *scratch) {
+void pp_fc_dense(const pp_fc_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch) {
     (void)scratch;
-    const int32_t n = p->in_size;
+    const int32_t n = p->in_size, out_n = p->out_size, per_channel = p->per_channel;
+    const int32_t *const bias = p->bias, *const mult = p->multiplier, *const shift = p->shift;
+    const int32_t out_offset = p->output_offset, lo = p->act_min, hi = p->act_max;
     const int8_t *w = p->weights;
-    for (int32_t oc = 0; oc < p->out_size; ++oc, w += n) {
-        const int32_t ch = p->per_channel ? oc : 0;
-        const int32_t acc = p->bias[oc] + dot(in, w, n);
-        out[oc] = pp_clamp8(pp_requantize_fast(acc, p->multiplier[ch], p->shift[ch]) + p->output_offset,
-                            p->act_min, p->act_max);
+    for (int32_t oc = 0; oc < out_n; ++oc, w += n) {
+        const int32_t ch = per_channel ? oc : 0;
+        const int32_t acc = bias[oc] + dot(in, w, n);
+        out[oc] = pp_clamp8(pp_requantize_fast(acc, mult[ch], shift[ch]) + out_offset, lo, hi);
     }
 }
 

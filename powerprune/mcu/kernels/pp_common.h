@@ -44,8 +44,4 @@ static inline const int8_t *pp_padded_input(const pp_conv_t *p, const int8_t *in
     return scratch;
 }
 
-static inline int8_t pp_finish(int32_t acc, int32_t mult, int32_t shift, const pp_conv_t *p) {
-    return pp_clamp8(pp_requantize_fast(acc, mult, shift) + p->output_offset, p->act_min, p->act_max);
-}
-
 #endif

@@ -56,12 +56,12 @@ void pp_avgpool_tflmref(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_
 
 /* dense: pre-padded input (pads hold the input zero point, so they contribute nothing), input offset
  * folded into the bias, contiguous window rows, unrolled dot products. Pools: tight loops. */
-void pp_conv2d_dense(const pp_conv_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
-void pp_fc_dense(const pp_fc_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void pp_conv2d_dense(const pp_conv_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch);
+void pp_fc_dense(const pp_fc_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch);
 void pp_maxpool_dense(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
 
 /* sparse: only nonzero weights are stored and visited, each with its precomputed input offset. */
-void pp_conv2d_sparse(const pp_conv_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
-void pp_fc_sparse(const pp_fc_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void pp_conv2d_sparse(const pp_conv_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch);
+void pp_fc_sparse(const pp_fc_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch);
 
 #endif

@@ -43,35 +43,45 @@ static inline int32_t packed_dot(const int8_t *win, const uint32_t *e, int32_t n
     return acc;
 }
 
-void pp_conv2d_sparse(const pp_conv_t *p, const int8_t *in, int8_t *out, int8_t *scratch) {
+void pp_conv2d_sparse(const pp_conv_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch) {
     int32_t row;
     const int8_t *src = pp_padded_input(p, in, scratch, &row);
-    const int32_t step_x = p->stride_w * p->in_c, step_y = p->stride_h * row, oc_n = p->out_c;
-    for (int32_t oy = 0; oy < p->out_h; ++oy) {
+    /* descriptor fields in locals: stores through `out` could alias the descriptor as far as the
+     * compiler knows, so reading p-> inside the loops would reload every field per output */
+    const int32_t step_x = p->stride_w * p->in_c, step_y = p->stride_h * row;
+    const int32_t oc_n = p->out_c, out_w = p->out_w, out_h = p->out_h;
+    const uint16_t *const counts = p->nz_count;
+    const uint32_t *const entries = p->nz_packed;
+    const int32_t *const bias = p->bias, *const mult = p->multiplier, *const shift = p->shift;
+    const int32_t out_offset = p->output_offset, lo = p->act_min, hi = p->act_max;
+    for (int32_t oy = 0; oy < out_h; ++oy) {
         const int8_t *win = src + oy * step_y;
-        for (int32_t ox = 0; ox < p->out_w; ++ox, win += step_x) {
-            const uint32_t *e = p->nz_packed;
+        for (int32_t ox = 0; ox < out_w; ++ox, win += step_x) {
+            const uint32_t *e = entries;
             for (int32_t oc = 0; oc < oc_n; ++oc) {
-                const int32_t n = p->nz_count[oc];
-                const int32_t acc = p->bias[oc] + packed_dot(win, e, n);
+                const int32_t n = counts[oc];
+                const int32_t acc = bias[oc] + packed_dot(win, e, n);
                 e += n;
-                *out++ = pp_finish(acc, p->multiplier[oc], p->shift[oc], p);
+                *out++ = pp_clamp8(pp_requantize_fast(acc, mult[oc], shift[oc]) + out_offset, lo, hi);
             }
         }
     }
 }
 
-void pp_fc_sparse(const pp_fc_t *p, const int8_t *in, int8_t *out, int8_t *scratch) {
+void pp_fc_sparse(const pp_fc_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch) {
     (void)scratch;
+    const int32_t out_n = p->out_size, per_channel = p->per_channel;
+    const uint16_t *const counts = p->nz_count;
+    const int32_t *const bias = p->bias, *const mult = p->multiplier, *const shift = p->shift;
+    const int32_t out_offset = p->output_offset, lo = p->act_min, hi = p->act_max;
     const int8_t *v = p->weights;
     const uint16_t *off = p->nz_offset;
-    for (int32_t oc = 0; oc < p->out_size; ++oc) {
-        const int32_t n = p->nz_count[oc];
-        const int32_t ch = p->per_channel ? oc : 0;
-        const int32_t acc = p->bias[oc] + sparse_dot(in, v, off, n);
+    for (int32_t oc = 0; oc < out_n; ++oc) {
+        const int32_t n = counts[oc];
+        const int32_t ch = per_channel ? oc : 0;
+        const int32_t acc = bias[oc] + sparse_dot(in, v, off, n);
         v += n;
         off += n;
-        out[oc] = pp_clamp8(pp_requantize_fast(acc, p->multiplier[ch], p->shift[ch]) + p->output_offset,
-                            p->act_min, p->act_max);
+        out[oc] = pp_clamp8(pp_requantize_fast(acc, mult[ch], shift[ch]) + out_offset, lo, hi);
     }
 }

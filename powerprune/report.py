@@ -1,0 +1,262 @@
+"""Run directory outputs: results.csv/json, plots, report.md and report.html, terminal summary.
+
+Everything here is computed from the rows the sweep returns; nothing is typed in by hand except the
+paper's published findings, which are quoted beside ours with their source.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from .atomic import write_bytes, write_json, write_text
+from .energy import Board
+
+# "Pruning for Power" (Widmann et al., EANN 2023), abstract: energy and accuracy change at 4x.
+PAPER = [
+    {"finding": "unstructured (magnitude), stock TFLM", "method": "magnitude", "kernels": "tflm-ref",
+     "energy": "no effect (~0%)", "accuracy": "-"},
+    {"finding": "structured (APoZ), stock TFLM", "method": "apoz", "kernels": "tflm-ref",
+     "energy": "-59.06%", "accuracy": "-3.01 pp"},
+    {"finding": "unstructured, their sparsity-aware TFLM", "method": "magnitude", "kernels": "auto",
+     "energy": "-37.59%", "accuracy": "-1.58 pp"},
+]
+
+CSV_COLUMNS = ["seed", "method", "rate", "kernels", "compression", "params", "nonzero_params", "macs",
+               "nonzero_macs", "float_accuracy", "int8_accuracy", "cycles", "latency_ms", "energy_mj",
+               "flash_bytes", "sram_bytes", "xip_misses", "energy_delta_pct", "accuracy_delta_pp", "bit_exact"]
+
+
+def aggregate(rows: list[dict]) -> list[dict]:
+    """Mean and standard deviation over seeds for each (method, rate, kernels)."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["method"], r["rate"], r["kernels"])].append(r)
+    out = []
+    for (method, rate, kernels), rs in groups.items():
+        agg = {"method": method, "rate": rate, "kernels": kernels, "seeds": len(rs)}
+        for k in ("compression", "int8_accuracy", "float_accuracy", "cycles", "latency_ms", "energy_mj",
+                  "energy_delta_pct", "accuracy_delta_pp", "flash_bytes", "sram_bytes"):
+            vals = [r[k] for r in rs]
+            agg[k] = statistics.fmean(vals)
+            agg[k + "_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        agg["bit_exact"] = all(r["bit_exact"] for r in rs)
+        agg["cycles_per_layer"] = [statistics.fmean(v) for v in zip(*(r["cycles_per_layer"] for r in rs),
+                                                                   strict=True)]
+        out.append(agg)
+    return out
+
+
+def pareto(points: list[dict]) -> list[dict]:
+    """Points no other point beats on both lower energy and higher accuracy: the sweet spots."""
+    front = []
+    for p in points:
+        if not any(q["energy_mj"] <= p["energy_mj"] and q["int8_accuracy"] >= p["int8_accuracy"]
+                   and (q["energy_mj"], q["int8_accuracy"]) != (p["energy_mj"], p["int8_accuracy"]) for q in points):
+            front.append(p)
+    return sorted(front, key=lambda p: p["energy_mj"])
+
+
+def _pm(v: float, s: float, fmt: str) -> str:
+    return format(v, fmt) + (f" ± {format(s, fmt)}" if s else "")
+
+
+def _label(a: dict) -> str:
+    return "dense" if a["method"] == "dense" else f"{a['method']} {a['rate']:g}x"
+
+
+def write_outputs(rows: list[dict], run_dir: Path, board: Board, title: str = "powerprune run") -> dict:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "results.json", rows)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    write_text(run_dir / "results.csv", buf.getvalue())
+    agg = aggregate(rows)
+    plots = _plots(agg, run_dir)
+    md = _markdown(agg, board, plots, title, seeds=len({r["seed"] for r in rows}))
+    write_text(run_dir / "report.md", md)
+    write_text(run_dir / "report.html", _html(md, title))
+    return {"aggregate": agg, "plots": plots}
+
+
+def paper_comparison(agg: list[dict]) -> list[dict]:
+    out = []
+    for p in PAPER:
+        ours = next((a for a in agg if a["method"] == p["method"] and a["rate"] == 4.0
+                     and a["kernels"] == p["kernels"]), None)
+        out.append({**p, "ours_energy": None if ours is None else ours["energy_delta_pct"],
+                    "ours_accuracy": None if ours is None else ours["accuracy_delta_pp"]})
+    return out
+
+
+def _markdown(agg: list[dict], board: Board, plots: dict, title: str, seeds: int) -> str:
+    lines = [f"# {title}", ""]
+    lines += ["Energy per inference = cycles / f x V x I" + (" + XIP misses x E_miss" if board.flash_miss_energy_nj
+                                                             else ""),
+              f"with board profile `{board.name}`: f = {board.clock_hz / 1e6:g} MHz, V = {board.supply_voltage_v} V, "
+              f"I = {board.active_current_ma:g} mA (P = {board.active_power_mw:g} mW), "
+              f"E_miss = {board.flash_miss_energy_nj:g} nJ.",
+              "Cycles are counted on the virtual Pico (rp2040js, Cortex-M0+, our XIP cache model), not measured "
+              "on hardware. Relative savings do not depend on V and I.", ""]
+    lines += ["## The paper's findings beside ours (4x compression, vs the dense model on stock kernels)", "",
+              "| finding | paper energy | paper accuracy | ours: method, kernels | our energy | our int8 accuracy |",
+              "|---|---|---|---|---|---|"]
+    for c in paper_comparison(agg):
+        e = "n/a" if c["ours_energy"] is None else f"{c['ours_energy']:+.2f}%"
+        a = "n/a" if c["ours_accuracy"] is None else f"{c['ours_accuracy']:+.2f} pp"
+        lines.append(f"| {c['finding']} | {c['energy']} | {c['accuracy']} | {c['method']} 4x, {c['kernels']} "
+                     f"| {e} | {a} |")
+    lines += ["", "Paper: Widmann et al., *Pruning for Power*, EANN 2023 (abstract).", ""]
+    lines += [f"## All models ({seeds} seed{'s' if seeds > 1 else ''}; mean ± std where several)", "",
+              "| model | kernels | compression | int8 acc | Δ acc | cycles | ms | energy mJ | Δ energy | flash B | "
+              "SRAM B | bit-exact |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for a in agg:
+        lines.append(
+            f"| {_label(a)} | {a['kernels']} | {a['compression']:.2f}x "
+            f"| {_pm(100 * a['int8_accuracy'], 100 * a['int8_accuracy_std'], '.2f')}% "
+            f"| {_pm(a['accuracy_delta_pp'], a['accuracy_delta_pp_std'], '+.2f')} | {a['cycles']:,.0f} "
+            f"| {a['latency_ms']:.2f} | {_pm(a['energy_mj'], a['energy_mj_std'], '.3f')} "
+            f"| {_pm(a['energy_delta_pct'], a['energy_delta_pct_std'], '+.1f')}% | {a['flash_bytes']:,.0f} "
+            f"| {a['sram_bytes']:,.0f} | {a['bit_exact']} |")
+    front = pareto(agg)
+    lines += ["", "## Sweet spots (Pareto front: no other model is both cheaper and more accurate)", ""]
+    lines += [f"- {_label(p)}, {p['kernels']}: {100 * p['int8_accuracy']:.2f}% at {p['energy_mj']:.3f} mJ "
+              f"({p['energy_delta_pct']:+.1f}% energy)" for p in front]
+    lines.append("")
+    for name, path in plots.items():
+        lines += [f"### {name}", "", f"![{name}]({path})", ""]
+    return "\n".join(lines)
+
+
+def _html(md: str, title: str) -> str:
+    """A self-contained HTML rendering of the Markdown report (tables, headings, images, lists)."""
+    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+           "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+           "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;"
+           "text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}</style>"
+           "</head><body>"]
+    table: list[list[str]] = []
+
+    def flush() -> None:
+        if table:
+            out.append("<table>")
+            for i, cells in enumerate(table):
+                tag = "th" if i == 0 else "td"
+                out.append("<tr>" + "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in cells) + "</tr>")
+            out.append("</table>")
+            table.clear()
+
+    for line in md.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if not all(set(c) <= {"-"} for c in cells):
+                table.append(cells)
+            continue
+        flush()
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            out.append(f"<h{level}>{html.escape(line.lstrip('# '))}</h{level}>")
+        elif line.startswith("!["):
+            src = line[line.index("(") + 1:-1]
+            out.append(f"<p><img src='{html.escape(src)}' alt=''></p>")
+        elif line.startswith("- "):
+            out.append(f"<li>{html.escape(line[2:])}</li>")
+        elif line:
+            out.append(f"<p>{html.escape(line)}</p>")
+    flush()
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def _plots(agg: list[dict], run_dir: Path) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots = {}
+    markers = {"dense": "*", "magnitude": "o", "apoz": "s"}
+    kernels = sorted({a["kernels"] for a in agg}, key=["tflm-ref", "dense", "sparse", "auto"].index)
+    colors = {k: c for k, c in zip(["tflm-ref", "dense", "sparse", "auto"], ["#888", "#1f77b4", "#ff7f0e", "#2ca02c"],
+                                   strict=True)}
+
+    def save(fig, name: str) -> str:
+        buf = io.BytesIO()
+        fig.tight_layout()
+        fig.savefig(buf, format="png", dpi=110)
+        plt.close(fig)
+        write_bytes(run_dir / name, buf.getvalue())
+        return name
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for a in agg:
+        ax.scatter(a["energy_mj"], 100 * a["int8_accuracy"], marker=markers.get(a["method"], "x"),
+                   color=colors[a["kernels"]], s=40, alpha=0.85)
+    front = pareto(agg)
+    ax.plot([p["energy_mj"] for p in front], [100 * p["int8_accuracy"] for p in front], "k--", lw=1,
+            label="Pareto front (sweet spots)")
+    for p in front:
+        ax.annotate(f"{_label(p)}\n{p['kernels']}", (p["energy_mj"], 100 * p["int8_accuracy"]), fontsize=6,
+                    xytext=(4, -8), textcoords="offset points")
+    for k in kernels:
+        ax.scatter([], [], color=colors[k], label=f"kernels: {k}")
+    for m, mk in markers.items():
+        ax.scatter([], [], marker=mk, color="k", label=m)
+    ax.set_xscale("log")
+    ax.set_xlabel("energy per inference (mJ, log)")
+    ax.set_ylabel("int8 test accuracy (%)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    plots["Pareto: accuracy vs energy"] = save(fig, "pareto.png")
+
+    for what, key, ylabel, fname in (("energy", "energy_mj", "energy per inference (mJ)", "compression_energy.png"),
+                                     ("accuracy", "int8_accuracy", "int8 accuracy", "compression_accuracy.png")):
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for method in ("magnitude", "apoz"):
+            for k in kernels if what == "energy" else kernels[:1]:
+                pts = sorted((a["compression"], a[key]) for a in agg if a["method"] == method and a["kernels"] == k)
+                dense = next((a for a in agg if a["method"] == "dense" and a["kernels"] == k), None)
+                if dense:
+                    pts = [(1.0, dense[key])] + pts
+                if pts:
+                    ax.plot(*zip(*pts, strict=True), marker=markers[method], color=colors[k],
+                            ls="-" if method == "magnitude" else ":", label=f"{method}, {k}" if what == "energy"
+                            else method)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("compression (dense params / nonzero params)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+        plots[f"compression vs {what}"] = save(fig, fname)
+
+    layer_rows = [a for a in agg if a["rate"] in (1.0, 4.0)]
+    if layer_rows:
+        fig, ax = plt.subplots(figsize=(8, 4))
+        names = [f"{_label(a)}\n{a['kernels']}" for a in layer_rows]
+        bottoms = [0.0] * len(layer_rows)
+        n_layers = max(len(a["cycles_per_layer"]) for a in layer_rows)
+        for i in range(n_layers):
+            vals = [a["cycles_per_layer"][i] / 1e6 if i < len(a["cycles_per_layer"]) else 0 for a in layer_rows]
+            ax.bar(names, vals, bottom=bottoms, label=f"layer {i}")
+            bottoms = [b + v for b, v in zip(bottoms, vals, strict=True)]
+        ax.set_ylabel("Mcycles")
+        ax.tick_params(axis="x", labelsize=6)
+        ax.legend(fontsize=6, ncol=2)
+        plots["per-layer cycles (dense and 4x models)"] = save(fig, "layers.png")
+    return plots
+
+
+def terminal_summary(agg: list[dict]) -> str:
+    head = f"{'model':<16} {'kernels':<9} {'comp':>6} {'int8 acc':>9} {'Δacc pp':>8} {'ms':>8} {'mJ':>8} {'Δenergy':>8}"
+    lines = [head, "-" * len(head)]
+    for a in agg:
+        lines.append(f"{_label(a):<16} {a['kernels']:<9} {a['compression']:>5.1f}x {100 * a['int8_accuracy']:>8.2f}% "
+                     f"{a['accuracy_delta_pp']:>+8.2f} {a['latency_ms']:>8.2f} {a['energy_mj']:>8.3f} "
+                     f"{a['energy_delta_pct']:>+7.1f}%")
+    return "\n".join(lines)

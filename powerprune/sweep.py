@@ -1,0 +1,273 @@
+"""The paper's experiment as a resumable sweep: train -> prune (method x rate) -> int8 -> virtual Pico.
+
+Every stage's artifact is stored under ``RUN/cache`` keyed by a hash of everything that determines it
+(config values and the upstream artifact's key). A stage is finished exactly when its JSON record
+exists; artifacts are written atomically before that record, so after an interrupt (even kill -9) a
+rerun redoes only unfinished stages and loses nothing. Independent models run in parallel processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from .atomic import write_json
+
+PAPER_RATES = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Everything a run depends on; the defaults are the paper's experiment."""
+
+    rates: tuple[float, ...] = PAPER_RATES
+    methods: tuple[str, ...] = ("magnitude", "apoz")
+    seeds: tuple[int, ...] = (0,)
+    epochs: int = 15
+    lr: float = 2e-3
+    batch_size: int = 64
+    finetune_epochs: int = 10
+    finetune_lr: float = 1e-3
+    magnitude_schedule: str = "gradual"
+    magnitude_scope: str = "global"
+    kernels: tuple[str, ...] = ("tflm-ref", "dense", "sparse", "auto")
+    layout: str = "flash"
+    board: str = "pico"
+    calibration: int = 500
+    profile_images: int = 3
+    xip_miss_cycles: int = 40
+    train_limit: int | None = None
+    test_limit: int | None = None
+    jobs: int = 2
+    dataset: str = "fashion-mnist"
+
+    @classmethod
+    def quick(cls) -> SweepConfig:
+        """A few minutes on 2 cores: two rates, short training on a slice, two kernel sets."""
+        return cls(rates=(4.0, 16.0), epochs=5, finetune_epochs=3, train_limit=30000, test_limit=2000,
+                   kernels=("tflm-ref", "auto"), profile_images=1)
+
+    def validate(self) -> SweepConfig:
+        from .mcu.codegen import KERNEL_SETS
+        from .prune.api import METHODS
+
+        if self.dataset != "fashion-mnist":
+            raise ConfigError(f"dataset {self.dataset!r} is not supported by `run`; use 'fashion-mnist'")
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad:
+            raise ConfigError(f"unknown method(s) {bad}; choose from {list(METHODS)}")
+        bad = [k for k in self.kernels if k not in KERNEL_SETS]
+        if bad:
+            raise ConfigError(f"unknown kernel set(s) {bad}; choose from {list(KERNEL_SETS)}")
+        if any(r < 1 for r in self.rates):
+            raise ConfigError("every compression rate must be >= 1")
+        if not self.seeds or self.epochs < 1 or self.jobs < 1 or self.profile_images < 1:
+            raise ConfigError("seeds, epochs, jobs and profile_images must be positive")
+        return self
+
+
+def load_config(path: str | Path | None, quick: bool = False, **overrides: Any) -> SweepConfig:
+    """Defaults (or the --quick preset), then the TOML file, then command-line overrides."""
+    cfg = SweepConfig.quick() if quick else SweepConfig()
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+        data = data.get("run", data)
+        known = {f.name for f in fields(SweepConfig)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
+        cfg = replace(cfg, **{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    return cfg.validate()
+
+
+# --- cache ----------------------------------------------------------------------------------------
+
+def stage_key(stage: str, **inputs: Any) -> str:
+    blob = json.dumps({"stage": stage, **inputs}, sort_keys=True, default=str)
+    return f"{stage}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+
+def cached(cache: Path, key: str, compute: Callable[[Path], dict]) -> dict:
+    """Return the stage's record, computing it (artifacts under ``cache/key.*``) only if missing."""
+    record = cache / f"{key}.json"
+    if record.exists():
+        return json.loads(record.read_text())
+    result = compute(cache / key)
+    write_json(record, result)
+    return result
+
+
+# --- stages ---------------------------------------------------------------------------------------
+
+def _datasets(cfg: SweepConfig):
+    from .data import load_fashion_mnist
+
+    return load_fashion_mnist("train", cfg.train_limit), load_fashion_mnist("test", cfg.test_limit)
+
+
+def train_stage(cfg: SweepConfig, seed: int, cache: Path, progress: bool = True) -> tuple[str, dict]:
+    from .model import LeNet5, ModelInfo, save_model
+    from .train import Recipe, accuracy, fit, seed_everything
+
+    recipe = Recipe(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=seed)
+    key = stage_key("train", recipe=asdict(recipe), train_limit=cfg.train_limit, test_limit=cfg.test_limit)
+
+    def compute(stem: Path) -> dict:
+        train, test = _datasets(cfg)
+        seed_everything(seed)
+        model = LeNet5()
+        fit(model, train, recipe, desc=f"train baseline (seed {seed})", progress=progress)
+        acc = accuracy(model, test)
+        save_model(model, stem.with_suffix(".pt"), ModelInfo(history=[{"step": "train", "accuracy": acc}]))
+        return {"model": str(stem.with_suffix(".pt")), "accuracy": acc}
+
+    return key, cached(cache, key, compute)
+
+
+def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: float, cache: str) -> list[dict]:
+    """Prune (unless dense), quantize, export, evaluate int8, and profile every kernel set: one
+    independent unit of work, run in a worker process."""
+    import torch
+
+    torch.set_num_threads(1)
+    from .api import int8_accuracy
+    from .metrics import dense_reference, model_stats
+    from .model import load_model, save_model
+    from .prune import prune
+    from .quantize import quantize
+    from .tflite import load_tflite, save_tflite
+    from .train import Recipe, accuracy
+
+    cache_dir = Path(cache)
+    train, test = _datasets(cfg)
+    base_record = json.loads((cache_dir / f"{base_key}.json").read_text())
+    if method == "dense":
+        model_key, model_rec = base_key, base_record
+    else:
+        recipe = Recipe(epochs=cfg.finetune_epochs, lr=cfg.finetune_lr, batch_size=cfg.batch_size, seed=seed)
+        model_key = stage_key("prune", base=base_key, method=method, rate=rate, recipe=asdict(recipe),
+                              schedule=cfg.magnitude_schedule, scope=cfg.magnitude_scope)
+
+        def do_prune(stem: Path) -> dict:
+            base, _ = load_model(base_record["model"])
+            res = prune(base, method, rate, train, None, finetune=recipe, schedule=cfg.magnitude_schedule,
+                        scope=cfg.magnitude_scope, progress=False)
+            save_model(res.model, stem.with_suffix(".pt"), res.info)
+            return {"model": str(stem.with_suffix(".pt")), "accuracy": accuracy(res.model, test)}
+
+        model_rec = cached(cache_dir, model_key, do_prune)
+
+    int8_key = stage_key("int8", model=model_key, calibration=cfg.calibration, test_limit=cfg.test_limit)
+
+    def do_int8(stem: Path) -> dict:
+        model, _ = load_model(model_rec["model"])
+        graph = quantize(model, train.take(cfg.calibration), name=f"{method}-{rate:g}x")
+        save_tflite(graph, stem.with_suffix(".tflite"))
+        s = model_stats(model)
+        return {"tflite": str(stem.with_suffix(".tflite")), "int8_accuracy": int8_accuracy(graph, test),
+                "compression": s.compression(dense_reference(model).params),
+                "params": s.params, "nonzero_params": s.nonzero_params, "macs": s.macs,
+                "nonzero_macs": s.nonzero_macs, "widths": list(model.arch.widths)}
+
+    int8_rec = cached(cache_dir, int8_key, do_int8)
+    graph = load_tflite(int8_rec["tflite"])
+    rows = []
+    for kernels in cfg.kernels:
+        prof_key = stage_key("profile", int8=int8_key, kernels=kernels, layout=cfg.layout,
+                             images=cfg.profile_images, xip=cfg.xip_miss_cycles, kernel_src=_kernel_digest())
+
+        def do_profile(stem: Path, kernels: str = kernels) -> dict:
+            from .mcu.profile import profile
+            from .quantize import quantize_images
+
+            x = quantize_images(graph, test.images[:cfg.profile_images])
+            return profile(graph, x, kernels, cfg.layout, cfg.xip_miss_cycles).summary()
+
+        prof = cached(cache_dir, prof_key, do_profile)
+        rows.append({"seed": seed, "method": method, "rate": rate, "kernels": kernels,
+                     "compression": int8_rec["compression"],
+                     "params": int8_rec["params"], "nonzero_params": int8_rec["nonzero_params"],
+                     "macs": int8_rec["macs"], "nonzero_macs": int8_rec["nonzero_macs"],
+                     "widths": int8_rec["widths"], "float_accuracy": model_rec["accuracy"],
+                     "int8_accuracy": int8_rec["int8_accuracy"], "cycles": prof["cycles_mean"],
+                     "cycles_per_layer": prof["cycles_per_layer"], "flash_bytes": prof["flash_bytes"],
+                     "sram_bytes": prof["sram_bytes"], "xip_misses": prof["xip_misses"] / cfg.profile_images,
+                     "bit_exact": prof["bit_exact"], "tflite": int8_rec["tflite"]})
+    return rows
+
+
+def _kernel_digest() -> str:
+    """Kernels and firmware sources take part in profile keys: editing a kernel invalidates cycles."""
+    from importlib import resources
+
+    h = hashlib.sha256()
+    root = Path(str(resources.files("powerprune.mcu")))
+    for p in sorted(list(root.glob("kernels/*")) + list(root.glob("firmware/*")) + [root / "codegen.py"]):
+        h.update(p.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def run_sweep(cfg: SweepConfig, run_dir: Path, progress: bool = True) -> list[dict]:
+    """Run (or resume) the sweep; returns one row per (seed, model, kernel set)."""
+    from .energy import load_board
+
+    board = load_board(cfg.board)
+    cache = run_dir / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "config.json", asdict(cfg))
+    jobs = []
+    for seed in cfg.seeds:
+        base_key, _ = train_stage(cfg, seed, cache, progress)
+        jobs.append((seed, base_key, "dense", 1.0))
+        jobs += [(seed, base_key, m, float(r)) for m in cfg.methods for r in cfg.rates]
+    rows: list[dict] = []
+    bar = tqdm(total=len(jobs), desc="prune, quantize, profile", unit="model", disable=None if progress else True)
+    if cfg.jobs > 1:
+        with ProcessPoolExecutor(max_workers=cfg.jobs) as pool:
+            futures = {pool.submit(model_job, cfg, s, k, m, r, str(cache)): (m, r) for s, k, m, r in jobs}
+            for fut in as_completed(futures):
+                rows += fut.result()
+                bar.set_postfix_str(f"{futures[fut][0]} {futures[fut][1]:g}x")
+                bar.update()
+    else:
+        for s, k, m, r in jobs:
+            rows += model_job(cfg, s, k, m, r, str(cache))
+            bar.update()
+    bar.close()
+    return add_energy_and_deltas(rows, board)
+
+
+def add_energy_and_deltas(rows: list[dict], board) -> list[dict]:
+    """Latency, energy, and deltas against the same seed's dense model on tflm-ref (the paper's
+    stock-TFLM baseline)."""
+    order = {"dense": 0, "magnitude": 1, "apoz": 2}
+    kernel_order = {"tflm-ref": 0, "dense": 1, "sparse": 2, "auto": 3}
+    rows = sorted(rows, key=lambda r: (r["seed"], order.get(r["method"], 9), r["rate"],
+                                       kernel_order.get(r["kernels"], 9)))
+    for r in rows:
+        r["latency_ms"] = board.latency_ms(r["cycles"])
+        r["energy_mj"] = board.energy_mj(r["cycles"], r["xip_misses"])
+    for r in rows:
+        base = next((b for b in rows if b["seed"] == r["seed"] and b["method"] == "dense"
+                     and b["kernels"] == "tflm-ref"), None)
+        if base is None:
+            base = next(b for b in rows if b["seed"] == r["seed"] and b["method"] == "dense")
+        r["energy_delta_pct"] = 100 * (r["energy_mj"] / base["energy_mj"] - 1)
+        r["accuracy_delta_pp"] = 100 * (r["int8_accuracy"] - base["int8_accuracy"])
+    return rows
