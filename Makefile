@@ -35,10 +35,12 @@ lint: setup
 run: setup
 	powerprune run --out $(RUNS)/paper
 
-bench: setup
-	$(PY) bench/bench_pruning.py
+bench: setup bench/work/base.pt
 	$(PY) bench/bench_kernels.py
 	$(PY) bench/bench_emulator.py
+
+bench/work/base.pt:
+	powerprune train --out $@
 
 clean:
 	rm -rf $(RUNS) $(PIP_STAMP)

@@ -1,6 +1,6 @@
 """The virtual Pico itself: emulation speed and the dense LeNet's cycles with tflm-ref in both layouts.
 
-    python bench/bench_emulator.py [--model bench/work/base-s0.pt] [--images 10]
+    python bench/bench_emulator.py [--model bench/work/base.pt] [--images 10]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from powerprune.quantize import quantize, quantize_images
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="bench/work/base-s0.pt")
+    ap.add_argument("--model", default="bench/work/base.pt")
     ap.add_argument("--images", type=int, default=10)
     ap.add_argument("--out", default="bench/results/emulator.json")
     args = ap.parse_args()

@@ -1,6 +1,6 @@
 """Cycles of LeNet's conv and FC layers on the virtual Pico at falling weight density, per kernel set.
 
-    python bench/bench_kernels.py [--model bench/work/base-s0.pt] [--out bench/results/kernels.json]
+    python bench/bench_kernels.py [--model bench/work/base.pt] [--out bench/results/kernels.json]
 
 Every weighted layer of the trained baseline is magnitude-pruned to the same density (no fine-tuning:
 cycles do not depend on accuracy), quantized, built with each kernel set (flash layout, 125 MHz) and
@@ -45,7 +45,7 @@ def fit(work: np.ndarray, outputs: np.ndarray, cycles: np.ndarray) -> tuple[floa
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="bench/work/base-s0.pt")
+    ap.add_argument("--model", default="bench/work/base.pt")
     ap.add_argument("--out", default="bench/results/kernels.json")
     ap.add_argument("--plot", default="docs/kernels.png")
     args = ap.parse_args()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -41,10 +42,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     train, test = _data(args, "train"), _data(args, "test")
     seed_everything(args.seed)
     model = LeNet5()
+    t0 = time.perf_counter()
     fit(model, train, recipe, desc="train")
+    per_epoch = (time.perf_counter() - t0) / recipe.epochs
     acc = accuracy(model, test)
-    save_model(model, args.out, ModelInfo(history=[{"step": "train", "recipe": vars(recipe), "accuracy": acc}]))
-    print(f"trained LeNet-5 ({recipe.epochs} epochs, seed {args.seed}): test accuracy {acc:.2%} -> {args.out}")
+    save_model(model, args.out, ModelInfo(history=[{"step": "train", "recipe": vars(recipe), "accuracy": acc,
+                                                    "seconds_per_epoch": per_epoch}]))
+    print(f"trained LeNet-5 ({recipe.epochs} epochs, {per_epoch:.1f} s/epoch, seed {args.seed}): "
+          f"test accuracy {acc:.2%} -> {args.out}")
     return 0
 
 

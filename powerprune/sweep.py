@@ -218,7 +218,7 @@ def _kernel_digest() -> str:
 
     h = hashlib.sha256()
     root = Path(str(resources.files("powerprune.mcu")))
-    for p in sorted(list(root.glob("kernels/*")) + list(root.glob("firmware/*")) + [root / "codegen.py"]):
+    for p in sorted([*root.glob("kernels/*"), *root.glob("firmware/*"), root / "codegen.py", root / "costmodel.py"]):
         h.update(p.read_bytes())
     return h.hexdigest()[:12]
 

@@ -15,10 +15,10 @@ from ..ir import Conv2D, FullyConnected, Layer
 
 # (a: cycles per MAC performed, b: cycles per output element), from bench/results/kernels.json
 COEFFICIENTS = {
-    ("dense", "CONV_2D"): (9.53, 201.2),
-    ("sparse", "CONV_2D"): (9.22, 163.8),
-    ("dense", "FULLY_CONNECTED"): (14.30, 179.0),
-    ("sparse", "FULLY_CONNECTED"): (24.55, 281.3),
+    ("dense", "CONV_2D"): (9.54, 191.3),
+    ("sparse", "CONV_2D"): (9.24, 154.8),
+    ("dense", "FULLY_CONNECTED"): (14.30, 168.6),
+    ("sparse", "FULLY_CONNECTED"): (25.34, 236.6),
 }
 
 
