@@ -16,13 +16,16 @@ from importlib import resources
 from pathlib import Path
 
 from ..ir import Graph
-from .codegen import generate
+from .codegen import GeneratedModel, generate
 from .elf import read_elf
 
 TOOLCHAIN = "arm-none-eabi-gcc"
 DEFAULT_CFLAGS = ("-mcpu=cortex-m0plus", "-mthumb", "-O2", "-ffunction-sections", "-fdata-sections",
                   "-fno-common", "-Wall", "-Wno-unused-function")
 LAYOUTS = ("flash", "sram")
+# what the image is for: the virtual Pico's profiling harness (BKPT markers, main.c) or a real board
+# (UART protocol, SysTick, marker pin: device_main.c; a RAM-only image for a UF2 download)
+TARGETS = {"emu": ("main.c", "-DPP_TARGET_EMU=1"), "device": ("device_main.c", "-DPP_TARGET_DEVICE=1")}
 FLASH_BYTES = 2 * 1024 * 1024
 SRAM_BYTES = 264 * 1024
 STACK_BYTES = 4096
@@ -57,21 +60,37 @@ def cache_dir() -> Path:
     return Path(os.environ.get("POWERPRUNE_CACHE", Path.home() / ".cache" / "powerprune")) / "firmware"
 
 
-def build_firmware(graph: Graph, kernels: str = "tflm-ref", layout: str = "flash",
-                   cflags: tuple[str, ...] = DEFAULT_CFLAGS, out_dir: Path | None = None) -> Firmware:
-    if layout not in LAYOUTS:
-        raise BuildError(f"unknown layout {layout!r}; use 'flash' or 'sram'")
-    gcc = toolchain()
+def firmware_sources(graph: Graph, kernels: str, target: str = "emu") -> tuple[dict[str, str], GeneratedModel]:
+    """Every file of one firmware: kernels, start-up, linker scripts, the target's main and the
+    generated model (what ``deploy`` hands to pico-sdk users, too)."""
+    main_c, _ = TARGETS[target]
     gen = generate(graph, kernels)
     kdir, fdir = _package_dir("kernels"), _package_dir("firmware")
+    other_mains = {m for m, _ in TARGETS.values()} - {main_c}
     sources = {p.name: p.read_text() for d in (kdir, fdir) for p in sorted(d.iterdir())
-               if p.suffix in (".c", ".h", ".ld")}
+               if p.suffix in (".c", ".h", ".ld") and p.name not in other_mains}
     sources["model.c"], sources["model.h"] = gen.model_c, gen.model_h
-    key = hashlib.sha256(repr((sorted(sources.items()), cflags, layout, STACK_BYTES, gcc)).encode()).hexdigest()[:16]
+    return sources, gen
+
+
+def build_firmware(graph: Graph, kernels: str = "tflm-ref", layout: str = "flash",
+                   cflags: tuple[str, ...] = DEFAULT_CFLAGS, out_dir: Path | None = None,
+                   target: str = "emu") -> Firmware:
+    """``layout`` is flash or sram for the emulator target; the device target is always a RAM image."""
+    if target not in TARGETS:
+        raise BuildError(f"unknown target {target!r}")
+    if target == "device":
+        layout = "uf2"
+    elif layout not in LAYOUTS:
+        raise BuildError(f"unknown layout {layout!r}; use 'flash' or 'sram'")
+    gcc = toolchain()
+    sources, gen = firmware_sources(graph, kernels, target)
+    key = hashlib.sha256(repr((sorted(sources.items()), cflags, layout, target, STACK_BYTES, gcc)).encode()
+                         ).hexdigest()[:16]
     out_dir = Path(out_dir) if out_dir else cache_dir() / key
     elf = out_dir / "firmware.elf"
     if not elf.exists():
-        _compile(gcc, sources, cflags, layout, elf)
+        _compile(gcc, sources, (*cflags, TARGETS[target][1]), layout, elf)
     return _footprint(elf, layout, kernels, gen.arena_bytes)
 
 
@@ -81,7 +100,7 @@ def _compile(gcc: str, sources: dict[str, str], cflags: tuple[str, ...], layout:
         for name, text in sources.items():
             (t / name).write_text(text)
         c_files = sorted(n for n in sources if n.endswith(".c"))
-        cmd = [gcc, *cflags, "-DPP_TARGET_EMU=1", "-I", str(t), "-nostdlib", "-nostartfiles",
+        cmd = [gcc, *cflags, "-I", str(t), "-nostdlib", "-nostartfiles",
                f"-Wl,--defsym=PP_STACK_SIZE={STACK_BYTES}", "-Wl,--gc-sections", "-L", str(t),
                "-T", str(t / f"link_{layout}.ld"), "-o", str(t / "firmware.elf"),
                *[str(t / c) for c in c_files], "-lgcc"]

@@ -42,7 +42,97 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from ..api import load_graph
+    from .deploy import deploy
+
+    if args.kernels not in KERNEL_SETS:
+        raise ValueError(f"unknown kernel set {args.kernels!r}; available: {', '.join(KERNEL_SETS)}")
+    res = deploy(load_graph(args.model), args.out, args.kernels, args.board)
+    print(f"{res['uf2']}: RAM-only UF2 ({res['uf2_bytes']} bytes, {res['sram_bytes']} B of the 264 KB SRAM)")
+    print("  hold BOOTSEL while plugging the Pico in, copy the .uf2 onto the RPI-RP2 drive; it runs at once")
+    print(f"  (RAM images do not survive a power cycle). C sources + CMakeLists.txt for pico-sdk: {res['sources']}")
+    return 0
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    from .measure import energy_from_csv
+
+    report: dict = {}
+    if args.port:
+        import serial
+
+        from ..api import load_graph
+        from ..data import load_fashion_mnist
+        from ..quantize import quantize_images
+        from .measure import measure_board
+
+        if not args.model:
+            raise ValueError("--model is needed to check the board's outputs against the host reference")
+        graph = load_graph(args.model)
+        x = quantize_images(graph, load_fashion_mnist("test", args.images).images)
+        try:
+            port = serial.Serial(args.port, args.baud, timeout=0.2)
+        except serial.SerialException as exc:
+            raise OSError(f"cannot open {args.port}: {exc}") from exc
+        with port:
+            report["board"] = measure_board(port, graph, x, timeout=args.timeout).summary()
+    if args.energy_csv:
+        report["energy"] = energy_from_csv(args.energy_csv)
+    if not report:
+        raise ValueError("give --port (and --model) to run inferences, and/or --energy-csv to analyse a trace")
+    if args.json:
+        print(json.dumps(report))
+    else:
+        if "board" in report:
+            b = report["board"]
+            print(f"{b['images']} images, {b['mismatches']} mismatching outputs (bit-exact: {b['bit_exact']}); "
+                  f"{b['cycles_mean']:.0f} cycles = {b['latency_ms']:.2f} ms on the board; "
+                  f"round trip {b['round_trip_ms']:.1f} ms")
+        if "energy" in report:
+            e = report["energy"]
+            print(f"{e['inferences']} marked inferences: {e['energy_mj_mean']:.4f} ± {e['energy_mj_std']:.4f} mJ, "
+                  f"{e['duration_ms_mean']:.2f} ms each")
+    return 0 if report.get("board", {}).get("bit_exact", True) else 1
+
+
+def cmd_emulate(args: argparse.Namespace) -> int:
+    import time
+
+    from .virtual_board import VirtualBoard
+
+    with VirtualBoard(args.uf2) as board:
+        print(f"virtual Pico running {args.uf2}; UART0 at {board.port} (Ctrl-C to stop)", flush=True)
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
 def add_mcu_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("deploy", help="UF2 and C sources to run a model on a physical Raspberry Pi Pico")
+    p.add_argument("model", help=".pt or .tflite")
+    p.add_argument("--board", default="pico")
+    p.add_argument("--kernels", default="auto", help=f"kernel set ({', '.join(KERNEL_SETS)}; default auto)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("measure", help="run test images on a board over UART; energy from a power trace")
+    p.add_argument("--port", help="serial port of the board (e.g. /dev/ttyACM0, or a virtual board's pty)")
+    p.add_argument("--model", help="the deployed model (.pt or .tflite), to check outputs")
+    p.add_argument("--images", type=int, default=20, help="test images to stream (default 20)")
+    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each response")
+    p.add_argument("--energy-csv", help="power analyzer export with columns time_s,current_a,voltage_v,marker")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_measure)
+
+    p = sub.add_parser("emulate", help="run a deployed firmware.uf2 on a virtual Pico with UART0 on a pty")
+    p.add_argument("uf2", help="firmware.uf2 written by `powerprune deploy`")
+    p.set_defaults(func=cmd_emulate)
+
     p = sub.add_parser("profile", help="cycles, per-layer cycles and footprint on the virtual Raspberry Pi Pico")
     p.add_argument("model", help=".pt or .tflite")
     p.add_argument("--kernels", default="tflm-ref", help=f"comma-separated kernel sets ({', '.join(KERNEL_SETS)})")

@@ -17,16 +17,34 @@ void pp_reset_handler(void) {
     for (;;) PP_MARK(PP_MARK_FAULT);
 }
 
-static void pp_fault_handler(void) {
+void pp_fault_handler(void) {
     for (;;) PP_MARK(PP_MARK_FAULT);
 }
+
+static void pp_ignore(void) {}
+void pp_systick_handler(void) __attribute__((weak, alias("pp_ignore")));
 
 __attribute__((section(".vectors"), used)) void (*const pp_vectors[16])(void) = {
     (void (*)(void))&__StackTop,
     pp_reset_handler,
     pp_fault_handler, /* NMI */
     pp_fault_handler, /* HardFault */
+    [15] = pp_systick_handler,
 };
+
+/* Entry of a RAM-only UF2 image: the bootrom jumps to the lowest loaded address with its own stack
+ * and vector table, so point VTOR at ours, take our stack and go to the reset handler. */
+__attribute__((naked, section(".entry"), used)) void pp_entry(void) {
+    __asm__ volatile(
+        "ldr r0, =pp_vectors\n"
+        "ldr r1, =0xe000ed08\n"
+        "str r0, [r1]\n"
+        "ldr r1, [r0]\n"
+        "mov sp, r1\n"
+        "ldr r1, [r0, #4]\n"
+        "bx r1\n"
+        ".ltorg\n");
+}
 
 /* gcc may call these for struct copies and array initialisation; there is no libc. The attribute
  * stops gcc from turning the loops back into calls to themselves. */
