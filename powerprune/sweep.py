@@ -19,7 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .atomic import write_json
+from .atomic import write_bytes, write_json
 
 PAPER_RATES = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 
@@ -197,7 +197,10 @@ def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: flo
             from .quantize import quantize_images
 
             x = quantize_images(graph, test.images[:cfg.profile_images])
-            return profile(graph, x, kernels, cfg.layout, cfg.xip_miss_cycles).summary()
+            prof = profile(graph, x, kernels, cfg.layout, cfg.xip_miss_cycles)
+            elf = stem.with_suffix(".elf")
+            write_bytes(elf, Path(prof.elf).read_bytes())  # the run directory keeps every firmware
+            return {**prof.summary(), "elf": str(elf)}
 
         prof = cached(cache_dir, prof_key, do_profile)
         rows.append({"seed": seed, "method": method, "rate": rate, "kernels": kernels,
@@ -208,7 +211,7 @@ def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: flo
                      "int8_accuracy": int8_rec["int8_accuracy"], "cycles": prof["cycles_mean"],
                      "cycles_per_layer": prof["cycles_per_layer"], "flash_bytes": prof["flash_bytes"],
                      "sram_bytes": prof["sram_bytes"], "xip_misses": prof["xip_misses"] / cfg.profile_images,
-                     "bit_exact": prof["bit_exact"], "tflite": int8_rec["tflite"]})
+                     "bit_exact": prof["bit_exact"], "tflite": int8_rec["tflite"], "elf": prof.get("elf", "")})
     return rows
 
 

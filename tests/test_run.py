@@ -40,6 +40,7 @@ def test_tiny_sweep_writes_everything_and_resumes_without_recomputing(tmp_path, 
         assert (out / name).exists(), name
     rows = json.loads((out / "results.json").read_text())
     assert len(rows) == 3 * 2  # dense + 2 methods, 2 kernel sets
+    assert all((out / "cache" / r["elf"].split("/")[-1]).exists() for r in rows)  # firmware kept in the run
     assert all(r["bit_exact"] for r in rows)
     base = next(r for r in rows if r["method"] == "dense" and r["kernels"] == "tflm-ref")
     assert base["energy_delta_pct"] == 0
@@ -95,3 +96,23 @@ def test_energy_and_calibration(tmp_path, monkeypatch):
     with pytest.raises(BoardError, match="shipped profiles"):
         load_board("no-such-board")
     assert load_board("rp2040-core").supply_voltage_v == pytest.approx(1.1)
+
+
+def test_seeds_are_aggregated_as_mean_and_std():
+    from powerprune.report import aggregate, terminal_summary
+
+    rows = []
+    for seed, (acc, cyc) in enumerate([(0.90, 100.0), (0.92, 110.0)]):
+        for method in ("dense", "apoz"):
+            rows.append({"seed": seed, "method": method, "rate": 1.0 if method == "dense" else 4.0,
+                         "kernels": "tflm-ref", "compression": 1.0, "int8_accuracy": acc, "float_accuracy": acc,
+                         "cycles": cyc, "latency_ms": cyc / 125e3, "energy_mj": cyc / 1e3, "energy_delta_pct": 0.0,
+                         "accuracy_delta_pp": 0.0, "flash_bytes": 1, "sram_bytes": 1, "bit_exact": True,
+                         "cycles_per_layer": [cyc]})
+    agg = aggregate(rows)
+    dense = next(a for a in agg if a["method"] == "dense")
+    assert dense["seeds"] == 2
+    assert dense["int8_accuracy"] == pytest.approx(0.91)
+    assert dense["int8_accuracy_std"] == pytest.approx(0.01414, rel=1e-3)
+    assert dense["cycles"] == pytest.approx(105.0)
+    assert "apoz 4x" in terminal_summary(agg)

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 
+from .build import DEFAULT_CFLAGS
 from .codegen import KERNEL_SETS
 from .emulator import CLOCK_HZ, DEFAULT_CYCLE_BUDGET, DEFAULT_XIP_MISS_CYCLES
 
@@ -23,11 +24,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown kernel set(s) {', '.join(unknown)}; available: {', '.join(KERNEL_SETS)}")
     if args.images < 1:
         raise ValueError("--images must be at least 1")
+    cflags = tuple(args.cflags.split()) if args.cflags else DEFAULT_CFLAGS
     graph = load_graph(args.model)
     x = quantize_images(graph, load_fashion_mnist("test", args.images).images)
     report = {"model": str(args.model), "kernels": {}}
     for k in kernels:
-        p = profile(graph, x, k, args.layout, args.xip_miss_cycles, args.cycle_budget)
+        p = profile(graph, x, k, args.layout, args.xip_miss_cycles, args.cycle_budget, cflags)
         report["kernels"][k] = p.summary()
     if args.json:
         print(json.dumps(report))
@@ -143,5 +145,7 @@ def add_mcu_commands(sub: argparse._SubParsersAction) -> None:
                    help=f"cycles one XIP cache miss costs (default {DEFAULT_XIP_MISS_CYCLES})")
     p.add_argument("--cycle-budget", type=int, default=DEFAULT_CYCLE_BUDGET,
                    help="cycles one inference may take before the run is stopped as a runaway")
+    p.add_argument("--cflags", default=None,
+                   help=f"compiler flags instead of the default '{' '.join(DEFAULT_CFLAGS)}'")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_profile)

@@ -26,6 +26,7 @@ class KernelProfile:
     bit_exact: bool
     emulated_mips: float
     wall_seconds: float
+    elf: str = ""
 
     def summary(self) -> dict:
         c = np.array(self.cycles)
@@ -62,5 +63,5 @@ def profile(graph: Graph, x: np.ndarray, kernels: str = "tflm-ref", layout: str 
         cycles_per_layer=[round(float(v), 1) for v in layer], flash_bytes=fw.flash_bytes,
         sram_bytes=fw.sram_bytes, arena_bytes=fw.arena_bytes,
         xip_hits=sum(r.xip_hits for r in run.inferences), xip_misses=sum(r.xip_misses for r in run.inferences),
-        bit_exact=exact, emulated_mips=run.mips, wall_seconds=run.wall_seconds,
+        bit_exact=exact, emulated_mips=run.mips, wall_seconds=run.wall_seconds, elf=str(fw.elf),
     )
