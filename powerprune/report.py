@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -134,6 +135,13 @@ def _markdown(agg: list[dict], board: Board, plots: dict, title: str, seeds: int
     return "\n".join(lines)
 
 
+def _inline(text: str) -> str:
+    """Escape, then render the two inline Markdown forms the report uses: `code` and *emphasis*."""
+    text = html.escape(text)
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", text)
+
+
 def _html(md: str, title: str) -> str:
     """A self-contained HTML rendering of the Markdown report (tables, headings, images, lists)."""
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
@@ -152,6 +160,7 @@ def _html(md: str, title: str) -> str:
             out.append("</table>")
             table.clear()
 
+    in_list = False
     for line in md.splitlines():
         if line.startswith("|"):
             cells = [c.strip() for c in line.strip("|").split("|")]
@@ -159,17 +168,25 @@ def _html(md: str, title: str) -> str:
                 table.append(cells)
             continue
         flush()
+        if in_list and not line.startswith("- "):
+            out.append("</ul>")
+            in_list = False
         if line.startswith("#"):
             level = len(line) - len(line.lstrip("#"))
-            out.append(f"<h{level}>{html.escape(line.lstrip('# '))}</h{level}>")
+            out.append(f"<h{level}>{_inline(line.lstrip('# '))}</h{level}>")
         elif line.startswith("!["):
             src = line[line.index("(") + 1:-1]
             out.append(f"<p><img src='{html.escape(src)}' alt=''></p>")
         elif line.startswith("- "):
-            out.append(f"<li>{html.escape(line[2:])}</li>")
+            if not in_list:
+                out.append("<ul>")
+                in_list = True
+            out.append(f"<li>{_inline(line[2:])}</li>")
         elif line:
-            out.append(f"<p>{html.escape(line)}</p>")
+            out.append(f"<p>{_inline(line)}</p>")
     flush()
+    if in_list:
+        out.append("</ul>")
     out.append("</body></html>")
     return "\n".join(out)
 
