@@ -43,6 +43,7 @@ class Firmware:
     flash_bytes: int   # .text + .rodata + .data load image (0 for the SRAM layout)
     sram_bytes: int    # .data + .bss (arena, I/O buffers) + stack, plus code and weights for SRAM layout
     arena_bytes: int
+    layer_kernels: tuple[str, ...] = ()   # implementation each layer got (auto's choices show here)
 
 
 def _package_dir(sub: str) -> Path:
@@ -91,7 +92,7 @@ def build_firmware(graph: Graph, kernels: str = "tflm-ref", layout: str = "flash
     elf = out_dir / "firmware.elf"
     if not elf.exists():
         _compile(gcc, sources, (*cflags, TARGETS[target][1]), layout, elf)
-    return _footprint(elf, layout, kernels, gen.arena_bytes)
+    return _footprint(elf, layout, kernels, gen.arena_bytes, gen.kernels)
 
 
 def _compile(gcc: str, sources: dict[str, str], cflags: tuple[str, ...], layout: str, elf: Path) -> None:
@@ -124,7 +125,7 @@ def _overflow_detail(msg: str) -> str:
     return "; ".join(ln.split(": ", 1)[-1] for ln in lines) or msg
 
 
-def _footprint(elf: Path, layout: str, kernels: str, arena: int) -> Firmware:
+def _footprint(elf: Path, layout: str, kernels: str, arena: int, layer_kernels: tuple[str, ...]) -> Firmware:
     image = read_elf(elf)
     size = {s.name: s.size for s in image.sections}
     code_const = size.get(".text", 0) + size.get(".rodata", 0) + size.get(".boot2", 0)
@@ -135,4 +136,4 @@ def _footprint(elf: Path, layout: str, kernels: str, arena: int) -> Firmware:
         flash, sram = 0, ram + code_const
     if flash > FLASH_BYTES or sram > SRAM_BYTES:
         raise BuildError(f"model needs {flash} B flash / {sram} B SRAM; the Pico has {FLASH_BYTES} / {SRAM_BYTES}")
-    return Firmware(elf, layout, kernels, flash, sram, arena)
+    return Firmware(elf, layout, kernels, flash, sram, arena, layer_kernels)

@@ -40,7 +40,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         print(f"{k:<10} {s['cycles_mean']:>12.0f} {s['cycles_mean'] / CLOCK_HZ * 1e3:>8.2f} {s['flash_bytes']:>9} "
               f"{s['sram_bytes']:>8} {s['xip_misses'] / args.images:>9.0f}  {s['bit_exact']}")
         per = np.array(s["cycles_per_layer"])
-        print("           per layer: " + ", ".join(f"{v:.0f}" for v in per))
+        print("           per layer: " + ", ".join(f"{v:.0f} ({k})" for v, k in zip(per, s["layer_kernels"],
+                                                                                      strict=True)))
     return 0
 
 
