@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from powerprune.ir import Activation, Conv2D, Graph, TensorInfo
+from powerprune.ir import Activation, Conv2D, FullyConnected, Graph, TensorInfo
 from powerprune.mcu.build import BuildError, build_firmware
 from powerprune.mcu.codegen import KERNEL_SETS
 from powerprune.mcu.emulator import EmulatorError
@@ -66,6 +66,14 @@ def test_model_too_big_for_sram_is_a_clear_error():
                   (1, 1), "SAME", Activation("NONE", -128, 127), out)
     with pytest.raises(BuildError, match="264 KB SRAM"):
         build_firmware(Graph(inp, [conv]), "tflm-ref", "flash")
+
+
+def test_model_too_big_for_flash_is_a_clear_error():
+    inp, out = TensorInfo((1500,), 0.01, 0), TensorInfo((1500,), 0.01, 0)
+    fc = FullyConnected(np.ones((1500, 1500), np.int8), np.zeros(1500, np.int32), np.array([0.01], np.float32),
+                        Activation("NONE", -128, 127), out)  # 2.25 MB of weights
+    with pytest.raises(BuildError, match="2 MB flash.*overflowed by"):
+        build_firmware(Graph(inp, [fc]), "tflm-ref", "flash")
 
 
 def test_runaway_hits_the_cycle_budget(lenets, test_small):
