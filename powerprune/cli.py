@@ -175,6 +175,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE
+
     ap = argparse.ArgumentParser(prog="powerprune", description=__doc__.split("\n")[0] if __doc__ else None)
     ap.add_argument("--version", action="version", version=f"powerprune {__version__}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -194,12 +196,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compression", type=float, required=True,
                    help="dense parameters / nonzero parameters, e.g. 2, 4, 8, 16, 32, 64")
     p.add_argument("--out", required=True)
-    p.add_argument("--finetune-epochs", type=int, default=4, help="total fine-tuning epochs (default 4)")
-    p.add_argument("--lr", type=float, default=5e-4, help="fine-tuning learning rate")
-    p.add_argument("--schedule", choices=("oneshot", "gradual"), default="oneshot",
-                   help="magnitude: prune at once, or along a cubic polynomial schedule while fine-tuning")
-    p.add_argument("--scope", choices=("global", "layer"), default="global",
-                   help="magnitude: rank weights across all layers or give each layer the same density")
+    p.add_argument("--finetune-epochs", type=int, default=DEFAULT_FINETUNE.epochs,
+                   help=f"total fine-tuning epochs (default {DEFAULT_FINETUNE.epochs})")
+    p.add_argument("--lr", type=float, default=DEFAULT_FINETUNE.lr,
+                   help=f"fine-tuning learning rate (default {DEFAULT_FINETUNE.lr:g})")
+    p.add_argument("--schedule", choices=("oneshot", "gradual"), default=DEFAULT_SCHEDULE,
+                   help="magnitude: raise sparsity along a cubic schedule while fine-tuning (gradual, default), "
+                        "or prune at once and fine-tune (oneshot)")
+    p.add_argument("--scope", choices=("global", "layer"), default=DEFAULT_SCOPE,
+                   help="magnitude: rank weights across all layers (global, default) or give each layer the same "
+                        "density (layer: more energy saved, a little more accuracy lost)")
     p.add_argument("--seed", type=int, default=0)
     _add_data_limits(p)
     p.set_defaults(func=cmd_prune)

@@ -20,6 +20,7 @@ from typing import Any
 from tqdm import tqdm
 
 from .atomic import write_bytes, write_json
+from .prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE
 
 PAPER_RATES = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 
@@ -38,10 +39,10 @@ class SweepConfig:
     epochs: int = 15
     lr: float = 2e-3
     batch_size: int = 64
-    finetune_epochs: int = 10
-    finetune_lr: float = 1e-3
-    magnitude_schedule: str = "gradual"
-    magnitude_scope: str = "global"
+    finetune_epochs: int = DEFAULT_FINETUNE.epochs
+    finetune_lr: float = DEFAULT_FINETUNE.lr
+    magnitude_schedule: str = DEFAULT_SCHEDULE
+    magnitude_scope: str = DEFAULT_SCOPE
     kernels: tuple[str, ...] = ("tflm-ref", "dense", "sparse", "auto")
     layout: str = "flash"
     board: str = "pico"

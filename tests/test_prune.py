@@ -39,9 +39,12 @@ def test_apoz_hits_every_rate_with_a_smaller_network(trained, train_small, quick
     assert out.shape == (3, 10)
 
 
-def test_gradual_magnitude_reaches_the_rate(trained, train_small, quick_finetune):
-    res = prune(trained, "magnitude", 8, train_small, finetune=quick_finetune, schedule="gradual", progress=False)
-    assert abs(res.compression / 8 - 1) <= 0.01
+@pytest.mark.parametrize("rate", [4, 64])
+def test_oneshot_magnitude_reaches_the_rate(trained, train_small, test_small, quick_finetune, rate):
+    res = prune(trained, "magnitude", rate, train_small, test_small.take(200), finetune=quick_finetune,
+                schedule="oneshot", progress=False)
+    assert abs(res.compression / rate - 1) <= 0.01
+    assert res.accuracy_before_finetune is not None  # one-shot can be evaluated before fine-tuning
 
 
 def test_layer_scope_gives_every_layer_the_same_density(trained, train_small, quick_finetune):

@@ -16,6 +16,10 @@ from .schedule import PolynomialDecay
 
 METHODS = ("magnitude", "apoz")
 TOLERANCE = 0.01  # achieved compression within 1% of the request
+# Defaults shared by the CLI, the Python API and `powerprune run` (BENCHMARKS.md measures these).
+DEFAULT_FINETUNE = Recipe(epochs=10, lr=1e-3)
+DEFAULT_SCHEDULE = "gradual"
+DEFAULT_SCOPE = "global"
 
 
 class PruneError(ValueError):
@@ -41,7 +45,7 @@ def _check_request(method: str, compression: float) -> None:
 
 def prune(model: LeNet5, method: str, compression: float, train_data: Dataset,
           test_data: Dataset | None = None, *, finetune: Recipe | None = None,
-          schedule: str = "oneshot", scope: str = "global", apoz_images: int = 10000,
+          schedule: str = DEFAULT_SCHEDULE, scope: str = DEFAULT_SCOPE, apoz_images: int = 10000,
           progress: bool = True) -> PruneResult:
     """Prune a copy of ``model`` to ``compression`` = dense parameters / nonzero parameters.
 
@@ -51,7 +55,7 @@ def prune(model: LeNet5, method: str, compression: float, train_data: Dataset,
     fine-tuning; the last round lands within 1% of the request. ``finetune.epochs`` is the total.
     """
     _check_request(method, compression)
-    finetune = finetune or Recipe(epochs=4, lr=5e-4)
+    finetune = finetune or DEFAULT_FINETUNE
     model = copy.deepcopy(model)
     reference = dense_reference(model)
     target = reference.params / compression
