@@ -127,8 +127,11 @@ def _markdown(agg: list[dict], board: Board, plots: dict, title: str, seeds: int
             f"| {a['sram_bytes']:,.0f} | {a['bit_exact']} |")
     front = pareto(agg)
     lines += ["", "## Sweet spots (Pareto front: no other model is both cheaper and more accurate)", ""]
-    lines += [f"- {_label(p)}, {p['kernels']}: {100 * p['int8_accuracy']:.2f}% at {p['energy_mj']:.3f} mJ "
-              f"({p['energy_delta_pct']:+.1f}% energy)" for p in front]
+    merged: dict[tuple, list[dict]] = defaultdict(list)  # kernel sets that tie exactly share a line
+    for p in front:
+        merged[(_label(p), p["int8_accuracy"], p["energy_mj"])].append(p)
+    lines += [f"- {label}, {' = '.join(q['kernels'] for q in ps)}: {100 * acc:.2f}% at {e:.3f} mJ "
+              f"({ps[0]['energy_delta_pct']:+.1f}% energy)" for (label, acc, e), ps in merged.items()]
     lines.append("")
     for name, path in plots.items():
         lines += [f"### {name}", "", f"![{name}]({path})", ""]
