@@ -46,6 +46,7 @@ def aggregate(rows: list[dict]) -> list[dict]:
             agg[k] = statistics.fmean(vals)
             agg[k + "_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
         agg["bit_exact"] = all(r["bit_exact"] for r in rs)
+        agg["layer_ops"] = rs[0].get("layer_ops", [])
         agg["cycles_per_layer"] = [statistics.fmean(v) for v in zip(*(r["cycles_per_layer"] for r in rs),
                                                                    strict=True)]
         out.append(agg)
@@ -263,7 +264,8 @@ def _plots(agg: list[dict], run_dir: Path) -> dict[str, str]:
         n_layers = max(len(a["cycles_per_layer"]) for a in layer_rows)
         for i in range(n_layers):
             vals = [a["cycles_per_layer"][i] / 1e6 if i < len(a["cycles_per_layer"]) else 0 for a in layer_rows]
-            ax.bar(names, vals, bottom=bottoms, label=f"layer {i}")
+            ops = layer_rows[0]["layer_ops"]
+            ax.bar(names, vals, bottom=bottoms, label=f"{i}: {ops[i]}" if i < len(ops) else f"layer {i}")
             bottoms = [b + v for b, v in zip(bottoms, vals, strict=True)]
         ax.set_ylabel("Mcycles")
         ax.tick_params(axis="x", labelsize=6)

@@ -210,7 +210,8 @@ def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: flo
                      "macs": int8_rec["macs"], "nonzero_macs": int8_rec["nonzero_macs"],
                      "widths": int8_rec["widths"], "float_accuracy": model_rec["accuracy"],
                      "int8_accuracy": int8_rec["int8_accuracy"], "cycles": prof["cycles_mean"],
-                     "cycles_per_layer": prof["cycles_per_layer"], "flash_bytes": prof["flash_bytes"],
+                     "cycles_per_layer": prof["cycles_per_layer"], "layer_ops": [la.op for la in graph.layers],
+                     "flash_bytes": prof["flash_bytes"],
                      "sram_bytes": prof["sram_bytes"], "xip_misses": prof["xip_misses"] / cfg.profile_images,
                      "bit_exact": prof["bit_exact"], "tflite": int8_rec["tflite"], "elf": prof.get("elf", "")})
     return rows
