@@ -15,6 +15,5 @@ def tflm_run(model: bytes, inputs: np.ndarray) -> np.ndarray:
     for x in inputs:
         interp.set_input(x.reshape(in_shape), 0)
         interp.invoke()
-        outs.append(interp.get_output(0).copy())
-    out = np.stack(outs) if outs else np.zeros((0,), np.int8)
-    return out.reshape((len(inputs),) + out.shape[2:]) if out.ndim > 1 and out.shape[1] == 1 else out
+        outs.append(interp.get_output(0)[0].copy())  # drop TFLite's batch dimension of 1
+    return np.stack(outs) if outs else np.zeros((0,), np.int8)
