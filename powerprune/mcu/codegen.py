@@ -208,7 +208,7 @@ def _scratch_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
     """Arena space a kernel needs besides its input and output: the padded input copy, and for the
     dense convolution one gathered window (im2col)."""
     if impl in ("dense", "sparse") and isinstance(layer, Conv2D):
-        window = _align4(layer.weights[0].size) if impl == "dense" else 0
+        window = 2 * _align4(layer.weights[0].size) if impl == "dense" else 0  # two gathered windows
         return _padded_row(layer, inp)[1] + window
     return 0
 

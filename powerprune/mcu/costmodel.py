@@ -15,10 +15,10 @@ from ..ir import Conv2D, FullyConnected, Layer
 
 # (a: cycles per MAC performed, b: cycles per output element), from bench/results/kernels.json
 COEFFICIENTS = {
-    ("dense", "CONV_2D"): (9.54, 191.3),
-    ("sparse", "CONV_2D"): (9.24, 154.8),
-    ("dense", "FULLY_CONNECTED"): (14.30, 168.6),
-    ("sparse", "FULLY_CONNECTED"): (25.34, 236.6),
+    ("dense", "CONV_2D"): (8.55, 165.8),
+    ("sparse", "CONV_2D"): (8.20, 136.3),
+    ("dense", "FULLY_CONNECTED"): (14.29, 169.2),
+    ("sparse", "FULLY_CONNECTED"): (25.34, 236.7),
 }
 
 

@@ -21,11 +21,38 @@ static inline int32_t dot(const int8_t *x, const int8_t *w, int32_t n) {
     return acc;
 }
 
+/* Two gathered windows against one filter: each weight is loaded once for two output pixels. */
+static inline void dot2(const int8_t *x0, const int8_t *x1, const int8_t *w, int32_t n, int32_t *a0, int32_t *a1) {
+    int32_t acc0 = *a0, acc1 = *a1;
+    while (n >= 2) {
+        const int32_t wa = w[0], wb = w[1];
+        acc0 += x0[0] * wa;
+        acc1 += x1[0] * wa;
+        acc0 += x0[1] * wb;
+        acc1 += x1[1] * wb;
+        x0 += 2;
+        x1 += 2;
+        w += 2;
+        n -= 2;
+    }
+    if (n) {
+        acc0 += *x0 * *w;
+        acc1 += *x1 * *w;
+    }
+    *a0 = acc0;
+    *a1 = acc1;
+}
+
+static inline void gather(int8_t *dst, const int8_t *win, int32_t kh, int32_t wrow, int32_t row) {
+    for (int32_t ky = 0; ky < kh; ++ky, win += row)
+        for (int32_t i = 0; i < wrow; ++i) *dst++ = win[i];
+}
+
 void pp_conv2d_dense(const pp_conv_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch) {
     int32_t row;
     const int8_t *src = pp_padded_input(p, in, scratch, &row);
-    /* the window of one output pixel, gathered once (im2col) and reused by every output channel,
-     * so each channel is a single contiguous dot product of k_h * k_w * in_c bytes */
+    /* the windows of two neighbouring output pixels, gathered once (im2col) and reused by every
+     * output channel, so each channel is one contiguous two-pixel dot product of k_h*k_w*in_c bytes */
     int8_t *col = scratch + pp_padded_bytes(p);
     /* descriptor fields in locals: stores through `out` could alias the descriptor as far as the
      * compiler knows, so reading p-> inside the loops would reload every field per output */
@@ -35,13 +62,24 @@ void pp_conv2d_dense(const pp_conv_t *p, const int8_t *in, int8_t *restrict out,
     const int8_t *const weights = p->weights;
     const int32_t *const bias = p->bias, *const mult = p->multiplier, *const shift = p->shift;
     const int32_t out_offset = p->output_offset, lo = p->act_min, hi = p->act_max;
+    int8_t *col1 = col + ((depth + 3) & ~3);  /* second window for the two-pixel loop */
     for (int32_t oy = 0; oy < out_h; ++oy) {
         const int8_t *win = src + oy * step_y;
-        for (int32_t ox = 0; ox < out_w; ++ox, win += step_x) {
-            const int8_t *r = win;
-            int8_t *dst = col;
-            for (int32_t ky = 0; ky < kh; ++ky, r += row)
-                for (int32_t i = 0; i < wrow; ++i) *dst++ = r[i];
+        int32_t ox = 0;
+        for (; ox + 2 <= out_w; ox += 2, win += 2 * step_x, out += 2 * oc_n) {
+            gather(col, win, kh, wrow, row);
+            gather(col1, win + step_x, kh, wrow, row);
+            const int8_t *w = weights;
+            for (int32_t oc = 0; oc < oc_n; ++oc, w += depth) {
+                int32_t acc0 = bias[oc], acc1 = bias[oc];
+                dot2(col, col1, w, depth, &acc0, &acc1);
+                const int32_t m = mult[oc], s = shift[oc];
+                out[oc] = pp_clamp8(pp_requantize_fast(acc0, m, s) + out_offset, lo, hi);
+                out[oc_n + oc] = pp_clamp8(pp_requantize_fast(acc1, m, s) + out_offset, lo, hi);
+            }
+        }
+        for (; ox < out_w; ++ox, win += step_x) {  /* an odd last column */
+            gather(col, win, kh, wrow, row);
             const int8_t *w = weights;
             for (int32_t oc = 0; oc < oc_n; ++oc, w += depth) {
                 const int32_t acc = bias[oc] + dot(col, w, depth);
