@@ -43,9 +43,8 @@ def evaluate_file(path: str | Path, test: Dataset) -> dict:
     if path.suffix == ".tflite":
         graph = load_tflite(path)
         t = graph.totals()
-        dense = sum(r["params"] for r in graph.layer_stats())
         return {"accuracy": int8_accuracy(graph, test), "params": t["params"], "nonzero_params": t["nonzeros"],
-                "compression": dense / max(t["nonzeros"], 1), "macs": t["macs"], "int8": True}
+                "compression": t["params"] / max(t["nonzeros"], 1), "macs": t["macs"], "int8": True}
     model, info = load_model(path)
     s = model_stats(model)
     ref = dense_reference(model)

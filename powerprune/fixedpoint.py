@@ -16,6 +16,11 @@ INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
 
 
+def round_half_away(x):
+    """Round to nearest, ties away from zero (C's std::round, which TFLite uses everywhere)."""
+    return np.floor(np.abs(x) + 0.5) * np.sign(x)
+
+
 def quantize_multiplier(real: float) -> tuple[int, int]:
     """(q31 significand, power-of-two exponent) with real = q * 2**(shift - 31), TFLM's rounding."""
     if real == 0.0:

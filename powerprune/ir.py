@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .fixedpoint import conv_real_multiplier, fc_real_multiplier, quantize_multiplier
+from .fixedpoint import conv_real_multiplier, fc_real_multiplier, quantize_multiplier, round_half_away
 
 
 class IRError(ValueError):
@@ -37,7 +37,7 @@ class TensorInfo:
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
         """float -> int8 with this tensor's parameters (round half away from zero, as TFLite)."""
-        q = np.floor(np.abs(x) / np.float32(self.scale) + 0.5) * np.sign(x) + self.zero_point
+        q = round_half_away(x / np.float32(self.scale)) + self.zero_point
         return np.clip(q, -128, 127).astype(np.int8)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
@@ -59,14 +59,10 @@ class Activation:
         if kind in ("RELU", "RELU6"):
             lo = max(lo, out.zero_point)
         if kind == "RELU6":
-            hi = min(hi, out.zero_point + int(_round_half_away(6.0 / np.float32(out.scale))))
+            hi = min(hi, out.zero_point + int(round_half_away(6.0 / np.float32(out.scale))))
         if kind not in ("NONE", "RELU", "RELU6"):
             raise IRError(f"unsupported fused activation {kind}")
         return Activation(kind, lo, hi)
-
-
-def _round_half_away(x: float) -> float:
-    return float(np.floor(abs(x) + 0.5) * np.sign(x))
 
 
 @dataclass(eq=False)

@@ -12,14 +12,11 @@ import numpy as np
 import torch
 
 from .data import Dataset
+from .fixedpoint import round_half_away
 from .ir import Activation, Conv2D, FullyConnected, Graph, Pool2D, Reshape, TensorInfo
 from .model import LeNet5
 
 INPUT = TensorInfo((28, 28, 1), 1.0 / 255.0, -128)  # pixels 0..255 map to -128..127 exactly
-
-
-def _round(x: np.ndarray) -> np.ndarray:
-    return np.floor(np.abs(x) + 0.5) * np.sign(x)
 
 
 def activation_quant(shape: tuple[int, ...], lo: float, hi: float) -> TensorInfo:
@@ -28,7 +25,7 @@ def activation_quant(shape: tuple[int, ...], lo: float, hi: float) -> TensorInfo
     if hi - lo < 1e-8:
         hi = lo + 1e-8
     scale = float(np.float32((hi - lo) / 255.0))
-    zp = int(np.clip(_round(-128 - lo / scale), -128, 127))
+    zp = int(np.clip(round_half_away(-128 - lo / scale), -128, 127))
     return TensorInfo(shape, scale, zp)
 
 
@@ -45,12 +42,12 @@ def _weight_scales(w: np.ndarray, per_channel: bool) -> np.ndarray:
 
 def _quant_weights(w: np.ndarray, scales: np.ndarray) -> np.ndarray:
     s = scales.reshape((-1,) + (1,) * (w.ndim - 1))
-    return np.clip(_round(w / s), -127, 127).astype(np.int8)
+    return np.clip(round_half_away(w / s), -127, 127).astype(np.int8)
 
 
 def _quant_bias(b: np.ndarray, input_scale: float, scales: np.ndarray) -> np.ndarray:
     bias_scale = np.float64(np.float32(input_scale)) * scales.astype(np.float64)
-    return np.clip(_round(b / bias_scale), -(2**31), 2**31 - 1).astype(np.int32)
+    return np.clip(round_half_away(b / bias_scale), -(2**31), 2**31 - 1).astype(np.int32)
 
 
 @torch.no_grad()
