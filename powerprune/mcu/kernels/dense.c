@@ -74,8 +74,8 @@ void pp_conv2d_dense(const pp_conv_t *p, const int8_t *in, int8_t *restrict out,
                 int32_t acc0 = bias[oc], acc1 = bias[oc];
                 dot2(col, col1, w, depth, &acc0, &acc1);
                 const int32_t m = mult[oc], s = shift[oc];
-                out[oc] = pp_clamp8(pp_requantize_fast(acc0, m, s) + out_offset, lo, hi);
-                out[oc_n + oc] = pp_clamp8(pp_requantize_fast(acc1, m, s) + out_offset, lo, hi);
+                out[oc] = pp_output8(acc0, m, s, out_offset, lo, hi);
+                out[oc_n + oc] = pp_output8(acc1, m, s, out_offset, lo, hi);
             }
         }
         for (; ox < out_w; ++ox, win += step_x) {  /* an odd last column */
@@ -83,7 +83,7 @@ void pp_conv2d_dense(const pp_conv_t *p, const int8_t *in, int8_t *restrict out,
             const int8_t *w = weights;
             for (int32_t oc = 0; oc < oc_n; ++oc, w += depth) {
                 const int32_t acc = bias[oc] + dot(col, w, depth);
-                *out++ = pp_clamp8(pp_requantize_fast(acc, mult[oc], shift[oc]) + out_offset, lo, hi);
+                *out++ = pp_output8(acc, mult[oc], shift[oc], out_offset, lo, hi);
             }
         }
     }
@@ -98,7 +98,7 @@ void pp_fc_dense(const pp_fc_t *p, const int8_t *in, int8_t *restrict out, int8_
     for (int32_t oc = 0; oc < out_n; ++oc, w += n) {
         const int32_t ch = per_channel ? oc : 0;
         const int32_t acc = bias[oc] + dot(in, w, n);
-        out[oc] = pp_clamp8(pp_requantize_fast(acc, mult[ch], shift[ch]) + out_offset, lo, hi);
+        out[oc] = pp_output8(acc, mult[ch], shift[ch], out_offset, lo, hi);
     }
 }
 

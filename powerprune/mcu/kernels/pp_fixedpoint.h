@@ -65,4 +65,10 @@ static inline int8_t pp_clamp8(int32_t v, int32_t lo, int32_t hi) {
     return (int8_t)v;
 }
 
+/* The last step of every optimized kernel: requantize, add the output zero point, clamp. */
+static inline int8_t pp_output8(int32_t acc, int32_t multiplier, int32_t shift, int32_t offset, int32_t lo,
+                                int32_t hi) {
+    return pp_clamp8(pp_requantize_fast(acc, multiplier, shift) + offset, lo, hi);
+}
+
 #endif

@@ -87,8 +87,8 @@ void pp_conv2d_sparse(const pp_conv_t *p, const int8_t *in, int8_t *restrict out
                 packed_dot2(win, win + step_x, e, n, &acc0, &acc1);
                 e += n;
                 const int32_t m = mult[oc], s = shift[oc];
-                out[oc] = pp_clamp8(pp_requantize_fast(acc0, m, s) + out_offset, lo, hi);
-                out[oc_n + oc] = pp_clamp8(pp_requantize_fast(acc1, m, s) + out_offset, lo, hi);
+                out[oc] = pp_output8(acc0, m, s, out_offset, lo, hi);
+                out[oc_n + oc] = pp_output8(acc1, m, s, out_offset, lo, hi);
             }
         }
         for (; ox < out_w; ++ox, win += step_x) {  /* an odd last column */
@@ -97,7 +97,7 @@ void pp_conv2d_sparse(const pp_conv_t *p, const int8_t *in, int8_t *restrict out
                 const int32_t n = counts[oc];
                 const int32_t acc = bias[oc] + packed_dot(win, e, n);
                 e += n;
-                *out++ = pp_clamp8(pp_requantize_fast(acc, mult[oc], shift[oc]) + out_offset, lo, hi);
+                *out++ = pp_output8(acc, mult[oc], shift[oc], out_offset, lo, hi);
             }
         }
     }
@@ -117,6 +117,6 @@ void pp_fc_sparse(const pp_fc_t *p, const int8_t *in, int8_t *restrict out, int8
         const int32_t acc = bias[oc] + sparse_dot(in, v, off, n);
         v += n;
         off += n;
-        out[oc] = pp_clamp8(pp_requantize_fast(acc, mult[ch], shift[ch]) + out_offset, lo, hi);
+        out[oc] = pp_output8(acc, mult[ch], shift[ch], out_offset, lo, hi);
     }
 }
