@@ -20,7 +20,7 @@ setup: check-install
 # (CI and other clones install theirs in editable mode too).
 $(PIP_STAMP): pyproject.toml
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,ray]"
 	@touch $@
 
 .PHONY: check-install

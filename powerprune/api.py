@@ -8,7 +8,7 @@ import numpy as np
 
 from .data import Dataset, load_fashion_mnist
 from .ir import Graph
-from .metrics import dense_reference, model_stats
+from .metrics import dense_reference, model_stats, reference_params, widths
 from .model import ModelFileError, load_model
 from .quantize import quantize, quantize_images
 from .reference import run
@@ -52,12 +52,12 @@ def evaluate_file(path: str | Path, test: Dataset) -> dict:
         "accuracy": accuracy(model, test),
         "params": s.params,
         "nonzero_params": s.nonzero_params,
-        "compression": s.compression(ref.params),
+        "compression": s.compression(reference_params(model, info.reference_params)),
         "macs": s.macs,
         "nonzero_macs": s.nonzero_macs,
         "weight_compression": s.weight_compression(ref.weights),
         "method": info.method,
-        "widths": list(model.arch.widths),
+        "widths": widths(model),
     }
 
 

@@ -14,17 +14,54 @@ import numpy as np
 from . import __version__
 
 
+def add_data_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default=None, metavar="FILE.npz",
+                   help="your own dataset: x_train, y_train, x_test, y_test arrays (default: FashionMNIST)")
+
+
 def _add_data_limits(p: argparse.ArgumentParser) -> None:
+    add_data_option(p)
     p.add_argument("--train-limit", type=int, default=None, metavar="N",
                    help="use only the first N training images (quick experiments, tests)")
     p.add_argument("--test-limit", type=int, default=None, metavar="N",
                    help="evaluate on only the first N test images")
 
 
-def _data(args: argparse.Namespace, split: str):
-    from .data import load_fashion_mnist
+def data_split(args: argparse.Namespace, split: str, limit: int | None = None):
+    """The ``split`` of ``--data`` if given, else of FashionMNIST."""
+    from .data import load_fashion_mnist, load_npz
 
-    return load_fashion_mnist(split, getattr(args, f"{split}_limit", None))
+    limit = limit if limit is not None else getattr(args, f"{split}_limit", None)
+    if getattr(args, "data", None):
+        return load_npz(args.data, split, limit)
+    return load_fashion_mnist(split, limit)
+
+
+def _data(args: argparse.Namespace, split: str):
+    return data_split(args, split)
+
+
+def _calibration(args: argparse.Namespace):
+    """Calibration images for a .pt model: only read when needed (a .tflite brings its own scales)."""
+    return data_split(args, "train") if getattr(args, "data", None) else None
+
+
+def _model_factory(spec: str):
+    """``path/to/file.py:function`` -> the function (it returns an nn.Module)."""
+    import importlib.util
+
+    file, _, func = spec.rpartition(":")
+    if not file or not func:
+        raise ValueError(f"--model-def {spec!r}: expected FILE.py:FUNCTION")
+    path = Path(file)
+    if not path.is_file():
+        raise ValueError(f"--model-def: {path} not found")
+    module_spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not callable(getattr(module, func, None)):
+        raise ValueError(f"--model-def: {path} has no function {func!r}")
+    return getattr(module, func)
 
 
 def _refuse_overwrite_input(out: Path, *inputs: Path) -> None:
@@ -41,14 +78,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError("--epochs must be at least 1")
     train, test = _data(args, "train"), _data(args, "test")
     seed_everything(args.seed)
-    model = LeNet5()
+    if args.model_def:
+        from .seqnet import from_torch
+
+        h, w, c = train.images.shape[1:]
+        model = from_torch(_model_factory(args.model_def)(), (c, h, w))
+        what = f"{args.model_def} ({', '.join(model.layer_names)})"
+    else:
+        model = LeNet5()
+        what = "LeNet-5"
     t0 = time.perf_counter()
     fit(model, train, recipe, desc="train")
     per_epoch = (time.perf_counter() - t0) / recipe.epochs
     acc = accuracy(model, test)
     save_model(model, args.out, ModelInfo(history=[{"step": "train", "recipe": vars(recipe), "accuracy": acc,
                                                     "seconds_per_epoch": per_epoch}]))
-    print(f"trained LeNet-5 ({recipe.epochs} epochs, {per_epoch:.1f} s/epoch, seed {args.seed}): "
+    print(f"trained {what} ({recipe.epochs} epochs, {per_epoch:.1f} s/epoch, seed {args.seed}): "
           f"test accuracy {acc:.2%} -> {args.out}")
     return 0
 
@@ -63,11 +108,15 @@ def cmd_prune(args: argparse.Namespace) -> int:
     train, test = _data(args, "train"), _data(args, "test")
     recipe = Recipe(epochs=args.finetune_epochs, lr=args.lr, seed=args.seed)
     res = prune(model, args.method, args.compression, train, test, finetune=recipe,
-                schedule=args.schedule, scope=args.scope)
+                schedule=args.schedule, scope=args.scope, energy_budget=args.energy_budget,
+                accuracy_budget=None if args.accuracy_budget is None else args.accuracy_budget / 100)
     save_model(res.model, args.out, res.info)
     before = res.accuracy_before_finetune
-    before_text = "n/a (gradual pruning happens during fine-tuning)" if before is None else f"{before:.2%}"
-    print(f"{args.method} {args.compression:g}x: achieved {res.compression:.3f}x "
+    before_text = "n/a (pruning happens during fine-tuning)" if before is None else f"{before:.2%}"
+    request = f"{args.compression:g}x" if args.compression is not None else (
+        f"energy budget {args.energy_budget:g}" if args.energy_budget is not None
+        else f"accuracy budget {args.accuracy_budget:g} pp")
+    print(f"{args.method} {request}: achieved {res.compression:.3f}x "
           f"(weights only {res.weight_compression:.3f}x); accuracy before fine-tuning "
           f"{before_text}, after {res.accuracy_after_finetune:.2%} -> {args.out}")
     return 0
@@ -92,7 +141,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     _refuse_overwrite_input(Path(args.out), Path(args.model))
     if args.calibration < 1:
         raise ValueError("--calibration must be at least 1 image")
-    graph = load_graph(args.model, args.calibration)
+    graph = load_graph(args.model, args.calibration, calibration_data=_data(args, "train"))
     save_tflite(graph, args.out)
     acc = int8_accuracy(graph, _data(args, "test"))
     print(f"exported int8 model ({graph.totals()['params']} params) -> {args.out}; int8 test accuracy {acc:.2%}")
@@ -103,7 +152,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     from .api import load_graph, load_inputs
     from .atomic import write_bytes
 
-    graph = load_graph(args.model, args.calibration)
+    graph = load_graph(args.model, args.calibration, calibration_data=_calibration(args))
     x = load_inputs(args.inputs, graph)
     if args.on == "host":
         from .reference import run
@@ -125,7 +174,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .api import load_graph
 
-    graph = load_graph(args.model)
+    graph = load_graph(args.model, calibration_data=_calibration(args))
     rows = graph.layer_stats()
     if args.json:
         print(json.dumps([{**r, "input": list(r["input"]), "output": list(r["output"])} for r in rows]))
@@ -149,11 +198,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .report import terminal_summary, write_outputs
     from .sweep import load_config, run_sweep
 
+    if args.address and args.backend != "ray":
+        raise ValueError("--address is for --backend ray")
     seeds = tuple(range(args.seeds)) if args.seeds else None
     cfg = load_config(args.config, quick=args.quick, seeds=seeds, jobs=args.jobs, board=args.board)
     out = Path(args.out)
     t0 = time.time()
-    rows = run_sweep(cfg, out)
+    rows = run_sweep(cfg, out, backend=args.backend, address=args.address)
     res = write_outputs(rows, out, load_board(cfg.board),
                         title="powerprune run" + (" (--quick preset)" if args.quick else ""))
     print(terminal_summary(res["aggregate"]))
@@ -175,14 +226,16 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE
+    from .prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE, METHODS
 
     ap = argparse.ArgumentParser(prog="powerprune", description=__doc__.split("\n")[0] if __doc__ else None)
     ap.add_argument("--version", action="version", version=f"powerprune {__version__}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("train", help="train the LeNet-5-like baseline on FashionMNIST")
+    p = sub.add_parser("train", help="train the LeNet-5-like baseline on FashionMNIST (or your model/data)")
     p.add_argument("--out", required=True, help="model file to write (.pt)")
+    p.add_argument("--model-def", default=None, metavar="FILE.py:FUNC",
+                   help="train your own network: FUNC() returns a PyTorch module built from supported layers")
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--batch-size", type=int, default=64)
@@ -192,9 +245,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prune", help="prune a trained model to a compression rate and fine-tune it")
     p.add_argument("model", help="trained model (.pt)")
-    p.add_argument("--method", required=True, help="magnitude (unstructured) or apoz (structured)")
-    p.add_argument("--compression", type=float, required=True,
+    p.add_argument("--method", required=True, choices=METHODS,
+                   help="magnitude (unstructured), apoz (structured), hybrid (apoz then magnitude) or energy "
+                        "(energy-aware: cycles from the RP2040 cost model)")
+    p.add_argument("--compression", type=float, default=None,
                    help="dense parameters / nonzero parameters, e.g. 2, 4, 8, 16, 32, 64")
+    p.add_argument("--energy-budget", type=float, default=None, metavar="FRACTION",
+                   help="energy method: prune until the predicted kernel cycles are this fraction of the model's")
+    p.add_argument("--accuracy-budget", type=float, default=None, metavar="PP",
+                   help="energy method: prune as far as a validation accuracy drop of PP points allows")
     p.add_argument("--out", required=True)
     p.add_argument("--finetune-epochs", type=int, default=DEFAULT_FINETUNE.epochs,
                    help=f"total fine-tuning epochs (default {DEFAULT_FINETUNE.epochs})")
@@ -214,10 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help=".pt or .tflite")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--test-limit", type=int, default=None, metavar="N")
+    add_data_option(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("export", help="quantize to int8 and write a .tflite that TFLite Micro runs")
     p.add_argument("model", help="model (.pt)")
+    add_data_option(p)
     p.add_argument("--out", required=True, help=".tflite file to write")
     p.add_argument("--calibration", type=int, default=500, metavar="N", help="calibration images (default 500)")
     p.add_argument("--test-limit", type=int, default=None, metavar="N")
@@ -231,11 +292,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kernels", default="tflm-ref", help="kernel set on rp2040")
     p.add_argument("--layout", choices=("flash", "sram"), default="flash")
     p.add_argument("--calibration", type=int, default=500, metavar="N")
+    add_data_option(p)
     p.set_defaults(func=cmd_infer)
 
     p = sub.add_parser("inspect", help="layer table of a model: op, shapes, params, nonzeros, MACs, sparsity")
     p.add_argument("model", help=".tflite or .pt")
     p.add_argument("--json", action="store_true")
+    add_data_option(p)
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("run", help="the paper's experiment end to end: train, prune, int8, virtual Pico, report")
@@ -245,6 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=None, metavar="K", help="repeat with seeds 0..K-1, report mean ± std")
     p.add_argument("--jobs", type=int, default=None, help="parallel worker processes (default 2)")
     p.add_argument("--board", default=None, help="board profile name or TOML path (default pico)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="run the model jobs in local processes (default) or as tasks on a Ray cluster")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster address (e.g. ray://head:10001 or auto); default: start a local Ray")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("calibrate", help="write a board profile that reproduces a hardware energy measurement")

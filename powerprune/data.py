@@ -1,4 +1,4 @@
-"""FashionMNIST from Debian's ``dataset-fashion-mnist`` package, and user-supplied arrays.
+"""FashionMNIST from Debian's ``dataset-fashion-mnist`` package, and your own data (arrays, .npz, torch).
 
 The machines this tool runs on have no internet, so nothing is downloaded: the IDX files come from
 the Debian package, and a missing or damaged file is reported naming that package.
@@ -36,7 +36,8 @@ class DatasetError(RuntimeError):
 
 @dataclass(frozen=True)
 class Dataset:
-    """Images as uint8 NHWC (N, 28, 28, 1) and int64 labels; the one shape everything downstream takes."""
+    """Images as uint8 NHWC (N, H, W, C) and int64 labels; the one shape everything downstream takes
+    (FashionMNIST is (N, 28, 28, 1))."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -110,3 +111,39 @@ def from_arrays(images: np.ndarray, labels: np.ndarray) -> Dataset:
             raise DatasetError("float images must lie in [0, 1]")
         images = np.round(images * 255.0).astype(np.uint8)
     return Dataset(np.ascontiguousarray(images), labels.astype(np.int64))
+
+
+def from_torch_dataset(dataset, limit: int | None = None) -> Dataset:
+    """Wrap a ``torch.utils.data.Dataset`` of (image, label) pairs: images as CHW/HW tensors or
+    arrays (float in [0, 1] or uint8), or PIL images; read once into memory."""
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    images, labels = [], []
+    for i in range(n):
+        x, y = dataset[i]
+        a = np.asarray(x.numpy() if hasattr(x, "numpy") else x)
+        if a.ndim == 3 and hasattr(x, "numpy"):
+            a = a.transpose(1, 2, 0)  # torch tensors are CHW
+        images.append(a)
+        labels.append(int(y))
+    if not images:
+        raise DatasetError("the torch dataset is empty")
+    return from_arrays(np.stack(images), np.array(labels))
+
+
+def load_npz(path: str | Path, split: str = "train", limit: int | None = None) -> Dataset:
+    """A dataset of your own as one .npz with ``x_train, y_train, x_test, y_test`` (images (N,H,W) or
+    (N,H,W,C), uint8 pixels or float in [0, 1]); what ``--data`` reads."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"dataset file {path} not found")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = set(z.files)
+            need = {f"x_{split}", f"y_{split}"}
+            if not need <= keys:
+                raise DatasetError(f"{path} has arrays {sorted(keys)}; a dataset file needs "
+                                   "x_train, y_train, x_test and y_test")
+            images, labels = z[f"x_{split}"], z[f"y_{split}"]
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{path} is not a readable .npz file ({exc})") from exc
+    return from_arrays(images, labels).take(limit)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .model import LeNet5, LeNetArch
+from .model import LeNet5, LeNetArch, Maskable
 
 
 @dataclass(frozen=True)
@@ -26,16 +26,31 @@ class ModelStats:
         return reference_weights / max(self.nonzero_weights, 1)
 
 
-def _spatial_outputs(model: LeNet5) -> dict[str, int]:
-    """Output pixels of each layer (1 for fully connected): MACs = outputs x kernel work."""
-    s = model.arch.image_size
-    side2 = s // 2 - 4
-    return {"conv1": s * s, "conv2": side2 * side2, "fc1": 1, "fc2": 1, "fc3": 1}
+@torch.no_grad()
+def layer_outputs(model: Maskable) -> dict[str, tuple[int, ...]]:
+    """Output shape (without batch) of every weight layer, from one forward pass with hooks; works
+    for any network, and a layer's MACs = its weights x output pixels."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    hooks = [getattr(model, n).register_forward_hook(
+        lambda _m, _i, out, n=n: shapes.__setitem__(n, tuple(out.shape[1:]))) for n in model.layer_names]
+    try:
+        was = model.training
+        model.eval()
+        model(torch.zeros(1, *model.input_shape))
+        model.train(was)
+    finally:
+        for h in hooks:
+            h.remove()
+    return shapes
 
 
-def model_stats(model: LeNet5) -> ModelStats:
+def _pixels(shape: tuple[int, ...]) -> int:
+    return int(shape[1] * shape[2]) if len(shape) == 3 else 1
+
+
+def model_stats(model: Maskable) -> ModelStats:
     params = nonzero = weights = nonzero_w = macs = nz_macs = 0
-    pixels = _spatial_outputs(model)
+    pixels = {n: _pixels(shape) for n, shape in layer_outputs(model).items()}
     for name in model.layer_names:
         layer = getattr(model, name)
         w, b = layer.weight.detach(), layer.bias.detach()
@@ -49,8 +64,23 @@ def model_stats(model: LeNet5) -> ModelStats:
     return ModelStats(params, nonzero, weights, nonzero_w, macs, nz_macs)
 
 
-def dense_reference(model: LeNet5) -> ModelStats:
-    """Stats of the unpruned network of the same family (compression is measured against it)."""
+def dense_reference(model: Maskable) -> ModelStats:
+    """Stats of the unpruned network of the same family (compression is measured against it): a
+    LeNet5 at full width, any other network at its own shape with every weight kept."""
+    if not isinstance(model, LeNet5):
+        s = model_stats(model)
+        return ModelStats(s.params, s.params, s.weights, s.weights, s.macs, s.macs)
     a = model.arch
     return model_stats(LeNet5(LeNetArch(num_classes=a.num_classes, in_channels=a.in_channels,
                                         image_size=a.image_size)))
+
+
+def widths(model: Maskable) -> list[int]:
+    """Output channels/features of every weight layer but the classifier (a LeNet5's arch widths)."""
+    return [int(getattr(model, n).weight.shape[0]) for n in model.layer_names[:-1]]
+
+
+def reference_params(model: Maskable, recorded: int | None = None) -> int:
+    """Parameters of the dense model that compression is measured against: as recorded when the
+    model was pruned, else the dense member of its family."""
+    return recorded if recorded else dense_reference(model).params

@@ -54,8 +54,27 @@ class LeNetArch:
                 + f2 * (f1 + 1) + self.num_classes * (f2 + 1))
 
 
-class LeNet5(nn.Module):
-    """LeNet-5-like CNN; ``masks`` (name -> 0/1 tensor) keep unstructured-pruned weights at exactly zero."""
+class Maskable(nn.Module):
+    """A network whose weight layers (conv/linear, in execution order) are named in ``layer_names``;
+    ``masks`` (name -> 0/1 tensor) keep unstructured-pruned weights at exactly zero."""
+
+    layer_names: tuple[str, ...] = ()
+    masks: dict[str, torch.Tensor]
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one input image."""
+        raise NotImplementedError
+
+    def apply_masks(self) -> None:
+        """Re-zero masked weights; called after every optimizer step so zeros stay exact."""
+        with torch.no_grad():
+            for name, mask in self.masks.items():
+                getattr(self, name).weight.mul_(mask)
+
+
+class LeNet5(Maskable):
+    """The paper's LeNet-5-like CNN, with the widths structured pruning shrinks."""
 
     def __init__(self, arch: LeNetArch | None = None):
         super().__init__()
@@ -87,11 +106,9 @@ class LeNet5(nn.Module):
         x = relu("fc2", self.fc2(x))
         return self.fc3(x)
 
-    def apply_masks(self) -> None:
-        """Re-zero masked weights; called after every optimizer step so zeros stay exact."""
-        with torch.no_grad():
-            for name, mask in self.masks.items():
-                getattr(self, name).weight.mul_(mask)
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.arch.in_channels, self.arch.image_size, self.arch.image_size)
 
 
 @dataclass
@@ -101,15 +118,27 @@ class ModelInfo:
     method: str = "none"
     compression_requested: float = 1.0
     history: list[dict[str, Any]] = field(default_factory=list)
+    reference_params: int | None = None   # the dense model compression is measured against
+    energy_budget: float | None = None
+    accuracy_budget: float | None = None
 
 
-def save_model(model: LeNet5, path: str | Path, info: ModelInfo | None = None) -> None:
-    """Write atomically: a crash mid-write never leaves a truncated model behind."""
+def save_model(model: Maskable, path: str | Path, info: ModelInfo | None = None) -> None:
+    """Write atomically: a crash mid-write never leaves a truncated model behind. A LeNet5 is stored
+    by its widths, any other (bring-your-own) network by its layer spec; never as pickled code."""
+    from .seqnet import SeqNet, spec_for_saving
+
     path = Path(path)
+    if isinstance(model, LeNet5):
+        structure = {"arch": asdict(model.arch)}
+    elif isinstance(model, SeqNet):
+        structure = {"seqnet": spec_for_saving(model)}
+    else:
+        raise ModelFileError(f"cannot save a {type(model).__name__}; convert it with powerprune.from_torch first")
     payload = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
-        "arch": asdict(model.arch),
+        **structure,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "masks": {k: v.cpu() for k, v in model.masks.items()},
         "info": asdict(info or ModelInfo()),
@@ -125,7 +154,7 @@ def save_model(model: LeNet5, path: str | Path, info: ModelInfo | None = None) -
             os.unlink(tmp)
 
 
-def load_model(path: str | Path) -> tuple[LeNet5, ModelInfo]:
+def load_model(path: str | Path) -> tuple[Maskable, ModelInfo]:
     """One call from a file to a ready model (eval mode) and what is known about it."""
     path = Path(path)
     if not path.is_file():
@@ -140,11 +169,16 @@ def load_model(path: str | Path) -> tuple[LeNet5, ModelInfo]:
         raise ModelFileError(f"{path} has model format version {payload.get('version')}, "
                              f"this powerprune reads version {FORMAT_VERSION}")
     try:
-        model = LeNet5(LeNetArch(**payload["arch"]))
+        if "seqnet" in payload:
+            from .seqnet import from_spec
+
+            model = from_spec(payload["seqnet"])
+        else:
+            model = LeNet5(LeNetArch(**payload["arch"]))
         model.load_state_dict(payload["state_dict"])
         model.masks = dict(payload["masks"])
         info = ModelInfo(**payload["info"])
-    except (TypeError, KeyError, RuntimeError) as exc:
+    except (TypeError, KeyError, ValueError, RuntimeError) as exc:
         raise ModelFileError(f"{path} is damaged: {exc}") from exc
     model.eval()
     return model, info

@@ -1,4 +1,4 @@
-"""Post-training full-integer quantization: a float LeNet5 becomes an int8 ``Graph``.
+"""Post-training full-integer quantization: a float network becomes an int8 ``Graph``.
 
 Follows the TFLite int8 spec the official converter uses: activation ranges from calibration images
 (min/max, always including 0), per-channel symmetric conv weights, per-tensor symmetric FC weights,
@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import nn
 
 from .data import Dataset
 from .fixedpoint import round_half_away
-from .ir import Activation, Conv2D, FullyConnected, Graph, Pool2D, Reshape, TensorInfo
-from .model import LeNet5
+from .ir import Activation, Conv2D, DepthwiseConv2D, FullyConnected, Graph, Pool2D, Reshape, TensorInfo
+from .seqnet import ConversionError, SeqNet, from_torch
 
 INPUT = TensorInfo((28, 28, 1), 1.0 / 255.0, -128)  # pixels 0..255 map to -128..127 exactly
 
@@ -51,69 +52,102 @@ def _quant_bias(b: np.ndarray, input_scale: float, scales: np.ndarray) -> np.nda
 
 
 @torch.no_grad()
-def calibrate(model: LeNet5, data: Dataset) -> dict[str, tuple[float, float]]:
-    """Min and max of every layer output (post-ReLU for hidden layers) over ``data``."""
-    model.eval()
+def calibrate(net: SeqNet, data: Dataset) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[int, ...]]]:
+    """Min and max of every layer's output over ``data``, and its shape (C, H, W or features)."""
+    net.eval()
     ranges: dict[str, list[float]] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
     x = torch.from_numpy(data.as_float())
     for i in range(0, len(x), 1000):
-        taps: dict[str, torch.Tensor] = {}
-        taps["fc3"] = model(x[i:i + 1000], taps=taps)
-        for name, t in taps.items():
+        outputs: dict[str, torch.Tensor] = {}
+        net(x[i:i + 1000], outputs)
+        for name, t in outputs.items():
             lo, hi = float(t.min()), float(t.max())
             r = ranges.setdefault(name, [lo, hi])
             r[0], r[1] = min(r[0], lo), max(r[1], hi)
-    return {k: (v[0], v[1]) for k, v in ranges.items()}
+            shapes[name] = tuple(t.shape[1:])
+    return {k: (v[0], v[1]) for k, v in ranges.items()}, shapes
 
 
-def quantize(model: LeNet5, calibration: Dataset, name: str = "lenet5") -> Graph:
-    """Full-integer quantization of ``model`` with ranges from ``calibration`` (a few hundred
-    training images are enough; TFLite's converter typically uses 100-500)."""
+def _nhwc(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (shape[1], shape[2], shape[0]) if len(shape) == 3 else shape
+
+
+def _tflite_padding(entry: dict, in_hw: tuple[int, int], out_hw: tuple[int, int], where: str) -> str:
+    """TFLite knows SAME and VALID only; say which one PyTorch's symmetric zero padding is."""
+    if tuple(entry["padding"]) == (0, 0):
+        return "VALID"
+    for size, out, k, s, p in zip(in_hw, out_hw, entry["kernel"], entry["stride"], entry["padding"], strict=True):
+        total = max((out - 1) * s + k - size, 0)
+        if out != -(-size // s) or total // 2 != p:
+            raise ConversionError(f"{where}: padding {tuple(entry['padding'])} with kernel {tuple(entry['kernel'])} "
+                                  f"and stride {tuple(entry['stride'])} is neither TFLite SAME nor VALID")
+    return "SAME"
+
+
+def quantize(model: nn.Module, calibration: Dataset, name: str = "lenet5") -> Graph:
+    """Full-integer quantization of ``model`` (a LeNet5, a SeqNet, or any PyTorch chain of supported
+    layers) with ranges from ``calibration`` (a few hundred training images are enough; TFLite's
+    converter typically uses 100-500)."""
     if len(calibration) == 0:
         raise ValueError("calibration needs at least one image")
-    a = model.arch
-    ranges = calibrate(model, calibration)
-    s = a.image_size
-    side2 = s // 2 - 4
-    inp = TensorInfo((s, s, a.in_channels), INPUT.scale, INPUT.zero_point)
-    layers = []
-    prev = inp
-
-    def conv(mod: torch.nn.Conv2d, key: str, hw: int, padding: str) -> TensorInfo:
-        w = mod.weight.detach().numpy().transpose(0, 2, 3, 1)  # OIHW -> OHWI
-        scales = _weight_scales(w, per_channel=True)
-        out = activation_quant((hw, hw, w.shape[0]), *ranges[key])
-        layers.append(Conv2D(_quant_weights(w, scales), _quant_bias(mod.bias.detach().numpy(), prev.scale, scales),
-                             scales, (1, 1), padding, Activation.for_output("RELU", out), out))
-        return out
-
-    def pool(t: TensorInfo) -> TensorInfo:
-        out = TensorInfo((t.shape[0] // 2, t.shape[1] // 2, t.shape[2]), t.scale, t.zero_point)
-        layers.append(Pool2D("MAX", (2, 2), (2, 2), "VALID", Activation("NONE", -128, 127), out))
-        return out
-
-    def fc(mod: torch.nn.Linear, key: str, act: str, w: np.ndarray | None = None) -> TensorInfo:
-        w = mod.weight.detach().numpy() if w is None else w
-        scales = _weight_scales(w, per_channel=False)
-        out = activation_quant((w.shape[0],), *ranges[key])
-        layers.append(FullyConnected(_quant_weights(w, scales),
-                                     _quant_bias(mod.bias.detach().numpy(), prev.scale, scales),
-                                     scales, Activation.for_output(act, out), out))
-        return out
-
-    prev = conv(model.conv1, "conv1", s, "SAME")
-    prev = pool(prev)
-    prev = conv(model.conv2, "conv2", side2, "VALID")
-    prev = pool(prev)
-    flat = TensorInfo((prev.size,), prev.scale, prev.zero_point)
-    layers.append(Reshape(flat))
-    prev = flat
-    # PyTorch flattens NCHW, TFLite NHWC: reorder fc1's input columns to match
-    c2, hw = a.conv2, side2 // 2
-    w1 = model.fc1.weight.detach().numpy().reshape(a.fc1, c2, hw, hw).transpose(0, 2, 3, 1).reshape(a.fc1, -1)
-    prev = fc(model.fc1, "fc1", "RELU", w1)
-    prev = fc(model.fc2, "fc2", "RELU")
-    prev = fc(model.fc3, "fc3", "NONE")
+    h, w_, c = calibration.images.shape[1:]
+    net = from_torch(model, getattr(model, "input_shape", (c, h, w_)))
+    if tuple(net.input_shape) != (c, h, w_):
+        raise ConversionError(f"the model takes images of shape {net.input_shape} (C, H, W), "
+                              f"the calibration data has {(c, h, w_)}")
+    ranges, shapes = calibrate(net, calibration)
+    prev = TensorInfo((h, w_, c), INPUT.scale, INPUT.zero_point)
+    inp, layers = prev, []
+    flattened_from: tuple[int, ...] | None = None
+    i = 0
+    while i < len(net.spec):
+        entry, lname = net.spec[i], net.names[i]
+        where = f"layer {lname}"
+        kind = entry["type"]
+        if kind in ("conv", "linear"):
+            act, out_name, step = "NONE", lname, 1
+            if i + 1 < len(net.spec) and net.spec[i + 1]["type"] in ("relu", "relu6"):
+                act, out_name, step = net.spec[i + 1]["type"].upper(), net.names[i + 1], 2
+            mod = getattr(net, lname)
+            out = activation_quant(_nhwc(shapes[out_name]), *ranges[out_name])
+            bias = mod.bias.detach().numpy()
+            if kind == "conv":
+                w = mod.weight.detach().numpy()
+                depthwise = entry["groups"] > 1
+                scales = _weight_scales(w, per_channel=True)
+                padding = _tflite_padding(entry, prev.shape[:2], out.shape[:2], where)
+                q = _quant_weights(w, scales)
+                cls = DepthwiseConv2D if depthwise else Conv2D
+                qw = q.transpose(1, 2, 3, 0) if depthwise else q.transpose(0, 2, 3, 1)  # -> 1HWO / OHWI
+                layers.append(cls(np.ascontiguousarray(qw), _quant_bias(bias, prev.scale, scales), scales,
+                                  tuple(entry["stride"]), padding, Activation.for_output(act, out), out))
+            else:
+                w = mod.weight.detach().numpy()
+                if flattened_from is not None and len(flattened_from) == 3:
+                    # PyTorch flattens NCHW, TFLite NHWC: reorder the input columns to match
+                    fh, fw, fc = flattened_from
+                    w = w.reshape(w.shape[0], fc, fh, fw).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+                flattened_from = None
+                scales = _weight_scales(w, per_channel=False)
+                layers.append(FullyConnected(_quant_weights(w, scales), _quant_bias(bias, prev.scale, scales),
+                                             scales, Activation.for_output(act, out), out))
+            prev = out
+            i += step
+            continue
+        if kind in ("maxpool", "avgpool"):
+            out = TensorInfo(_nhwc(shapes[lname]), prev.scale, prev.zero_point)
+            layers.append(Pool2D("MAX" if kind == "maxpool" else "AVERAGE", tuple(entry["kernel"]),
+                                 tuple(entry["stride"]), "VALID", Activation("NONE", -128, 127), out))
+        elif kind == "flatten":
+            flattened_from = prev.shape
+            out = TensorInfo((prev.size,), prev.scale, prev.zero_point)
+            layers.append(Reshape(out))
+        else:
+            raise ConversionError(f"{where}: a {kind} that does not follow a conv or linear layer cannot be "
+                                  "fused; TFLite int8 has no standalone ReLU here")
+        prev = out
+        i += 1
     return Graph(inp, layers, name)
 
 

@@ -27,6 +27,11 @@ PAPER = [
      "energy": "-37.59%", "accuracy": "-1.58 pp"},
 ]
 
+PAPER_METHODS = ("magnitude", "apoz")
+NEW_METHODS = ("hybrid", "energy")
+MARKERS = {"dense": "*", "magnitude": "o", "apoz": "s", "hybrid": "D", "energy": "^"}
+METHOD_COLORS = {"magnitude": "#1f77b4", "apoz": "#ff7f0e", "hybrid": "#9467bd", "energy": "#d62728"}
+
 CSV_COLUMNS = ["seed", "method", "rate", "kernels", "compression", "params", "nonzero_params", "macs",
                "nonzero_macs", "float_accuracy", "int8_accuracy", "cycles", "latency_ms", "energy_mj",
                "flash_bytes", "sram_bytes", "xip_misses", "energy_delta_pct", "accuracy_delta_pp", "bit_exact"]
@@ -68,7 +73,10 @@ def _pm(v: float, s: float, fmt: str) -> str:
 
 
 def _label(a: dict) -> str:
-    return "dense" if a["method"] == "dense" else f"{a['method']} {a['rate']:g}x"
+    """'magnitude 4x' (compression); the energy method is asked for energy: 'energy E/4'."""
+    if a["method"] == "dense":
+        return "dense"
+    return f"energy E/{a['rate']:g}" if a["method"] == "energy" else f"{a['method']} {a['rate']:g}x"
 
 
 def write_outputs(rows: list[dict], run_dir: Path, board: Board, title: str = "powerprune run") -> dict:
@@ -97,6 +105,94 @@ def paper_comparison(agg: list[dict]) -> list[dict]:
     return out
 
 
+COMPARE_KERNELS = "auto"  # every method compared on the kernels that serve it best
+
+
+def method_curves(agg: list[dict], kernels: str = COMPARE_KERNELS) -> dict[str, list[dict]]:
+    """Per pruning method, its models on ``kernels`` ordered by energy, the dense model first."""
+    dense = [a for a in agg if a["method"] == "dense" and a["kernels"] == kernels]
+    out = {}
+    for m in (*PAPER_METHODS, *NEW_METHODS):
+        pts = sorted((a for a in agg if a["method"] == m and a["kernels"] == kernels), key=lambda a: a["energy_mj"])
+        if pts:
+            out[m] = sorted(pts + dense, key=lambda a: a["energy_mj"])
+    return out
+
+
+def _accuracy_at(curve: list[dict], energy: float) -> float | None:
+    """The best accuracy a method reaches at ``energy`` or less (its models below that energy, plus
+    linear interpolation in log energy between neighbours); None below its cheapest model."""
+    import math
+
+    best = None
+    for lo, hi in zip(curve, curve[1:], strict=False):
+        if lo["energy_mj"] <= energy <= hi["energy_mj"] and hi["energy_mj"] > lo["energy_mj"]:
+            t = (math.log(energy) - math.log(lo["energy_mj"])) / (math.log(hi["energy_mj"]) - math.log(lo["energy_mj"]))
+            v = lo["int8_accuracy"] + t * (hi["int8_accuracy"] - lo["int8_accuracy"])
+            best = v if best is None else max(best, v)
+    below = [p["int8_accuracy"] for p in curve if p["energy_mj"] <= energy]
+    if below:
+        best = max(below) if best is None else max(best, max(below))
+    return best
+
+
+def _energy_for(curve: list[dict], acc: float) -> float | None:
+    """The least energy at which a method reaches ``acc`` (interpolated like ``_accuracy_at``)."""
+    import math
+
+    cands = [p["energy_mj"] for p in curve if p["int8_accuracy"] >= acc]
+    for lo, hi in zip(curve, curve[1:], strict=False):
+        if lo["int8_accuracy"] < acc <= hi["int8_accuracy"]:
+            t = (acc - lo["int8_accuracy"]) / (hi["int8_accuracy"] - lo["int8_accuracy"])
+            e_lo, e_hi = math.log(lo["energy_mj"]), math.log(hi["energy_mj"])
+            cands.append(math.exp(e_lo + t * (e_hi - e_lo)))
+    return min(cands) if cands else None
+
+
+def equal_energy_comparison(agg: list[dict]) -> list[dict]:
+    """For every model of a new method: what each paper method reaches at the same energy (same
+    kernel set), so "higher accuracy at equal energy" is a computed statement, not a reading of a plot."""
+    curves = method_curves(agg)
+    rows = []
+    for m in NEW_METHODS:
+        for p in curves.get(m, []):
+            if p["method"] != m:
+                continue
+            ref = {pm: _accuracy_at(curves[pm], p["energy_mj"]) for pm in PAPER_METHODS if pm in curves}
+            cost = {pm: _energy_for(curves[pm], p["int8_accuracy"]) for pm in PAPER_METHODS if pm in curves}
+            rows.append({"method": m, "rate": p["rate"], "energy_mj": p["energy_mj"],
+                         "energy_delta_pct": p["energy_delta_pct"], "int8_accuracy": p["int8_accuracy"],
+                         "paper": ref, "paper_energy": cost})
+    return rows
+
+
+def _new_methods_section(agg: list[dict]) -> list[str]:
+    rows = equal_energy_comparison(agg)
+    if not rows:
+        return []
+    lines = [f"## Beyond the paper: hybrid and energy-aware pruning (all on the `{COMPARE_KERNELS}` kernels)", "",
+             "*hybrid*: APoZ channel removal to the square root of the rate, then magnitude sparsity for the rest. "
+             "*energy E/R*: greedy energy-aware pruning asked for 1/R of the dense model's predicted kernel cycles; it "
+             "removes channels or weights by least loss per predicted cycle saved (cost model fitted on the virtual "
+             "Pico). Each row puts a model of ours beside the best "
+             "accuracy each paper method reaches at the same or lower energy (interpolated along its sweep; "
+             "n/a: it has no model that cheap), and the least energy each paper method needs for our accuracy "
+             "(in brackets: how much less we use).", "",
+             "| ours | energy mJ | Δ energy vs stock dense | our int8 acc | magnitude at that energy "
+             "| APoZ at that energy | magnitude's energy for that accuracy | APoZ's energy for that accuracy |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ref = [("n/a" if r["paper"].get(pm) is None else
+                f"{100 * r['paper'][pm]:.2f}% ({100 * (r['int8_accuracy'] - r['paper'][pm]):+.2f} pp)")
+               for pm in PAPER_METHODS]
+        cost = [("not reached" if r["paper_energy"].get(pm) is None else
+                 f"{r['paper_energy'][pm]:.3f} mJ ({100 * (r['energy_mj'] / r['paper_energy'][pm] - 1):+.0f}%)")
+                for pm in PAPER_METHODS]
+        lines.append(f"| {_label(r)} | {r['energy_mj']:.3f} | {r['energy_delta_pct']:+.1f}% "
+                     f"| {100 * r['int8_accuracy']:.2f}% | {ref[0]} | {ref[1]} | {cost[0]} | {cost[1]} |")
+    return lines + [""]
+
+
 def _markdown(agg: list[dict], board: Board, plots: dict, title: str, seeds: int) -> str:
     lines = [f"# {title}", ""]
     lines += ["Energy per inference = cycles / f x V x I" + (" + XIP misses x E_miss" if board.flash_miss_energy_nj
@@ -115,6 +211,7 @@ def _markdown(agg: list[dict], board: Board, plots: dict, title: str, seeds: int
         lines.append(f"| {c['finding']} | {c['energy']} | {c['accuracy']} | {c['method']} 4x, {c['kernels']} "
                      f"| {e} | {a} |")
     lines += ["", "Paper: Widmann et al., *Pruning for Power*, EANN 2023 (abstract).", ""]
+    lines += _new_methods_section(agg)
     lines += [f"## All models ({seeds} seed{'s' if seeds > 1 else ''}; mean ± std where several)", "",
               "| model | kernels | compression | int8 acc | Δ acc | cycles | ms | energy mJ | Δ energy | flash B | "
               "SRAM B | bit-exact |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -202,7 +299,7 @@ def _plots(agg: list[dict], run_dir: Path) -> dict[str, str]:
     import matplotlib.pyplot as plt
 
     plots = {}
-    markers = {"dense": "*", "magnitude": "o", "apoz": "s"}
+    markers = MARKERS
     kernels = sorted({a["kernels"] for a in agg}, key=["tflm-ref", "dense", "sparse", "auto"].index)
     colors = {k: c for k, c in zip(["tflm-ref", "dense", "sparse", "auto"], ["#888", "#1f77b4", "#ff7f0e", "#2ca02c"],
                                    strict=True)}
@@ -236,10 +333,32 @@ def _plots(agg: list[dict], run_dir: Path) -> dict[str, str]:
     ax.legend(fontsize=7)
     plots["Pareto: accuracy vs energy"] = save(fig, "pareto.png")
 
+    curves = method_curves(agg)
+    if any(m in curves for m in NEW_METHODS):
+        fig, ax = plt.subplots(figsize=(7.5, 4.8))
+        for method, pts in curves.items():
+            ax.plot([p["energy_mj"] for p in pts], [100 * p["int8_accuracy"] for p in pts], marker=MARKERS[method],
+                    color=METHOD_COLORS[method], ls="-" if method in NEW_METHODS else ":",
+                    label=f"{method} ({'ours' if method in NEW_METHODS else 'paper'}), {COMPARE_KERNELS}")
+            for p in pts:
+                ax.annotate(_label(p).split(" ", 1)[-1], (p["energy_mj"], 100 * p["int8_accuracy"]), fontsize=6,
+                            xytext=(3, 3), textcoords="offset points", color=METHOD_COLORS[method])
+        stock = [a for a in agg if a["kernels"] == "tflm-ref" and a["method"] in ("dense", *PAPER_METHODS)]
+        for a in stock:
+            ax.scatter(a["energy_mj"], 100 * a["int8_accuracy"], marker=MARKERS[a["method"]], color="#888", s=22)
+        ax.scatter([], [], color="#888", marker="o", label="paper methods on stock TFLM kernels (tflm-ref)")
+        ax.set_xscale("log")
+        ax.set_xlabel("energy per inference (mJ, log)")
+        ax.set_ylabel("int8 test accuracy (%)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+        plots["Methods: ours beside the paper's (accuracy vs energy)"] = save(fig, "methods.png")
+
     for what, key, ylabel, fname in (("energy", "energy_mj", "energy per inference (mJ)", "compression_energy.png"),
                                      ("accuracy", "int8_accuracy", "int8 accuracy", "compression_accuracy.png")):
         fig, ax = plt.subplots(figsize=(7, 4))
-        for method in ("magnitude", "apoz"):
+        styles = dict(zip((*PAPER_METHODS, *NEW_METHODS), ("-", ":", "-.", "--"), strict=True))
+        for method in [m for m in (*PAPER_METHODS, *NEW_METHODS) if any(a["method"] == m for a in agg)]:
             for k in kernels if what == "energy" else kernels[:1]:
                 pts = sorted((a["compression"], a[key]) for a in agg if a["method"] == method and a["kernels"] == k)
                 dense = next((a for a in agg if a["method"] == "dense" and a["kernels"] == k), None)
@@ -247,8 +366,7 @@ def _plots(agg: list[dict], run_dir: Path) -> dict[str, str]:
                     pts = [(1.0, dense[key])] + pts
                 if pts:
                     ax.plot(*zip(*pts, strict=True), marker=markers[method], color=colors[k],
-                            ls="-" if method == "magnitude" else ":", label=f"{method}, {k}" if what == "energy"
-                            else method)
+                            ls=styles[method], label=f"{method}, {k}" if what == "energy" else method)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("compression (dense params / nonzero params)")
         ax.set_ylabel(ylabel)

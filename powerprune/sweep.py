@@ -34,7 +34,10 @@ class SweepConfig:
     """Everything a run depends on; the defaults are the paper's experiment."""
 
     rates: tuple[float, ...] = PAPER_RATES
-    methods: tuple[str, ...] = ("magnitude", "apoz")
+    methods: tuple[str, ...] = ("magnitude", "apoz", "hybrid", "energy")
+    # The energy method is asked for energy, not size: rate R = 1/R of the dense model's predicted
+    # kernel cycles (auto kernels). The paper's rates span about 1.5x to 10x less energy on them.
+    energy_rates: tuple[float, ...] = (2.0, 3.0, 4.0, 6.0, 8.0, 12.0)
     seeds: tuple[int, ...] = (0,)
     epochs: int = 15
     lr: float = 2e-3
@@ -57,7 +60,8 @@ class SweepConfig:
     @classmethod
     def quick(cls) -> SweepConfig:
         """A few minutes on 2 cores: two rates, short training on a slice, two kernel sets."""
-        return cls(rates=(4.0, 16.0), epochs=5, finetune_epochs=3, train_limit=30000, test_limit=2000,
+        return cls(rates=(4.0, 16.0), energy_rates=(4.0,), epochs=5, finetune_epochs=3, train_limit=30000,
+                   test_limit=2000,
                    kernels=("tflm-ref", "auto"), profile_images=1)
 
     def validate(self) -> SweepConfig:
@@ -74,6 +78,8 @@ class SweepConfig:
             raise ConfigError(f"unknown kernel set(s) {bad}; choose from {list(KERNEL_SETS)}")
         if any(r < 1 for r in self.rates):
             raise ConfigError("every compression rate must be >= 1")
+        if any(r <= 1 for r in self.energy_rates):
+            raise ConfigError("every energy rate must be > 1 (it divides the dense model's predicted cycles)")
         if not self.seeds or self.epochs < 1 or self.jobs < 1 or self.profile_images < 1:
             raise ConfigError("seeds, epochs, jobs and profile_images must be positive")
         return self
@@ -148,7 +154,7 @@ def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: flo
 
     torch.set_num_threads(1)
     from .api import int8_accuracy
-    from .metrics import dense_reference, model_stats
+    from .metrics import model_stats, reference_params, widths
     from .model import load_model, save_model
     from .prune import prune
     from .quantize import quantize
@@ -162,13 +168,15 @@ def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: flo
         model_key, model_rec = base_key, base_record
     else:
         recipe = Recipe(epochs=cfg.finetune_epochs, lr=cfg.finetune_lr, batch_size=cfg.batch_size, seed=seed)
+        by_energy = {"target": "energy"} if method == "energy" else {}
         model_key = stage_key("prune", base=base_key, method=method, rate=rate, recipe=asdict(recipe),
-                              schedule=cfg.magnitude_schedule, scope=cfg.magnitude_scope)
+                              schedule=cfg.magnitude_schedule, scope=cfg.magnitude_scope, **by_energy)
 
         def do_prune(stem: Path) -> dict:
             base, _ = load_model(base_record["model"])
-            res = prune(base, method, rate, train, None, finetune=recipe, schedule=cfg.magnitude_schedule,
-                        scope=cfg.magnitude_scope, progress=False)
+            compression, budget = (None, 1 / rate) if method == "energy" else (rate, None)
+            res = prune(base, method, compression, train, None, finetune=recipe, schedule=cfg.magnitude_schedule,
+                        scope=cfg.magnitude_scope, energy_budget=budget, progress=False)
             save_model(res.model, stem.with_suffix(".pt"), res.info)
             return {"model": str(stem.with_suffix(".pt")), "accuracy": accuracy(res.model, test)}
 
@@ -177,14 +185,14 @@ def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: flo
     int8_key = stage_key("int8", model=model_key, calibration=cfg.calibration, test_limit=cfg.test_limit)
 
     def do_int8(stem: Path) -> dict:
-        model, _ = load_model(model_rec["model"])
+        model, info = load_model(model_rec["model"])
         graph = quantize(model, train.take(cfg.calibration), name=f"{method}-{rate:g}x")
         save_tflite(graph, stem.with_suffix(".tflite"))
         s = model_stats(model)
         return {"tflite": str(stem.with_suffix(".tflite")), "int8_accuracy": int8_accuracy(graph, test),
-                "compression": s.compression(dense_reference(model).params),
+                "compression": s.compression(reference_params(model, info.reference_params)),
                 "params": s.params, "nonzero_params": s.nonzero_params, "macs": s.macs,
-                "nonzero_macs": s.nonzero_macs, "widths": list(model.arch.widths)}
+                "nonzero_macs": s.nonzero_macs, "widths": widths(model)}
 
     int8_rec = cached(cache_dir, int8_key, do_int8)
     graph = load_tflite(int8_rec["tflite"])
@@ -228,40 +236,84 @@ def _kernel_digest() -> str:
     return h.hexdigest()[:12]
 
 
-def run_sweep(cfg: SweepConfig, run_dir: Path, progress: bool = True) -> list[dict]:
-    """Run (or resume) the sweep; returns one row per (seed, model, kernel set)."""
+BACKENDS = ("local", "ray")
+
+
+def run_sweep(cfg: SweepConfig, run_dir: Path, progress: bool = True, backend: str = "local",
+              address: str | None = None) -> list[dict]:
+    """Run (or resume) the sweep; returns one row per (seed, model, kernel set).
+
+    ``backend`` 'local' runs the independent model jobs in ``cfg.jobs`` processes; 'ray' submits them
+    to a Ray cluster (``address``, or a local one with ``cfg.jobs`` CPUs). Either way the jobs read
+    and write the same cache, so results are identical and a run can resume on the other backend.
+    """
     from .energy import load_board
 
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; choose from {list(BACKENDS)}")
     board = load_board(cfg.board)
-    cache = run_dir / "cache"
+    cache = (run_dir / "cache").resolve()
     cache.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "config.json", asdict(cfg))
     jobs = []
     for seed in cfg.seeds:
         base_key, _ = train_stage(cfg, seed, cache, progress)
         jobs.append((seed, base_key, "dense", 1.0))
-        jobs += [(seed, base_key, m, float(r)) for m in cfg.methods for r in cfg.rates]
+        jobs += [(seed, base_key, m, float(r)) for m in cfg.methods
+                 for r in (cfg.energy_rates if m == "energy" else cfg.rates)]
     rows: list[dict] = []
     bar = tqdm(total=len(jobs), desc="prune, quantize, profile", unit="model", disable=None if progress else True)
-    if cfg.jobs > 1:
+
+    def collect(result: list[dict], label: tuple[str, float]) -> None:
+        rows.extend(result)
+        bar.set_postfix_str(f"{label[0]} {label[1]:g}x")
+        bar.update()
+
+    if backend == "ray":
+        _run_on_ray(cfg, jobs, cache, address, collect)
+    elif cfg.jobs > 1:
         with ProcessPoolExecutor(max_workers=cfg.jobs) as pool:
             futures = {pool.submit(model_job, cfg, s, k, m, r, str(cache)): (m, r) for s, k, m, r in jobs}
             for fut in as_completed(futures):
-                rows += fut.result()
-                bar.set_postfix_str(f"{futures[fut][0]} {futures[fut][1]:g}x")
-                bar.update()
+                collect(fut.result(), futures[fut])
     else:
         for s, k, m, r in jobs:
-            rows += model_job(cfg, s, k, m, r, str(cache))
-            bar.update()
+            collect(model_job(cfg, s, k, m, r, str(cache)), (m, r))
     bar.close()
     return add_energy_and_deltas(rows, board)
+
+
+def _run_on_ray(cfg: SweepConfig, jobs: list, cache: Path, address: str | None,
+                collect: Callable[[list[dict], tuple[str, float]], None]) -> None:
+    """One Ray task per model job, one CPU each. The cache directory must be visible to every node
+    under the same path (a shared filesystem); on one machine it simply is."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise ConfigError("--backend ray needs Ray: pip install 'powerprune[ray]'") from exc
+    started = not ray.is_initialized()
+    if started:
+        try:
+            ray.init(address=address, num_cpus=None if address else cfg.jobs, include_dashboard=False,
+                     log_to_driver=False, configure_logging=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ConfigError(f"cannot connect to the Ray cluster at {address}: {exc}") from exc
+    try:
+        task = ray.remote(num_cpus=1, max_retries=2)(model_job)
+        refs = {task.remote(cfg, s, k, m, r, str(cache)): (m, r) for s, k, m, r in jobs}
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            collect(ray.get(done[0]), refs[done[0]])
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def add_energy_and_deltas(rows: list[dict], board) -> list[dict]:
     """Latency, energy, and deltas against the same seed's dense model on tflm-ref (the paper's
     stock-TFLM baseline)."""
-    order = {"dense": 0, "magnitude": 1, "apoz": 2}
+    order = {"dense": 0, "magnitude": 1, "apoz": 2, "hybrid": 3, "energy": 4}
     kernel_order = {"tflm-ref": 0, "dense": 1, "sparse": 2, "auto": 3}
     rows = sorted(rows, key=lambda r: (r["seed"], order.get(r["method"], 9), r["rate"],
                                        kernel_order.get(r["kernels"], 9)))

@@ -18,7 +18,6 @@ from torch import nn
 from tqdm import tqdm
 
 from .data import Dataset
-from .model import LeNet5
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ def _tensors(data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(data.as_float()), torch.from_numpy(data.labels)
 
 
-def fit(model: LeNet5, data: Dataset, recipe: Recipe, *, desc: str = "train",
+def fit(model: nn.Module, data: Dataset, recipe: Recipe, *, desc: str = "train",
         on_step: Callable[[int, int], None] | None = None, progress: bool = True) -> None:
     """Train in place. ``on_step(step, total_steps)`` runs after each optimizer step, before masks are
     re-applied, so a pruning schedule can update the masks there."""
@@ -51,6 +50,7 @@ def fit(model: LeNet5, data: Dataset, recipe: Recipe, *, desc: str = "train",
     opt = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / max(total, 1))))
     loss_fn = nn.CrossEntropyLoss()
+    apply_masks = getattr(model, "apply_masks", lambda: None)  # any nn.Module trains; ours keep zeros
     model.train()
     step = 0
     bar = tqdm(total=total, desc=desc, unit="step", disable=None if progress else True, leave=False)
@@ -66,7 +66,7 @@ def fit(model: LeNet5, data: Dataset, recipe: Recipe, *, desc: str = "train",
             step += 1
             if on_step is not None:
                 on_step(step, total)
-            model.apply_masks()
+            apply_masks()
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     bar.close()
@@ -74,12 +74,12 @@ def fit(model: LeNet5, data: Dataset, recipe: Recipe, *, desc: str = "train",
 
 
 @torch.no_grad()
-def predict_logits(model: LeNet5, data: Dataset, batch_size: int = 1000) -> np.ndarray:
+def predict_logits(model: nn.Module, data: Dataset, batch_size: int = 1000) -> np.ndarray:
     model.eval()
     x, _ = _tensors(data)
     return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]).numpy()
 
 
-def accuracy(model: LeNet5, data: Dataset) -> float:
+def accuracy(model: nn.Module, data: Dataset) -> float:
     """Top-1 accuracy in [0, 1]."""
     return float((predict_logits(model, data).argmax(1) == data.labels).mean())

@@ -89,3 +89,45 @@ def test_model_file_roundtrip(tmp_path, trained, train_small, quick_finetune):
     assert info.method == "magnitude"
     x = torch.rand(2, 1, 28, 28)
     assert np.allclose(model(x).detach().numpy(), res.model(x).detach().numpy())
+
+
+@pytest.mark.parametrize("rate", [4, 16])
+def test_hybrid_removes_channels_then_adds_sparsity(trained, train_small, quick_finetune, rate):
+    res = prune(trained, "hybrid", rate, train_small, finetune=quick_finetune, progress=False)
+    assert abs(res.compression / rate - 1) <= 0.01
+    m = res.model
+    assert sum(m.arch.widths) < sum(trained.arch.widths)           # structured part
+    assert model_stats(m).nonzero_params < m.arch.param_count()    # unstructured part on top
+    for name, mask in m.masks.items():
+        assert torch.all(getattr(m, name).weight[mask == 0] == 0)
+
+
+def test_energy_method_is_cheaper_than_magnitude_at_the_same_compression(trained, train_small, quick_finetune):
+    from powerprune.prune.energy import predicted_cycles
+
+    energy = prune(trained, "energy", 4, train_small, finetune=quick_finetune, progress=False)
+    magnitude = prune(trained, "magnitude", 4, train_small, finetune=quick_finetune, progress=False)
+    assert abs(energy.compression / 4 - 1) <= 0.01
+    cost = {k: sum(predicted_cycles(r.model).values()) for k, r in (("e", energy), ("m", magnitude))}
+    assert cost["e"] < 0.9 * cost["m"]
+    steps = [h for h in energy.info.history if "action" in h]
+    assert steps and {h["action"] for h in steps} <= {"channels", "weights"}
+    for name, mask in energy.model.masks.items():  # fine-tuning kept the pruned weights at zero
+        assert torch.all(getattr(energy.model, name).weight[mask == 0] == 0)
+
+
+def test_energy_budget_and_accuracy_budget(trained, train_small, quick_finetune):
+    from powerprune.prune.energy import predicted_cycles
+
+    start = sum(predicted_cycles(trained).values())
+    res = prune(trained, "energy", None, train_small, finetune=quick_finetune, energy_budget=0.4, progress=False)
+    assert sum(predicted_cycles(res.model).values()) <= 0.4 * start
+    assert res.info.energy_budget == 0.4 and res.compression > 1
+    res = prune(trained, "energy", None, train_small, finetune=quick_finetune, accuracy_budget=0.05, progress=False)
+    assert sum(predicted_cycles(res.model).values()) < start
+    with pytest.raises(PruneError, match="one budget"):
+        prune(trained, "energy", 4, train_small, energy_budget=0.5)
+    with pytest.raises(PruneError, match="fraction"):
+        prune(trained, "energy", None, train_small, energy_budget=2.0)
+    with pytest.raises(PruneError, match="needs a compression"):
+        prune(trained, "magnitude", None, train_small)

@@ -116,3 +116,19 @@ def test_seeds_are_aggregated_as_mean_and_std():
     assert dense["int8_accuracy_std"] == pytest.approx(0.01414, rel=1e-3)
     assert dense["cycles"] == pytest.approx(105.0)
     assert "apoz 4x" in terminal_summary(agg)
+
+
+def test_ray_backend_gives_the_same_results_and_cache_as_local_processes(tmp_path, capsys):
+    pytest.importorskip("ray")
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(TINY.replace('methods = ["magnitude", "apoz"]', 'methods = ["magnitude"]'))
+    out = tmp_path / "run"
+    assert main(["run", "--config", str(cfg), "--out", str(out), "--backend", "ray"]) == 0
+    rows_ray = json.loads((out / "results.json").read_text())
+    assert {r["method"] for r in rows_ray} == {"dense", "magnitude"} and all(r["bit_exact"] for r in rows_ray)
+    before = _records(out)
+    assert main(["run", "--config", str(cfg), "--out", str(out)]) == 0  # local processes, same cache
+    assert _records(out) == before
+    assert json.loads((out / "results.json").read_text()) == rows_ray
+    assert main(["run", "--config", str(cfg), "--out", str(out), "--address", "x:1"]) == 2
+    assert "--backend ray" in capsys.readouterr().err

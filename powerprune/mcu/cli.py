@@ -12,10 +12,33 @@ from .codegen import KERNEL_SETS
 from .emulator import CLOCK_HZ, DEFAULT_CYCLE_BUDGET, DEFAULT_XIP_MISS_CYCLES
 
 
-def cmd_profile(args: argparse.Namespace) -> int:
+def _graph(args: argparse.Namespace):
+    """The model as int8; a .pt calibrates on ``--data`` (or FashionMNIST)."""
     from ..api import load_graph
-    from ..data import load_fashion_mnist
+    from ..cli import data_split
+
+    return load_graph(args.model, calibration_data=data_split(args, "train") if args.data else None)
+
+
+def _test_inputs(args: argparse.Namespace, graph, n: int) -> np.ndarray:
+    """``n`` test images of ``--data`` (or FashionMNIST) as the graph's int8 input; a model whose
+    input is not a 28x28x1 image and has no --data gets seeded random inputs (cycles barely depend on
+    the values), and says so."""
+    from ..cli import data_split
     from ..quantize import quantize_images
+
+    if args.data or tuple(graph.input.shape) == (28, 28, 1):
+        images = data_split(args, "test", n).images
+        if images.shape[1:] != tuple(graph.input.shape):
+            raise ValueError(f"the model takes inputs of shape {graph.input.shape}, the test images are "
+                             f"{images.shape[1:]}")
+        return quantize_images(graph, images)
+    print(f"note: input shape {graph.input.shape} is not FashionMNIST's and no --data was given; "
+          "using random int8 inputs")
+    return np.random.default_rng(0).integers(-128, 128, (n, *graph.input.shape), dtype=np.int8)
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
     from .profile import profile
 
     kernels = [k.strip() for k in args.kernels.split(",") if k.strip()]
@@ -25,8 +48,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if args.images < 1:
         raise ValueError("--images must be at least 1")
     cflags = tuple(args.cflags.split()) if args.cflags else DEFAULT_CFLAGS
-    graph = load_graph(args.model)
-    x = quantize_images(graph, load_fashion_mnist("test", args.images).images)
+    graph = _graph(args)
+    x = _test_inputs(args, graph, args.images)
     report = {"model": str(args.model), "kernels": {}}
     for k in kernels:
         p = profile(graph, x, k, args.layout, args.xip_miss_cycles, args.cycle_budget, cflags)
@@ -46,12 +69,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from ..api import load_graph
     from .deploy import deploy
 
     if args.kernels not in KERNEL_SETS:
         raise ValueError(f"unknown kernel set {args.kernels!r}; available: {', '.join(KERNEL_SETS)}")
-    res = deploy(load_graph(args.model), args.out, args.kernels, args.board)
+    res = deploy(_graph(args), args.out, args.kernels, args.board)
     print(f"{res['uf2']}: RAM-only UF2 ({res['uf2_bytes']} bytes, {res['sram_bytes']} B of the 264 KB SRAM)")
     print("  hold BOOTSEL while plugging the Pico in, copy the .uf2 onto the RPI-RP2 drive; it runs at once")
     print(f"  (RAM images do not survive a power cycle). C sources + CMakeLists.txt for pico-sdk: {res['sources']}")
@@ -65,15 +87,12 @@ def cmd_measure(args: argparse.Namespace) -> int:
     if args.port:
         import serial
 
-        from ..api import load_graph
-        from ..data import load_fashion_mnist
-        from ..quantize import quantize_images
         from .measure import measure_board
 
         if not args.model:
             raise ValueError("--model is needed to check the board's outputs against the host reference")
-        graph = load_graph(args.model)
-        x = quantize_images(graph, load_fashion_mnist("test", args.images).images)
+        graph = _graph(args)
+        x = _test_inputs(args, graph, args.images)
         try:
             port = serial.Serial(args.port, args.baud, timeout=0.2)
         except serial.SerialException as exc:
@@ -115,11 +134,14 @@ def cmd_emulate(args: argparse.Namespace) -> int:
 
 
 def add_mcu_commands(sub: argparse._SubParsersAction) -> None:
+    from ..cli import add_data_option
+
     p = sub.add_parser("deploy", help="UF2 and C sources to run a model on a physical Raspberry Pi Pico")
     p.add_argument("model", help=".pt or .tflite")
     p.add_argument("--board", default="pico")
     p.add_argument("--kernels", default="auto", help=f"kernel set ({', '.join(KERNEL_SETS)}; default auto)")
     p.add_argument("--out", required=True, help="output directory")
+    add_data_option(p)
     p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("measure", help="run test images on a board over UART; energy from a power trace")
@@ -130,6 +152,7 @@ def add_mcu_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each response")
     p.add_argument("--energy-csv", help="power analyzer export with columns time_s,current_a,voltage_v,marker")
     p.add_argument("--json", action="store_true")
+    add_data_option(p)
     p.set_defaults(func=cmd_measure)
 
     p = sub.add_parser("emulate", help="run a deployed firmware.uf2 on a virtual Pico with UART0 on a pty")
@@ -149,4 +172,5 @@ def add_mcu_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cflags", default=None,
                    help=f"compiler flags instead of the default '{' '.join(DEFAULT_CFLAGS)}'")
     p.add_argument("--json", action="store_true")
+    add_data_option(p)
     p.set_defaults(func=cmd_profile)

@@ -31,10 +31,21 @@ def macs(layer: Conv2D | FullyConnected) -> int:
     return layer.weights.size * pixels
 
 
+def kernel_cycles(op: str, impl: str, macs: float, nonzero_macs: float, outputs: int) -> float:
+    """The fitted model for one layer from its sizes alone, so pruning can plan with it on a float
+    model before anything is quantized."""
+    a, b = COEFFICIENTS[(impl, op)]
+    return a * (nonzero_macs if impl == "sparse" else macs) + b * outputs
+
+
+def auto_cycles(op: str, macs: float, nonzero_macs: float, outputs: int) -> float:
+    """What the ``auto`` kernel set pays: the cheaper of dense and sparse."""
+    return min(kernel_cycles(op, impl, macs, nonzero_macs, outputs) for impl in ("dense", "sparse"))
+
+
 def predicted_cycles(layer: Conv2D | FullyConnected, impl: str) -> float:
-    a, b = COEFFICIENTS[(impl, layer.op)]
-    work = macs(layer) * (density(layer) if impl == "sparse" else 1.0)
-    return a * work + b * layer.output.size
+    m = macs(layer)
+    return kernel_cycles(layer.op, impl, m, m * density(layer), layer.output.size)
 
 
 def prefers_sparse(layer: Layer) -> bool:

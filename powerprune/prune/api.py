@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+
+from torch import nn
 
 from ..data import Dataset
 from ..metrics import dense_reference, model_stats
-from ..model import LeNet5, ModelInfo
+from ..model import LeNet5, Maskable, ModelInfo
+from ..seqnet import from_torch
 from ..train import Recipe, accuracy, fit
 from .apoz import PRUNABLE, keep_indices, measure_apoz, nearest_reachable, plan_widths, rebuild
+from .energy import Budget, energy_prune
 from .magnitude import magnitude_masks
 from .schedule import PolynomialDecay
 
-METHODS = ("magnitude", "apoz")
+METHODS = ("magnitude", "apoz", "hybrid", "energy")
 TOLERANCE = 0.01  # achieved compression within 1% of the request
 # Defaults shared by the CLI, the Python API and `powerprune run` (BENCHMARKS.md measures these).
 DEFAULT_FINETUNE = Recipe(epochs=10, lr=1e-3)
@@ -28,109 +33,175 @@ class PruneError(ValueError):
 
 @dataclass
 class PruneResult:
-    model: LeNet5
+    model: Maskable
     info: ModelInfo
     compression: float           # achieved, parameters (weights + biases)
     weight_compression: float    # achieved, weights only
-    accuracy_before_finetune: float | None
+    accuracy_before_finetune: float | None  # on test_data: one-shot magnitude and APoZ's last round
     accuracy_after_finetune: float | None
 
 
-def _check_request(method: str, compression: float) -> None:
+def _check_request(method: str, compression: float | None) -> None:
     if method not in METHODS:
         raise PruneError(f"unknown pruning method {method!r}; choose one of {', '.join(METHODS)}")
+    if compression is None:
+        if method != "energy":
+            raise PruneError(f"{method} pruning needs a compression rate")
+        return
     if not math.isfinite(compression) or compression < 1:
         raise PruneError(f"compression must be a number >= 1 (got {compression})")
 
 
-def prune(model: LeNet5, method: str, compression: float, train_data: Dataset,
+def _magnitude(model: Maskable, keep: int, train_data: Dataset, finetune: Recipe, schedule: str, scope: str,
+               tag: str, progress: bool, on_pruned: Callable[[Maskable], None] = lambda m: None) -> Maskable:
+    """Unstructured pruning to ``keep`` weights, one-shot or along a cubic schedule, with fine-tuning."""
+    if schedule == "oneshot":
+        model.masks = magnitude_masks(model, keep, scope)
+        model.apply_masks()
+        on_pruned(model)
+        fit(model, train_data, finetune, desc=f"finetune {tag}", progress=progress)
+    elif schedule == "gradual":
+        total_w = model_stats(model).weights
+        steps = math.ceil(len(train_data) / finetune.batch_size) * finetune.epochs
+        start = 1 - model_stats(model).nonzero_weights / total_w  # hybrid starts from a smaller net
+        sched = PolynomialDecay(start, 1 - keep / total_w, begin=0, end=max(1, int(0.7 * steps)),
+                                frequency=max(1, steps // 50))
+
+        def on_step(step: int, _total: int) -> None:
+            if sched.due(step):
+                kept = keep if step >= sched.end else round(total_w * (1 - sched.sparsity(step)))
+                model.masks = magnitude_masks(model, kept, scope)
+
+        fit(model, train_data, finetune, desc=f"gradual {tag}", on_step=on_step, progress=progress)
+        if not model.masks:  # fewer steps than one update: prune at the end
+            model.masks = magnitude_masks(model, keep, scope)
+            model.apply_masks()
+    else:
+        raise PruneError(f"unknown schedule {schedule!r}; use 'oneshot' or 'gradual'")
+    return model
+
+
+def _weights_to_keep(model: Maskable, target_params: float, compression: float, reference_params: int) -> int:
+    stats = model_stats(model)
+    biases = stats.nonzero_params - stats.nonzero_weights
+    keep = round(target_params) - biases
+    if keep < len(model.layer_names):
+        raise PruneError(
+            f"compression {compression:g} leaves {round(target_params)} parameters, fewer than the "
+            f"{biases} biases plus one weight per layer; the highest reachable rate is "
+            f"{reference_params / (biases + len(model.layer_names)):.1f}")
+    return keep
+
+
+def _apoz(model: LeNet5, compression: float, target_params: float, tolerance: float, train_data: Dataset,
+          finetune: Recipe, apoz_images: int, reference_params: int, history: list[dict],
+          progress: bool, on_pruned: Callable[[Maskable], None] = lambda m: None) -> LeNet5:
+    """Channels removed in rounds (compression doubling per round), each followed by fine-tuning."""
+    if not isinstance(model, LeNet5):
+        raise PruneError("APoZ removes channels by rebuilding the network, which powerprune does for its "
+                         "LeNet5; for your own model use 'magnitude' or 'energy'")
+    final = plan_widths(model.arch, target_params, tolerance)
+    if final is None:
+        near = nearest_reachable(model.arch, target_params)
+        raise PruneError(
+            f"APoZ cannot reach compression {compression:g} within {tolerance:.0%}: no channel widths give "
+            f"{target_params:.0f} parameters; the nearest reachable is {near} ({reference_params / near:.2f}x)")
+    rounds = max(1, math.ceil(math.log2(compression)))
+    per_round = replace(finetune, epochs=max(1, round(finetune.epochs / rounds)))
+    apoz_data = train_data.take(apoz_images)
+    for r in range(1, rounds + 1):
+        if r == rounds:
+            widths = final
+        else:
+            step_target = reference_params / compression ** (r / rounds)
+            widths = plan_widths(model.arch, step_target, 0.05, upper=model.arch.widths) or model.arch.widths
+            widths = tuple(max(f, w) for f, w in zip(final, widths, strict=True))
+        apoz = measure_apoz(model, apoz_data)
+        model = rebuild(model, keep_indices(apoz, widths))
+        if r == rounds:
+            on_pruned(model)
+        history.append({"step": f"apoz round {r}/{rounds}", "widths": list(widths),
+                        "mean_apoz": {n: float(apoz[n].mean()) for n in PRUNABLE}})
+        if compression > 1:
+            fit(model, train_data, replace(per_round, seed=finetune.seed + r),
+                desc=f"finetune apoz {compression:g}x round {r}/{rounds}", progress=progress)
+    return model
+
+
+def prune(model: nn.Module, method: str, compression: float | None, train_data: Dataset,
           test_data: Dataset | None = None, *, finetune: Recipe | None = None,
           schedule: str = DEFAULT_SCHEDULE, scope: str = DEFAULT_SCOPE, apoz_images: int = 10000,
+          energy_budget: float | None = None, accuracy_budget: float | None = None,
           progress: bool = True) -> PruneResult:
     """Prune a copy of ``model`` to ``compression`` = dense parameters / nonzero parameters.
+
+    ``model`` is a LeNet5, a SeqNet, or any PyTorch chain of supported layers (converted with
+    ``from_torch`` using the images' shape); ``train_data`` any ``Dataset``.
 
     magnitude: unstructured; ``schedule`` 'oneshot' prunes then fine-tunes with fixed masks, 'gradual'
     raises sparsity along a cubic PolynomialDecay during fine-tuning. ``scope`` 'global' or 'layer'.
     apoz: structured; channels removed in rounds (compression doubling per round), each followed by
-    fine-tuning; the last round lands within 1% of the request. ``finetune.epochs`` is the total.
+    fine-tuning; the last round lands within 1% of the request. LeNet5 only.
+    hybrid: APoZ to the square root of the rate, then magnitude sparsity (served by the sparse
+    kernels) for the rest; fine-tuning split evenly. LeNet5 only.
+    energy: greedy energy-aware pruning (``prune.energy``) to the compression rate, or instead to
+    ``energy_budget`` (fraction of the model's predicted cycles) or ``accuracy_budget`` (largest
+    validation accuracy drop, a fraction). ``finetune.epochs`` is the total for every method.
     """
+    if method == "energy" and (energy_budget is not None or accuracy_budget is not None):
+        if compression is not None:
+            raise PruneError("give the energy method one budget: a compression rate, an energy or an accuracy budget")
     _check_request(method, compression)
     finetune = finetune or DEFAULT_FINETUNE
-    model = copy.deepcopy(model)
+    if isinstance(model, Maskable):
+        model = copy.deepcopy(model)
+    else:
+        h, w, c = train_data.images.shape[1:]
+        model = from_torch(model, (c, h, w))
     reference = dense_reference(model)
-    target = reference.params / compression
     history: list[dict] = []
-    acc_before = None
+    tag = f"{method} {compression:g}x" if compression is not None else method
+    before: list[float] = []
 
-    def evaluate() -> float | None:
-        return accuracy(model, test_data) if test_data is not None else None
+    def on_pruned(m: Maskable) -> None:
+        if test_data is not None:
+            before.append(accuracy(m, test_data))
 
     if method == "magnitude":
-        stats = model_stats(model)
-        biases = stats.nonzero_params - stats.nonzero_weights
-        keep = round(target) - biases
-        if keep < len(model.layer_names):
-            raise PruneError(
-                f"compression {compression:g} leaves {round(target)} parameters, fewer than the "
-                f"{biases} biases plus one weight per layer; the highest reachable rate is "
-                f"{reference.params / (biases + len(model.layer_names)):.1f}")
-        if schedule == "oneshot":
-            model.masks = magnitude_masks(model, keep, scope)
-            model.apply_masks()
-            acc_before = evaluate()
-            fit(model, train_data, finetune, desc=f"finetune magnitude {compression:g}x", progress=progress)
-        elif schedule == "gradual":
-            total_w = stats.weights
-            steps = math.ceil(len(train_data) / finetune.batch_size) * finetune.epochs
-            sched = PolynomialDecay(0.0, 1 - keep / total_w, begin=0, end=max(1, int(0.7 * steps)),
-                                    frequency=max(1, steps // 50))
-
-            def on_step(step: int, _total: int) -> None:
-                if sched.due(step):
-                    kept = keep if step >= sched.end else round(total_w * (1 - sched.sparsity(step)))
-                    model.masks = magnitude_masks(model, kept, scope)
-
-            fit(model, train_data, finetune, desc=f"gradual magnitude {compression:g}x",
-                on_step=on_step, progress=progress)
-            if not model.masks:  # fewer steps than one update: prune at the end
-                model.masks = magnitude_masks(model, keep, scope)
-                model.apply_masks()
-        else:
-            raise PruneError(f"unknown schedule {schedule!r}; use 'oneshot' or 'gradual'")
+        target = reference.params / compression
+        keep = _weights_to_keep(model, target, compression, reference.params)
+        model = _magnitude(model, keep, train_data, finetune, schedule, scope, tag, progress, on_pruned)
+        history.append({"step": "magnitude", "schedule": schedule, "scope": scope, "keep_weights": keep})
+    elif method == "apoz":
+        model = _apoz(model, compression, reference.params / compression, TOLERANCE, train_data, finetune,
+                      apoz_images, reference.params, history, progress, on_pruned)
+    elif method == "hybrid":
+        structured = math.sqrt(compression)
+        half = replace(finetune, epochs=max(1, finetune.epochs // 2))
+        model = _apoz(model, structured, reference.params / structured, 0.05, train_data, half,
+                      apoz_images, reference.params, history, progress)
+        keep = _weights_to_keep(model, reference.params / compression, compression, reference.params)
+        rest = replace(finetune, epochs=max(1, finetune.epochs - half.epochs), seed=finetune.seed + 100)
+        model = _magnitude(model, keep, train_data, rest, schedule, scope, tag, progress, on_pruned)
         history.append({"step": "magnitude", "schedule": schedule, "scope": scope, "keep_weights": keep})
     else:
-        final = plan_widths(model.arch, target, TOLERANCE)
-        if final is None:
-            near = nearest_reachable(model.arch, target)
-            raise PruneError(
-                f"APoZ cannot reach compression {compression:g} within 1%: no channel widths give "
-                f"{target:.0f} parameters; the nearest reachable is {near} ({reference.params / near:.2f}x)")
-        rounds = max(1, math.ceil(math.log2(compression)))
-        per_round = replace(finetune, epochs=max(1, round(finetune.epochs / rounds)))
-        apoz_data = train_data.take(apoz_images)
-        for r in range(1, rounds + 1):
-            if r == rounds:
-                widths = final
-            else:
-                step_target = reference.params / compression ** (r / rounds)
-                widths = plan_widths(model.arch, step_target, 0.05, upper=model.arch.widths) or model.arch.widths
-                widths = tuple(max(f, w) for f, w in zip(final, widths, strict=True))
-            apoz = measure_apoz(model, apoz_data)
-            model = rebuild(model, keep_indices(apoz, widths))
-            if r == rounds:
-                acc_before = evaluate()
-            history.append({"step": f"apoz round {r}/{rounds}", "widths": list(widths),
-                            "mean_apoz": {n: float(apoz[n].mean()) for n in PRUNABLE}})
-            if compression > 1:
-                fit(model, train_data, replace(per_round, seed=finetune.seed + r),
-                    desc=f"finetune apoz {compression:g}x round {r}/{rounds}", progress=progress)
+        budget = Budget(compression=compression, energy=energy_budget, accuracy_drop=accuracy_budget)
+        try:
+            model, steps = energy_prune(model, train_data, budget, finetune, reference.params, progress)
+        except ValueError as exc:
+            raise PruneError(str(exc)) from exc
+        history += steps
 
     stats = model_stats(model)
     achieved = stats.compression(reference.params)
-    if abs(achieved / compression - 1) > TOLERANCE + 1e-9:
+    if compression is not None and abs(achieved / compression - 1) > TOLERANCE + 1e-9:
         raise PruneError(f"reached compression {achieved:.3f}, not within 1% of {compression:g}")
-    acc_after = evaluate()
+    acc_after = accuracy(model, test_data) if test_data is not None else None
     history.append({"step": "done", "compression": achieved, "accuracy": acc_after})
-    info = ModelInfo(method=method, compression_requested=float(compression), history=history)
+    budget_note = {"energy_budget": energy_budget} if energy_budget is not None else (
+        {"accuracy_budget": accuracy_budget} if accuracy_budget is not None else {})
+    info = ModelInfo(method=method, compression_requested=float(compression or achieved),
+                     history=history, reference_params=reference.params, **budget_note)
     model.eval()
-    return PruneResult(model, info, achieved, stats.weight_compression(reference.weights), acc_before, acc_after)
+    return PruneResult(model, info, achieved, stats.weight_compression(reference.weights),
+                       before[-1] if before else None, acc_after)

@@ -107,4 +107,6 @@ def rebuild(model: LeNet5, keep: dict[str, np.ndarray]) -> LeNet5:
         w = src.weight[rows][:, cols]
         dst.weight.copy_(w)
         dst.bias.copy_(src.bias[rows])
+        if name in model.masks:  # unstructured masks survive channel removal (energy, hybrid)
+            new.masks[name] = model.masks[name][rows][:, cols].clone()
     return new
