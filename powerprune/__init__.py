@@ -8,22 +8,27 @@ Python API in one screen::
     pruned = prune(model, "apoz", 4, train, test).model
     graph = quantize(pruned, train.take(500))      # int8 IR
     open("m.tflite", "wb").write(export_tflite(graph))
+
+Your own network (any chain of supported PyTorch layers) and data work the same way:
+``prune(my_module, "energy", 4, load_npz("data.npz"))``; see examples/digits/README.md.
 """
 
 __version__ = "0.1.0"
 
 from .api import evaluate_file, int8_accuracy, load_graph  # noqa: E402
-from .data import Dataset, from_arrays, load_fashion_mnist  # noqa: E402
+from .data import Dataset, from_arrays, from_torch_dataset, load_fashion_mnist, load_npz  # noqa: E402
 from .ir import Graph  # noqa: E402
 from .model import LeNet5, LeNetArch, load_model, save_model  # noqa: E402
 from .prune import prune  # noqa: E402
 from .quantize import quantize  # noqa: E402
 from .reference import run as run_reference  # noqa: E402
+from .seqnet import SeqNet, from_torch  # noqa: E402
 from .tflite import export_tflite, import_tflite, load_tflite  # noqa: E402
 from .train import Recipe, accuracy, fit  # noqa: E402
 
 __all__ = [
-    "Dataset", "Graph", "LeNet5", "LeNetArch", "Recipe", "accuracy", "evaluate_file", "export_tflite",
-    "fit", "from_arrays", "import_tflite", "int8_accuracy", "load_fashion_mnist", "load_graph",
-    "load_model", "load_tflite", "prune", "quantize", "run_reference", "save_model",
+    "Dataset", "Graph", "LeNet5", "LeNetArch", "Recipe", "SeqNet", "accuracy", "evaluate_file", "export_tflite",
+    "fit", "from_arrays", "from_torch", "from_torch_dataset", "import_tflite", "int8_accuracy",
+    "load_fashion_mnist", "load_graph", "load_model", "load_npz", "load_tflite", "prune", "quantize",
+    "run_reference", "save_model",
 ]

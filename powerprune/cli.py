@@ -114,8 +114,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
     before = res.accuracy_before_finetune
     before_text = "n/a (pruning happens during fine-tuning)" if before is None else f"{before:.2%}"
     request = f"{args.compression:g}x" if args.compression is not None else (
-        f"energy budget {args.energy_budget:g}" if args.energy_budget is not None
-        else f"accuracy budget {args.accuracy_budget:g} pp")
+        f"to {args.energy_budget:g} of the predicted cycles" if args.energy_budget is not None
+        else f"within a {args.accuracy_budget:g} pp accuracy drop")
     print(f"{args.method} {request}: achieved {res.compression:.3f}x "
           f"(weights only {res.weight_compression:.3f}x); accuracy before fine-tuning "
           f"{before_text}, after {res.accuracy_after_finetune:.2%} -> {args.out}")

@@ -292,6 +292,16 @@ def _html(md: str, title: str) -> str:
     return "\n".join(out)
 
 
+def finish_energy_axes(fig, ax):
+    """Accuracy over log energy, the axes every accuracy-vs-energy plot shares."""
+    ax.set_xscale("log")
+    ax.set_xlabel("energy per inference (mJ, log)")
+    ax.set_ylabel("int8 test accuracy (%)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig
+
+
 def _plots(agg: list[dict], run_dir: Path) -> dict[str, str]:
     import matplotlib
 
@@ -326,12 +336,7 @@ def _plots(agg: list[dict], run_dir: Path) -> dict[str, str]:
         ax.scatter([], [], color=colors[k], label=f"kernels: {k}")
     for m, mk in markers.items():
         ax.scatter([], [], marker=mk, color="k", label=m)
-    ax.set_xscale("log")
-    ax.set_xlabel("energy per inference (mJ, log)")
-    ax.set_ylabel("int8 test accuracy (%)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    plots["Pareto: accuracy vs energy"] = save(fig, "pareto.png")
+    plots["Pareto: accuracy vs energy"] = save(finish_energy_axes(fig, ax), "pareto.png")
 
     curves = method_curves(agg)
     if any(m in curves for m in NEW_METHODS):
@@ -347,12 +352,8 @@ def _plots(agg: list[dict], run_dir: Path) -> dict[str, str]:
         for a in stock:
             ax.scatter(a["energy_mj"], 100 * a["int8_accuracy"], marker=MARKERS[a["method"]], color="#888", s=22)
         ax.scatter([], [], color="#888", marker="o", label="paper methods on stock TFLM kernels (tflm-ref)")
-        ax.set_xscale("log")
-        ax.set_xlabel("energy per inference (mJ, log)")
-        ax.set_ylabel("int8 test accuracy (%)")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-        plots["Methods: ours beside the paper's (accuracy vs energy)"] = save(fig, "methods.png")
+        plots["Methods: ours beside the paper's (accuracy vs energy)"] = save(finish_energy_axes(fig, ax),
+                                                                              "methods.png")
 
     for what, key, ylabel, fname in (("energy", "energy_mj", "energy per inference (mJ)", "compression_energy.png"),
                                      ("accuracy", "int8_accuracy", "int8 accuracy", "compression_accuracy.png")):
