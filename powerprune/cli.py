@@ -245,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prune", help="prune a trained model to a compression rate and fine-tune it")
     p.add_argument("model", help="trained model (.pt)")
-    p.add_argument("--method", required=True, choices=METHODS,
+    p.add_argument("--method", required=True, metavar="{" + ",".join(METHODS) + "}",
                    help="magnitude (unstructured), apoz (structured), hybrid (apoz then magnitude) or energy "
                         "(energy-aware: cycles from the RP2040 cost model)")
     p.add_argument("--compression", type=float, default=None,

@@ -94,7 +94,7 @@ def _drop_weights(model: Maskable, name: str, remove: int) -> Maskable:
     new = copy.deepcopy(model)
     w = getattr(new, name).weight.detach()
     mask = new.masks.get(name, torch.ones_like(w))
-    keep = int(mask.sum()) - remove
+    keep = _kept_weights(new, name) - remove
     score = (w.abs() + 1.0) * mask  # masked weights score 0, every kept one scores above them
     idx = torch.argsort(score.flatten(), descending=True, stable=True)[:keep]
     flat = torch.zeros(w.numel())
@@ -113,16 +113,19 @@ def _drop_channels(model: LeNet5, name: str, remove: int, apoz: dict[str, np.nda
     return rebuild(model, keep)
 
 
-def _break_even_keep(model: Maskable, name: str, cycles_of) -> int | None:
+def _kept_weights(model: Maskable, name: str) -> int:
+    return int(model.masks[name].sum()) if name in model.masks else getattr(model, name).weight.numel()
+
+
+def _break_even_keep(model: Maskable, name: str) -> int | None:
     """For a layer on the dense kernel, the weight count below which the sparse kernel gets cheaper:
     smaller steps would save no cycles at all there."""
-    base = cycles_of(model)[name]
-    w = getattr(model, name).weight
-    n = int(model.masks[name].sum()) if name in model.masks else w.numel()
+    base = predicted_cycles(model)[name]
+    n = _kept_weights(model, name)
     lo, hi = 0, n
     while lo < hi:  # largest keep whose predicted cost is below the current one
         mid = (lo + hi + 1) // 2
-        if cycles_of(_drop_weights(model, name, n - mid))[name] < base - 1e-6:
+        if predicted_cycles(_drop_weights(model, name, n - mid))[name] < base - 1e-6:
             lo = mid
         else:
             hi = mid - 1
@@ -135,7 +138,6 @@ class _Search:
         self.val = val
         self.x = torch.from_numpy(val.as_float())
         self.y = torch.from_numpy(val.labels)
-        self.reference_params = reference_params
         self.start_cycles = sum(predicted_cycles(model).values())
         self.start_params = _nonzero_params(model)
         self.target_params = reference_params / budget.compression if budget.compression else None
@@ -180,12 +182,12 @@ class _Search:
             layer = getattr(model, name)
             if isinstance(layer, nn.Conv2d) and layer.groups > 1:
                 continue  # no sparse depthwise kernel: zeros there would save nothing
-            n = int(model.masks[name].sum()) if name in model.masks else layer.weight.numel()
+            n = _kept_weights(model, name)
             remove = max(1, round(WEIGHT_STEP * n))
             if self.target_params is None:
                 trial = _drop_weights(model, name, remove)
                 if predicted_cycles(trial)[name] >= per_layer[name] - 1e-6:
-                    keep = _break_even_keep(model, name, predicted_cycles)
+                    keep = _break_even_keep(model, name)
                     if keep is None:
                         continue
                     remove = n - keep
