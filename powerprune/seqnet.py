@@ -17,6 +17,7 @@ import inspect
 import operator
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -243,3 +244,101 @@ def spec_for_saving(net: SeqNet) -> dict:
 
 def from_spec(saved: dict) -> SeqNet:
     return SeqNet(saved["layers"], tuple(saved["input_shape"]))
+
+
+# --- structured pruning: channels of a chain ------------------------------------------------------
+
+def channel_layers(net: SeqNet) -> dict[str, str]:
+    """Weight layers whose output channels can be removed, each with the activation APoZ reads.
+
+    A layer qualifies when a ReLU/ReLU6 follows it and its channels reach the next conv/linear
+    layer only through pools, flattens, activations and depthwise convs (which lose the same
+    channels). The last weight layer (the classifier) never qualifies."""
+    out: dict[str, str] = {}
+    weight_idx = [i for i, e in enumerate(net.spec) if e["type"] in ("conv", "linear")]
+    for i in weight_idx[:-1]:
+        e = net.spec[i]
+        if e["type"] == "conv" and e["groups"] > 1:
+            continue  # depthwise: its channels are its input's
+        if i + 1 >= len(net.spec) or net.spec[i + 1]["type"] not in ("relu", "relu6"):
+            continue
+        ok = True
+        for later in net.spec[i + 2:]:
+            if later["type"] == "linear" or (later["type"] == "conv" and later["groups"] == 1):
+                break
+            if later["type"] == "conv" and later["out"] != later["in"]:
+                ok = False  # depthwise with a channel multiplier
+                break
+        if ok:
+            out[net.names[i]] = net.names[i + 1]
+    return out
+
+
+def _flatten_sizes(net: SeqNet) -> dict[str, int]:
+    """Pixels per channel at each flatten (1 when it flattens features)."""
+    outputs: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        net(torch.zeros(1, *net.input_shape), outputs)
+    sizes, prev = {}, tuple(net.input_shape)
+    for name, entry in zip(net.names, net.spec, strict=True):
+        if entry["type"] == "flatten":
+            sizes[name] = int(prev[1] * prev[2]) if len(prev) == 3 else 1
+        prev = tuple(outputs[name].shape[1:])
+    return sizes
+
+
+def _slices(net: SeqNet, keep: dict[str, torch.Tensor]) -> tuple[list[dict], dict[str, tuple]]:
+    """The resized spec and, per weight layer, the (rows, cols) of its old weight that stay."""
+    flat = _flatten_sizes(net)
+    spec, cut = [], {}
+    channels: torch.Tensor | None = None  # kept channels (old indices) of the running tensor; None = all
+    for name, entry in zip(net.names, net.spec, strict=True):
+        e = dict(entry)
+        kind = e["type"]
+        if kind == "conv" and e["groups"] > 1:
+            ch = channels if channels is not None else torch.arange(e["in"])
+            e["in"] = e["out"] = e["groups"] = len(ch)
+            cut[name] = (ch, slice(None))
+        elif kind in ("conv", "linear"):
+            cols = channels if channels is not None else torch.arange(e["in"])
+            rows = keep.get(name, torch.arange(e["out"]))
+            e["in"], e["out"] = len(cols), len(rows)
+            cut[name] = (rows, cols)
+            channels = keep.get(name)
+        elif kind == "flatten" and channels is not None:
+            hw = flat[name]
+            channels = (channels[:, None] * hw + torch.arange(hw)[None, :]).flatten()
+        spec.append(e)
+    return spec, cut
+
+
+def param_count(spec: list[dict]) -> int:
+    total = 0
+    for e in spec:
+        if e["type"] == "conv":
+            total += e["out"] * (e["in"] // e["groups"] * e["kernel"][0] * e["kernel"][1] + 1)
+        elif e["type"] == "linear":
+            total += e["out"] * (e["in"] + 1)
+    return total
+
+
+def widths_param_count(net: SeqNet, widths: dict[str, int]) -> int:
+    """Parameters of ``net`` with the given output widths (no weights are touched)."""
+    keep = {n: torch.arange(w) for n, w in widths.items()}
+    return param_count(_slices(net, keep)[0])
+
+
+@torch.no_grad()
+def rebuild_seqnet(net: SeqNet, keep: dict[str, np.ndarray]) -> SeqNet:
+    """A smaller SeqNet with only the kept output channels of the layers in ``keep`` (old indices)
+    and every downstream input, depthwise channel and flatten column sliced to match."""
+    k = {n: torch.as_tensor(np.asarray(v), dtype=torch.long) for n, v in keep.items()}
+    spec, cut = _slices(net, k)
+    new = SeqNet(spec, net.input_shape)
+    for name, (rows, cols) in cut.items():
+        src, dst = getattr(net, name), getattr(new, name)
+        dst.weight.copy_(src.weight[rows][:, cols])
+        dst.bias.copy_(src.bias[rows])
+        if name in net.masks:
+            new.masks[name] = net.masks[name][rows][:, cols].clone()
+    return new

@@ -51,17 +51,26 @@ def test_own_model_converts_trains_prunes_and_stays_bit_exact_with_tflm(digits, 
     x = torch.from_numpy(test.as_float()[:20])
     assert torch.allclose(net(x), digits_model(x), atol=1e-6)
     assert accuracy(digits_model, test) > 0.8
-    for method in ("magnitude", "energy"):
+    for method in ("magnitude", "apoz", "hybrid", "energy"):
         res = prune(digits_model, method, 4, train, test, finetune=Recipe(epochs=2, lr=1e-3, batch_size=32),
                     progress=False)
         assert isinstance(res.model, SeqNet) and abs(res.compression / 4 - 1) <= 0.01
+        widths = [getattr(res.model, n).weight.shape[0] for n in res.model.layer_names]
+        if method in ("apoz", "hybrid"):  # channels removed; the depthwise conv follows conv0's channels
+            assert widths[0] == widths[1] < 16 and widths[-1] == 10
         graph = quantize(res.model, train.take(300), name=f"digits-{method}")
         assert [la.op for la in graph.layers][:2] == ["CONV_2D", "DEPTHWISE_CONV_2D"]
         q = quantize_images(graph, test.images)
         assert np.array_equal(run(graph, q).reshape(len(q), -1), tflm_run(export_tflite(graph), q).reshape(len(q), -1))
         assert int8_accuracy(graph, test) > 0.7
-    with pytest.raises(PruneError, match="LeNet5"):
-        prune(digits_model, "apoz", 4, train, progress=False)
+
+
+def test_structured_pruning_needs_a_relu_to_read(digits):
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
+    with pytest.raises(PruneError, match="no layer whose channels"):
+        prune(model, "apoz", 2, digits[0], progress=False)
+    with pytest.raises(PruneError, match="ran out of actions"):  # weights alone cannot cut per-output cost
+        prune(model, "energy", None, digits[0], energy_budget=0.05, finetune=Recipe(epochs=1), progress=False)
 
 
 def test_seqnet_model_file_roundtrip(tmp_path, digits, digits_model):
@@ -145,14 +154,13 @@ def test_cli_with_own_model_and_data_down_to_the_virtual_pico(tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", str(p), *data, "--json"]) == 0
     ev = json.loads(capsys.readouterr().out)
-    assert ev["method"] == "energy" and ev["compression"] > 1 and ev["widths"] == [16, 16, 32, 64]
+    assert ev["method"] == "energy" and ev["compression"] > 1
+    assert len(ev["widths"]) == 4 and ev["widths"][0] == ev["widths"][1] <= 16  # depthwise follows conv0
     assert main(["inspect", str(t), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["input"] == [8, 8, 1]
     assert main(["profile", str(t), "--kernels", "auto", "--images", "1", *data, "--json"]) == 0
     prof = json.loads(capsys.readouterr().out)["kernels"]["auto"]
     assert prof["bit_exact"] and prof["cycles_mean"] > 0
     bad = tmp_path / "x.pt"
-    assert main(["prune", str(m), "--method", "apoz", "--compression", "4", *data, "--out", str(bad)]) == 2
-    assert "LeNet5" in capsys.readouterr().err
-    assert main(["prune", str(m), "--method", "energy", "--energy-budget", "0.2", *data, "--out", str(bad)]) == 2
-    assert "ran out of actions" in capsys.readouterr().err and not bad.exists()
+    assert main(["prune", str(m), "--method", "apoz", "--compression", "100000", *data, "--out", str(bad)]) == 2
+    assert "cannot reach compression" in capsys.readouterr().err and not bad.exists()

@@ -14,7 +14,7 @@ from ..metrics import dense_reference, model_stats
 from ..model import LeNet5, Maskable, ModelInfo
 from ..seqnet import from_torch
 from ..train import Recipe, accuracy, fit
-from .apoz import PRUNABLE, keep_indices, measure_apoz, nearest_reachable, plan_widths, rebuild
+from .apoz import current_widths, keep_indices, measure_apoz, nearest_reachable, plan_channels, prunable, rebuild
 from .energy import Budget, energy_prune
 from .magnitude import magnitude_masks
 from .schedule import PolynomialDecay
@@ -93,19 +93,19 @@ def _weights_to_keep(model: Maskable, target_params: float, compression: float, 
     return keep
 
 
-def _apoz(model: LeNet5, compression: float, target_params: float, tolerance: float, train_data: Dataset,
+def _apoz(model: Maskable, compression: float, target_params: float, tolerance: float, train_data: Dataset,
           finetune: Recipe, apoz_images: int, reference_params: int, history: list[dict],
-          progress: bool, on_pruned: Callable[[Maskable], None] = lambda m: None) -> LeNet5:
+          progress: bool, on_pruned: Callable[[Maskable], None] = lambda m: None) -> Maskable:
     """Channels removed in rounds (compression doubling per round), each followed by fine-tuning."""
-    if not isinstance(model, LeNet5):
-        raise PruneError("APoZ removes channels by rebuilding the network, which powerprune does for its "
-                         "LeNet5; for your own model use 'magnitude' or 'energy'")
-    final = plan_widths(model.arch, target_params, tolerance)
+    if not prunable(model):
+        raise PruneError("APoZ found no layer whose channels it can remove: it needs conv/linear layers followed "
+                         "by a ReLU that feed another conv/linear layer")
+    final = plan_channels(model, target_params, tolerance)
     if final is None:
-        near = nearest_reachable(model.arch, target_params)
-        raise PruneError(
-            f"APoZ cannot reach compression {compression:g} within {tolerance:.0%}: no channel widths give "
-            f"{target_params:.0f} parameters; the nearest reachable is {near} ({reference_params / near:.2f}x)")
+        near = f"; the nearest reachable is {nearest_reachable(model.arch, target_params)} parameters" \
+            if isinstance(model, LeNet5) else ""
+        raise PruneError(f"APoZ cannot reach compression {compression:g} within {tolerance:.0%}: no channel widths "
+                         f"give {target_params:.0f} parameters{near}")
     rounds = max(1, math.ceil(math.log2(compression)))
     per_round = replace(finetune, epochs=max(1, round(finetune.epochs / rounds)))
     apoz_data = train_data.take(apoz_images)
@@ -114,14 +114,15 @@ def _apoz(model: LeNet5, compression: float, target_params: float, tolerance: fl
             widths = final
         else:
             step_target = reference_params / compression ** (r / rounds)
-            widths = plan_widths(model.arch, step_target, 0.05, upper=model.arch.widths) or model.arch.widths
-            widths = tuple(max(f, w) for f, w in zip(final, widths, strict=True))
+            now = current_widths(model)
+            widths = plan_channels(model, step_target, 0.05, upper=now) or now
+            widths = {n: max(final[n], w) for n, w in widths.items()}
         apoz = measure_apoz(model, apoz_data)
         model = rebuild(model, keep_indices(apoz, widths))
         if r == rounds:
             on_pruned(model)
-        history.append({"step": f"apoz round {r}/{rounds}", "widths": list(widths),
-                        "mean_apoz": {n: float(apoz[n].mean()) for n in PRUNABLE}})
+        history.append({"step": f"apoz round {r}/{rounds}", "widths": list(widths.values()),
+                        "mean_apoz": {n: float(v.mean()) for n, v in apoz.items()}})
         if compression > 1:
             fit(model, train_data, replace(per_round, seed=finetune.seed + r),
                 desc=f"finetune apoz {compression:g}x round {r}/{rounds}", progress=progress)
@@ -141,9 +142,9 @@ def prune(model: nn.Module, method: str, compression: float | None, train_data: 
     magnitude: unstructured; ``schedule`` 'oneshot' prunes then fine-tunes with fixed masks, 'gradual'
     raises sparsity along a cubic PolynomialDecay during fine-tuning. ``scope`` 'global' or 'layer'.
     apoz: structured; channels removed in rounds (compression doubling per round), each followed by
-    fine-tuning; the last round lands within 1% of the request. LeNet5 only.
+    fine-tuning; the last round lands within 1% of the request.
     hybrid: APoZ to the square root of the rate, then magnitude sparsity (served by the sparse
-    kernels) for the rest; fine-tuning split evenly. LeNet5 only.
+    kernels) for the rest; fine-tuning split evenly.
     energy: greedy energy-aware pruning (``prune.energy``) to the compression rate, or instead to
     ``energy_budget`` (fraction of the model's predicted cycles) or ``accuracy_budget`` (largest
     validation accuracy drop, a fraction). ``finetune.epochs`` is the total for every method.

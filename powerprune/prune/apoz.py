@@ -12,28 +12,42 @@ import numpy as np
 import torch
 
 from ..data import Dataset
-from ..model import LeNet5, LeNetArch
+from ..model import LeNet5, LeNetArch, Maskable
+from ..seqnet import SeqNet, channel_layers, rebuild_seqnet, widths_param_count
 
 PRUNABLE = ("conv1", "conv2", "fc1", "fc2")  # the output layer fc3 is never pruned
 
 
+def prunable(model: Maskable) -> dict[str, str]:
+    """Layers whose channels APoZ may remove -> the post-ReLU output it reads."""
+    return {n: n for n in PRUNABLE} if isinstance(model, LeNet5) else channel_layers(model)
+
+
+def current_widths(model: Maskable) -> dict[str, int]:
+    return {n: int(getattr(model, n).weight.shape[0]) for n in prunable(model)}
+
+
 @torch.no_grad()
-def measure_apoz(model: LeNet5, data: Dataset, batch_size: int = 1000) -> dict[str, np.ndarray]:
+def measure_apoz(model: Maskable, data: Dataset, batch_size: int = 1000) -> dict[str, np.ndarray]:
     """Fraction of zero activations per channel (conv: over images and positions; FC: over images)."""
     model.eval()
-    zeros = {n: None for n in PRUNABLE}
-    counts = dict.fromkeys(PRUNABLE, 0)
+    taps_of = prunable(model)
+    zeros = dict.fromkeys(taps_of)
+    counts = dict.fromkeys(taps_of, 0)
     x = torch.from_numpy(data.as_float())
     for i in range(0, len(x), batch_size):
         taps: dict[str, torch.Tensor] = {}
-        model(x[i:i + batch_size], taps=taps)
-        for n in PRUNABLE:
-            t = taps[n]
+        if isinstance(model, LeNet5):
+            model(x[i:i + batch_size], taps=taps)
+        else:
+            model(x[i:i + batch_size], taps)
+        for n, tap in taps_of.items():
+            t = taps[tap]
             per_channel = (t == 0).transpose(0, 1).reshape(t.shape[1], -1)
             z = per_channel.sum(1).double()
             zeros[n] = z if zeros[n] is None else zeros[n] + z
             counts[n] += per_channel.shape[1]
-    return {n: (zeros[n] / counts[n]).numpy() for n in PRUNABLE}
+    return {n: (zeros[n] / counts[n]).numpy() for n in taps_of}
 
 
 def _param_grid(arch: LeNetArch, upper: tuple[int, ...]) -> tuple[list[np.ndarray], np.ndarray]:
@@ -76,18 +90,54 @@ def nearest_reachable(arch: LeNetArch, target_params: float) -> int:
     return int(flat[np.argmin(np.abs(flat - target_params))])
 
 
-def keep_indices(apoz: dict[str, np.ndarray], widths: tuple[int, ...]) -> dict[str, np.ndarray]:
+def plan_channels(model: Maskable, target_params: float, tolerance: float,
+                  upper: dict[str, int] | None = None) -> dict[str, int] | None:
+    """Widths of the prunable layers whose parameter count is within ``tolerance`` of the target,
+    as uniform across layers as possible; None when none is. LeNet5: every combination is
+    enumerated (``plan_widths``). Other chains: a uniform kept fraction found by bisection, then
+    one-channel nudges of single layers to land in the window."""
+    if isinstance(model, LeNet5):
+        up = tuple(upper[n] for n in PRUNABLE) if upper else None
+        found = plan_widths(model.arch, target_params, tolerance, upper=up)
+        return None if found is None else dict(zip(PRUNABLE, found, strict=True))
+    full = upper or current_widths(model)
+    if not full:
+        return None
+
+    def count(w: dict[str, int]) -> int:
+        return widths_param_count(model, w)
+
+    def uniform(f: float) -> dict[str, int]:
+        return {n: max(1, min(full[n], round(f * full[n]))) for n in full}
+
+    lo, hi = 0.0, 1.0
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if count(uniform(mid)) > target_params else (mid, hi)
+    best = min((uniform(lo), uniform(hi)), key=lambda w: abs(count(w) - target_params))
+    for _ in range(8):  # nudge single layers while that gets closer
+        options = [{**best, n: best[n] + d} for n in full for d in (-1, 1) if 1 <= best[n] + d <= full[n]]
+        nxt = min(options, key=lambda w: abs(count(w) - target_params), default=best)
+        if abs(count(nxt) - target_params) >= abs(count(best) - target_params):
+            break
+        best = nxt
+    return best if abs(target_params / count(best) - 1) <= tolerance else None
+
+
+def keep_indices(apoz: dict[str, np.ndarray], widths: dict[str, int]) -> dict[str, np.ndarray]:
     """Per layer, the channels to keep: the ``width`` with the lowest APoZ, in original order."""
     out = {}
-    for name, width in zip(PRUNABLE, widths, strict=True):
+    for name, width in widths.items():
         order = np.argsort(apoz[name], kind="stable")  # most active first
         out[name] = np.sort(order[:width])
     return out
 
 
 @torch.no_grad()
-def rebuild(model: LeNet5, keep: dict[str, np.ndarray]) -> LeNet5:
-    """A new, smaller LeNet5 holding only the kept channels, with every downstream input sliced."""
+def rebuild(model: Maskable, keep: dict[str, np.ndarray]) -> Maskable:
+    """A new, smaller network holding only the kept channels, with every downstream input sliced."""
+    if isinstance(model, SeqNet):
+        return rebuild_seqnet(model, keep)
     a = model.arch
     k = {n: torch.as_tensor(v, dtype=torch.long) for n, v in keep.items()}
     new = LeNet5(LeNetArch(len(k["conv1"]), len(k["conv2"]), len(k["fc1"]), len(k["fc2"]),

@@ -5,7 +5,7 @@ the Pico a conv1 weight is used at 784 pixels and an fc1 weight once, and every 
 fixed requantization cost, so a parameter is a poor measure of energy. This method grows the pruning
 greedily (in the spirit of NetAdapt, Yang et al. 2018): at every step it tries each candidate action,
 
-* remove the least active channels of a layer (APoZ ranking, LeNet5 only: it rebuilds the network), or
+* remove the least active channels of a layer (APoZ ranking; the network is rebuilt smaller), or
 * drop the smallest remaining weights of a layer (magnitude ranking, any network),
 
 predicts the cycles each saves with the kernel cost model fitted on the virtual Pico
@@ -33,9 +33,9 @@ from tqdm import tqdm
 from ..data import Dataset
 from ..mcu.costmodel import auto_cycles
 from ..metrics import layer_outputs, model_stats
-from ..model import LeNet5, Maskable
+from ..model import Maskable
 from ..train import Recipe, fit
-from .apoz import PRUNABLE, measure_apoz, rebuild
+from .apoz import keep_indices, measure_apoz, prunable, rebuild
 
 WEIGHT_STEP = 0.2    # a weight action drops this fraction of a layer's remaining weights
 CHANNEL_STEP = 0.125  # a channel action removes this fraction of a layer's channels (at least one)
@@ -104,13 +104,9 @@ def _drop_weights(model: Maskable, name: str, remove: int) -> Maskable:
     return new
 
 
-def _drop_channels(model: LeNet5, name: str, remove: int, apoz: dict[str, np.ndarray]) -> LeNet5:
-    keep = {}
-    for layer in PRUNABLE:
-        order = np.argsort(apoz[layer], kind="stable")  # most active first
-        width = len(order) - (remove if layer == name else 0)
-        keep[layer] = np.sort(order[:width])
-    return rebuild(model, keep)
+def _drop_channels(model: Maskable, name: str, remove: int, apoz: dict[str, np.ndarray]) -> Maskable:
+    widths = {layer: len(a) - (remove if layer == name else 0) for layer, a in apoz.items()}
+    return rebuild(model, keep_indices(apoz, widths))
 
 
 def _kept_weights(model: Maskable, name: str) -> int:
@@ -167,9 +163,9 @@ class _Search:
         params = _nonzero_params(model)
         room = None if self.target_params is None else params - round(self.target_params)
         per_layer = predicted_cycles(model)
-        if isinstance(model, LeNet5):
+        if prunable(model):
             apoz = measure_apoz(model, self.val)
-            for name in PRUNABLE:
+            for name in apoz:
                 width = getattr(model, name).weight.shape[0]
                 remove = max(1, round(CHANNEL_STEP * width))
                 if width - remove < 1:
@@ -273,7 +269,8 @@ def energy_prune(model: Maskable, train_data: Dataset, budget: Budget, finetune:
                 "energy pruning ran out of actions before reaching the budget: stopped at "
                 f"{search.cycles(model):.0f} predicted cycles ({search.cycles(model) / search.start_cycles:.0%} "
                 f"of the start), {_nonzero_params(model)} nonzero parameters; what is left is per-output cost "
-                "that only channel removal (LeNet5) could cut, or layers without a sparse kernel (depthwise)")
+                "that only channel removal could cut (layers followed by a ReLU), or layers without a sparse "
+                "kernel (depthwise)")
         model, rec = nxt
         history.append(rec)
         bar.update()
