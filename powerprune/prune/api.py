@@ -147,7 +147,8 @@ def prune(model: nn.Module, method: str, compression: float | None, train_data: 
     kernels) for the rest; fine-tuning split evenly.
     energy: greedy energy-aware pruning (``prune.energy``) to the compression rate, or instead to
     ``energy_budget`` (fraction of the model's predicted cycles) or ``accuracy_budget`` (largest
-    validation accuracy drop, a fraction). ``finetune.epochs`` is the total for every method.
+    validation accuracy drop, a fraction). ``finetune.epochs`` is the total for every method, except
+    that an accuracy budget adds one epoch per pruning phase before its final ``finetune.epochs``.
     """
     if method == "energy" and (energy_budget is not None or accuracy_budget is not None):
         if compression is not None:

@@ -201,16 +201,17 @@ class _Search:
         best = None
         for kind, name, cand in self.candidates(model):
             loss, acc = _loss_and_accuracy(cand, self.x, self.y)
-            saved_cycles = (cycles0 - self.cycles(cand)) / self.start_cycles
-            saved_params = (params0 - _nonzero_params(cand)) / self.start_params
-            benefit = saved_cycles + (saved_params if self.target_params is not None else 0.0)
+            cycles, params = self.cycles(cand), _nonzero_params(cand)
+            benefit = (cycles0 - cycles) / self.start_cycles
+            if self.target_params is not None:
+                benefit += (params0 - params) / self.start_params
             if benefit <= 0:
                 continue
             score = max(loss - loss0, MIN_LOSS) / benefit
             if best is None or score < best[0]:
                 best = (score, cand, {"action": kind, "layer": name, "loss": round(loss, 4),
-                                      "val_accuracy": round(acc, 4), "predicted_cycles": round(self.cycles(cand)),
-                                      "nonzero_params": _nonzero_params(cand)})
+                                      "val_accuracy": round(acc, 4), "predicted_cycles": round(cycles),
+                                      "nonzero_params": params})
         return None if best is None else (best[1], best[2])
 
 
@@ -241,20 +242,21 @@ def energy_prune(model: Maskable, train_data: Dataset, budget: Budget, finetune:
         # first phase that leaves the budget and keep the one before it
         accepted = copy.deepcopy(model)
         for phase in range(1, 21):
-            goal = search.cycles(model) * 0.85
-            while search.cycles(model) > goal:
+            goal, exhausted = search.cycles(model) * 0.85, False
+            while search.cycles(model) > goal and not exhausted:
                 nxt = search.step(model)
-                if nxt is None:
-                    break
-                model, rec = nxt
-                history.append(rec)
-                bar.update()
+                exhausted = nxt is None
+                if nxt is not None:
+                    model, rec = nxt
+                    history.append(rec)
+                    bar.update()
             tune(model, 1, f"phase {phase}")
             _, acc = _loss_and_accuracy(model, search.x, search.y)
             history.append({"step": f"phase {phase}", "val_accuracy": round(acc, 4)})
-            if acc_start - acc > budget.accuracy_drop or nxt is None:
-                if acc_start - acc > budget.accuracy_drop:
-                    model = accepted
+            over = acc_start - acc > budget.accuracy_drop
+            if over:
+                model = accepted
+            if over or exhausted:
                 break
             accepted = copy.deepcopy(model)
         bar.close()
