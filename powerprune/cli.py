@@ -37,10 +37,6 @@ def data_split(args: argparse.Namespace, split: str, limit: int | None = None):
     return load_fashion_mnist(split, limit)
 
 
-def _data(args: argparse.Namespace, split: str):
-    return data_split(args, split)
-
-
 def _calibration(args: argparse.Namespace):
     """Calibration images for a .pt model: only read when needed (a .tflite brings its own scales)."""
     return data_split(args, "train") if getattr(args, "data", None) else None
@@ -76,7 +72,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = Recipe(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed)
     if recipe.epochs < 1:
         raise ValueError("--epochs must be at least 1")
-    train, test = _data(args, "train"), _data(args, "test")
+    train, test = data_split(args, "train"), data_split(args, "test")
     seed_everything(args.seed)
     if args.model_def:
         from .seqnet import from_torch
@@ -105,7 +101,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
     _refuse_overwrite_input(Path(args.out), Path(args.model))
     model, _ = load_model(args.model)
-    train, test = _data(args, "train"), _data(args, "test")
+    train, test = data_split(args, "train"), data_split(args, "test")
     recipe = Recipe(epochs=args.finetune_epochs, lr=args.lr, seed=args.seed)
     res = prune(model, args.method, args.compression, train, test, finetune=recipe,
                 schedule=args.schedule, scope=args.scope, energy_budget=args.energy_budget,
@@ -125,7 +121,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .api import evaluate_file
 
-    r = evaluate_file(args.model, _data(args, "test"))
+    r = evaluate_file(args.model, data_split(args, "test"))
     if args.json:
         print(json.dumps(r))
     else:
@@ -141,9 +137,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     _refuse_overwrite_input(Path(args.out), Path(args.model))
     if args.calibration < 1:
         raise ValueError("--calibration must be at least 1 image")
-    graph = load_graph(args.model, args.calibration, calibration_data=_data(args, "train"))
+    graph = load_graph(args.model, args.calibration, calibration_data=data_split(args, "train"))
     save_tflite(graph, args.out)
-    acc = int8_accuracy(graph, _data(args, "test"))
+    acc = int8_accuracy(graph, data_split(args, "test"))
     print(f"exported int8 model ({graph.totals()['params']} params) -> {args.out}; int8 test accuracy {acc:.2%}")
     return 0
 
