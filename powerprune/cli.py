@@ -37,7 +37,7 @@ def data_split(args: argparse.Namespace, split: str, limit: int | None = None):
     return load_fashion_mnist(split, limit)
 
 
-def _calibration(args: argparse.Namespace):
+def calibration_data(args: argparse.Namespace):
     """Calibration images for a .pt model: only read when needed (a .tflite brings its own scales)."""
     return data_split(args, "train") if getattr(args, "data", None) else None
 
@@ -148,7 +148,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     from .api import load_graph, load_inputs
     from .atomic import write_bytes
 
-    graph = load_graph(args.model, args.calibration, calibration_data=_calibration(args))
+    graph = load_graph(args.model, args.calibration, calibration_data=calibration_data(args))
     x = load_inputs(args.inputs, graph)
     if args.on == "host":
         from .reference import run
@@ -170,7 +170,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .api import load_graph
 
-    graph = load_graph(args.model, calibration_data=_calibration(args))
+    graph = load_graph(args.model, calibration_data=calibration_data(args))
     rows = graph.layer_stats()
     if args.json:
         print(json.dumps([{**r, "input": list(r["input"]), "output": list(r["output"])} for r in rows]))

@@ -44,13 +44,14 @@ def layer_outputs(model: Maskable) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _pixels(shape: tuple[int, ...]) -> int:
+def pixels(shape: tuple[int, ...]) -> int:
+    """Spatial positions of an activation (C, H, W) -> H x W; a feature vector has one."""
     return int(shape[1] * shape[2]) if len(shape) == 3 else 1
 
 
 def model_stats(model: Maskable) -> ModelStats:
     params = nonzero = weights = nonzero_w = macs = nz_macs = 0
-    pixels = {n: _pixels(shape) for n, shape in layer_outputs(model).items()}
+    per_layer = {n: pixels(shape) for n, shape in layer_outputs(model).items()}
     for name in model.layer_names:
         layer = getattr(model, name)
         w, b = layer.weight.detach(), layer.bias.detach()
@@ -59,8 +60,8 @@ def model_stats(model: Maskable) -> ModelStats:
         nonzero_w += nzw
         params += w.numel() + b.numel()
         nonzero += nzw + int(torch.count_nonzero(b))
-        macs += w.numel() * pixels[name]
-        nz_macs += nzw * pixels[name]
+        macs += w.numel() * per_layer[name]
+        nz_macs += nzw * per_layer[name]
     return ModelStats(params, nonzero, weights, nonzero_w, macs, nz_macs)
 
 

@@ -111,9 +111,8 @@ def quantize(model: nn.Module, calibration: Dataset, name: str = "lenet5") -> Gr
                 act, out_name, step = net.spec[i + 1]["type"].upper(), net.names[i + 1], 2
             mod = getattr(net, lname)
             out = activation_quant(_nhwc(shapes[out_name]), *ranges[out_name])
-            bias = mod.bias.detach().numpy()
+            w, bias = mod.weight.detach().numpy(), mod.bias.detach().numpy()
             if kind == "conv":
-                w = mod.weight.detach().numpy()
                 depthwise = entry["groups"] > 1
                 scales = _weight_scales(w, per_channel=True)
                 padding = _tflite_padding(entry, prev.shape[:2], out.shape[:2], where)
@@ -123,7 +122,6 @@ def quantize(model: nn.Module, calibration: Dataset, name: str = "lenet5") -> Gr
                 layers.append(cls(np.ascontiguousarray(qw), _quant_bias(bias, prev.scale, scales), scales,
                                   tuple(entry["stride"]), padding, Activation.for_output(act, out), out))
             else:
-                w = mod.weight.detach().numpy()
                 if flattened_from is not None and len(flattened_from) == 3:
                     # PyTorch flattens NCHW, TFLite NHWC: reorder the input columns to match
                     fh, fw, fc = flattened_from

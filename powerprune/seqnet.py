@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .metrics import pixels
 from .model import Maskable
 
 SUPPORTED = "Conv2d, Linear, ReLU, ReLU6, MaxPool2d, AvgPool2d, Flatten/view, Dropout, Identity"
@@ -282,7 +283,7 @@ def _flatten_sizes(net: SeqNet) -> dict[str, int]:
     sizes, prev = {}, tuple(net.input_shape)
     for name, entry in zip(net.names, net.spec, strict=True):
         if entry["type"] == "flatten":
-            sizes[name] = int(prev[1] * prev[2]) if len(prev) == 3 else 1
+            sizes[name] = pixels(prev)
         prev = tuple(outputs[name].shape[1:])
     return sizes
 

@@ -15,9 +15,9 @@ from .emulator import CLOCK_HZ, DEFAULT_CYCLE_BUDGET, DEFAULT_XIP_MISS_CYCLES
 def _graph(args: argparse.Namespace):
     """The model as int8; a .pt calibrates on ``--data`` (or FashionMNIST)."""
     from ..api import load_graph
-    from ..cli import data_split
+    from ..cli import calibration_data
 
-    return load_graph(args.model, calibration_data=data_split(args, "train") if args.data else None)
+    return load_graph(args.model, calibration_data=calibration_data(args))
 
 
 def _test_inputs(args: argparse.Namespace, graph, n: int) -> np.ndarray:

@@ -114,13 +114,17 @@ def plan_channels(model: Maskable, target_params: float, tolerance: float,
     for _ in range(30):
         mid = (lo + hi) / 2
         lo, hi = (lo, mid) if count(uniform(mid)) > target_params else (mid, hi)
-    best = min((uniform(lo), uniform(hi)), key=lambda w: abs(count(w) - target_params))
+    def error(w: dict[str, int]) -> float:
+        return abs(count(w) - target_params)
+
+    best = min((uniform(lo), uniform(hi)), key=error)
+    best_error = error(best)
     for _ in range(8):  # nudge single layers while that gets closer
         options = [{**best, n: best[n] + d} for n in full for d in (-1, 1) if 1 <= best[n] + d <= full[n]]
-        nxt = min(options, key=lambda w: abs(count(w) - target_params), default=best)
-        if abs(count(nxt) - target_params) >= abs(count(best) - target_params):
+        scored = [(error(w), w) for w in options]
+        if not scored or min(e for e, _ in scored) >= best_error:
             break
-        best = nxt
+        best_error, best = min(scored, key=lambda t: t[0])
     return best if abs(target_params / count(best) - 1) <= tolerance else None
 
 

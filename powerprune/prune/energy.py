@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from ..data import Dataset
 from ..mcu.costmodel import auto_cycles
-from ..metrics import layer_outputs, model_stats
+from ..metrics import layer_outputs, model_stats, pixels
 from ..model import Maskable
 from ..train import Recipe, fit
 from .apoz import keep_indices, measure_apoz, prunable, rebuild
@@ -69,12 +69,11 @@ def predicted_cycles(model: Maskable) -> dict[str, float]:
     for name, shape in layer_outputs(model).items():
         layer = getattr(model, name)
         w = layer.weight
-        pixels = int(shape[1] * shape[2]) if len(shape) == 3 else 1
         nz = int(model.masks[name].sum()) if name in model.masks else int(torch.count_nonzero(w))
         op = "FULLY_CONNECTED" if isinstance(layer, nn.Linear) else "CONV_2D"
-        macs = w.numel() * pixels
+        macs = w.numel() * pixels(shape)
         depthwise = isinstance(layer, nn.Conv2d) and layer.groups > 1
-        out[name] = auto_cycles(op, macs, macs if depthwise else nz * pixels, int(np.prod(shape)))
+        out[name] = auto_cycles(op, macs, macs if depthwise else nz * pixels(shape), int(np.prod(shape)))
     return out
 
 
