@@ -8,12 +8,20 @@ RUNNER := powerprune/mcu/runner
 .PHONY: setup test run lint bench clean
 
 setup: check-install
+	@$(MAKE) -s --no-print-directory apt-deps
 	@$(MAKE) -s --no-print-directory $(PIP_STAMP) $(RUNNER)/node_modules/.package-lock.json
-	@command -v arm-none-eabi-gcc >/dev/null && command -v node >/dev/null \
-	  && test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz \
-	  && test -d /usr/lib/arm-none-eabi/newlib \
-	  || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      gcc-arm-none-eabi libnewlib-arm-none-eabi dataset-fashion-mnist nodejs npm)
+
+# Ask apt only for what is missing: a machine whose Node.js already ships npm refuses Debian's
+# npm ("nodejs : Conflicts: npm"), so nodejs/npm are requested only when the commands are absent.
+.PHONY: apt-deps
+apt-deps:
+	@missing="$$(command -v arm-none-eabi-gcc >/dev/null || echo gcc-arm-none-eabi; \
+	  test -d /usr/lib/arm-none-eabi/newlib || echo libnewlib-arm-none-eabi; \
+	  test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || echo dataset-fashion-mnist; \
+	  command -v node >/dev/null || echo nodejs; \
+	  command -v npm >/dev/null || echo npm)"; \
+	test -z "$$missing" || (echo "setup: installing with apt:" $$missing && apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null)
 
 # torch first, from the local CPU build, so the package's own dependencies never pull CUDA wheels.
 # Reinstall when pyproject.toml changed or when the installed package is another checkout's
@@ -30,7 +38,6 @@ check-install:
 	  2>/dev/null || rm -f $(CURDIR)/$(PIP_STAMP)
 
 $(RUNNER)/node_modules/.package-lock.json: $(RUNNER)/package-lock.json
-	@command -v npm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm)
 	cd $(RUNNER) && npm ci --no-audit --no-fund --loglevel=error
 
 test: setup

@@ -36,15 +36,15 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     return int(q), int(shift)
 
 
-def conv_real_multiplier(input_scale: float, weight_scale: float, output_scale: float) -> float:
-    """Per-channel effective scale as TFLM's conv/depthwise Prepare builds it: all in double."""
+def real_multiplier(input_scale: float, weight_scale: float, output_scale: float) -> float:
+    """Effective scale input x weight / output as TFLM's Prepare forms it for every weighted op.
+
+    The scales are float32 in the flatbuffer; TFLM widens each to double *before* multiplying
+    (``GetQuantizedConvolutionMultipler``, shared by CONV_2D, DEPTHWISE_CONV_2D and
+    FULLY_CONNECTED). Forming the product in float32 instead changes the last bits of the q31
+    multiplier, and an accumulator near a rounding tie then lands one step off.
+    """
     return float(np.float32(input_scale)) * float(np.float32(weight_scale)) / float(np.float32(output_scale))
-
-
-def fc_real_multiplier(input_scale: float, weight_scale: float, output_scale: float) -> float:
-    """Fully connected: TFLM multiplies input and filter scale in float, then divides in double."""
-    product = np.float32(input_scale) * np.float32(weight_scale)
-    return float(product) / float(np.float32(output_scale))
 
 
 def _wrap32(x: np.ndarray) -> np.ndarray:

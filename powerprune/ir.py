@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .fixedpoint import conv_real_multiplier, fc_real_multiplier, quantize_multiplier, round_half_away
+from .fixedpoint import quantize_multiplier, real_multiplier, round_half_away
 
 
 class IRError(ValueError):
@@ -137,10 +137,9 @@ def requantization(layer: Layer, inp: TensorInfo) -> Requant:
     """Per-channel multipliers exactly as TFLM derives them from the scales at Prepare time."""
     if not isinstance(layer, WEIGHTED):
         raise IRError(f"{layer.op} has no requantization")
-    real = fc_real_multiplier if isinstance(layer, FullyConnected) else conv_real_multiplier
     channels = layer.bias.shape[0]
     scales = np.broadcast_to(layer.weight_scales, (channels,))
-    pairs = [quantize_multiplier(real(inp.scale, float(s), layer.output.scale)) for s in scales]
+    pairs = [quantize_multiplier(real_multiplier(inp.scale, float(s), layer.output.scale)) for s in scales]
     mult = np.array([p[0] for p in pairs], dtype=np.int64)
     shift = np.array([p[1] for p in pairs], dtype=np.int64)
     return Requant(-inp.zero_point, layer.output.zero_point, mult, shift)
