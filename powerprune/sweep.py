@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tomllib
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -17,9 +18,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from .atomic import write_bytes, write_json
+from .progress import Progress
 from .prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE
 
 PAPER_RATES = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
@@ -151,8 +151,14 @@ def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: flo
     """Prune (unless dense), quantize, export, evaluate int8, and profile every kernel set: one
     independent unit of work, run in a worker process."""
     import torch
+    from threadpoolctl import threadpool_limits
 
+    # One torch thread per job, as every cached result was computed with (thread count changes the
+    # order of float sums in training). numpy's BLAS gets this job's share of the cores: forked
+    # workers inherit a pool sized for the whole machine, and with two workers spin-waiting on
+    # each other's cores the int8 evaluation ran several times slower.
     torch.set_num_threads(1)
+    threadpool_limits(max(1, (os.cpu_count() or 1) // cfg.jobs))
     from .api import int8_accuracy
     from .metrics import model_stats, reference_params, widths
     from .model import load_model, save_model
@@ -237,6 +243,8 @@ def _kernel_digest() -> str:
 
 
 BACKENDS = ("local", "ray")
+# Relative wall time of a model job by method (fine-tuning epochs and searches), for scheduling only.
+JOB_WEIGHT = {"energy": 4, "hybrid": 3, "apoz": 2, "magnitude": 2, "dense": 0}
 
 
 def run_sweep(cfg: SweepConfig, run_dir: Path, progress: bool = True, backend: str = "local",
@@ -261,13 +269,14 @@ def run_sweep(cfg: SweepConfig, run_dir: Path, progress: bool = True, backend: s
         jobs.append((seed, base_key, "dense", 1.0))
         jobs += [(seed, base_key, m, float(r)) for m in cfg.methods
                  for r in (cfg.energy_rates if m == "energy" else cfg.rates)]
+    # longest jobs first, so that no worker is left alone with an energy search at the end
+    jobs.sort(key=lambda job: -JOB_WEIGHT.get(job[2], 1))
     rows: list[dict] = []
-    bar = tqdm(total=len(jobs), desc="prune, quantize, profile", unit="model", disable=None if progress else True)
+    bar = Progress(len(jobs), "prune, quantize, profile", "model", enabled=progress)
 
     def collect(result: list[dict], label: tuple[str, float]) -> None:
         rows.extend(result)
-        bar.set_postfix_str(f"{label[0]} {label[1]:g}x")
-        bar.update()
+        bar.update(note=f"{label[0]} {label[1]:g}x done")
 
     if backend == "ray":
         _run_on_ray(cfg, jobs, cache, address, collect)

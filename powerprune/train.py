@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from .data import Dataset
+from .progress import Progress
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,8 @@ def fit(model: nn.Module, data: Dataset, recipe: Recipe, *, desc: str = "train",
     apply_masks = getattr(model, "apply_masks", lambda: None)  # any nn.Module trains; ours keep zeros
     model.train()
     step = 0
-    bar = tqdm(total=total, desc=desc, unit="step", disable=None if progress else True, leave=False)
+    # off a terminal: one line per epoch
+    bar = Progress(total, desc, "step", enabled=progress, line_every=steps_per_epoch, leave=False)
     for _ in range(recipe.epochs):
         order = torch.randperm(len(y), generator=gen)
         for i in range(0, len(y), recipe.batch_size):
@@ -67,8 +68,7 @@ def fit(model: nn.Module, data: Dataset, recipe: Recipe, *, desc: str = "train",
             if on_step is not None:
                 on_step(step, total)
             apply_masks()
-            bar.update()
-            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+            bar.update(note=f"loss {loss.item():.3f}")
     bar.close()
     model.eval()
 
