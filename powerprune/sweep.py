@@ -11,7 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
+import time
 import tomllib
+from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, fields, replace
@@ -19,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import write_bytes, write_json
-from .progress import Progress
+from .progress import Progress, format_seconds
 from .prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE
 
 PAPER_RATES = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
@@ -115,9 +118,23 @@ def cached(cache: Path, key: str, compute: Callable[[Path], dict]) -> dict:
     record = cache / f"{key}.json"
     if record.exists():
         return json.loads(record.read_text())
+    start = time.monotonic()
     result = compute(cache / key)
-    write_json(record, result)
+    write_json(record, {**result, STAGE_SECONDS: round(time.monotonic() - start, 2)})
     return result
+
+
+STAGE_SECONDS = "stage_seconds"  # compute time kept in each stage record: where a run's time went
+
+
+def stage_times(cache: Path) -> dict[str, float]:
+    """Seconds spent computing each stage kind (train, prune, int8, profile), summed over the cache."""
+    totals: dict[str, float] = defaultdict(float)
+    for record in cache.glob("*.json"):
+        seconds = json.loads(record.read_text()).get(STAGE_SECONDS)
+        if seconds is not None:
+            totals[record.stem.rsplit("-", 1)[0]] += seconds
+    return dict(totals)
 
 
 # --- stages ---------------------------------------------------------------------------------------
@@ -289,6 +306,9 @@ def run_sweep(cfg: SweepConfig, run_dir: Path, progress: bool = True, backend: s
         for s, k, m, r in jobs:
             collect(model_job(cfg, s, k, m, r, str(cache)), (m, r))
     bar.close()
+    if progress:
+        spent = ", ".join(f"{stage} {format_seconds(t)}" for stage, t in sorted(stage_times(cache).items()))
+        print(f"compute time by stage (all processes, this cache): {spent}", file=sys.stderr, flush=True)
     return add_energy_and_deltas(rows, board)
 
 
