@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from powerprune.data import load_fashion_mnist
 from powerprune.mcu.codegen import KERNEL_SETS
 from powerprune.mcu.profile import run_on_rp2040
 from powerprune.oracle import tflm_run
+from powerprune.quantize import quantize_images
 from powerprune.reference import run
 from powerprune.tflite import load_tflite
 
@@ -47,3 +49,12 @@ def test_every_kernel_set_on_the_virtual_pico_matches_tflm(real_model):
     for kernels in KERNEL_SETS:
         pico = run_on_rp2040(graph, x, kernels=kernels).outputs.reshape(len(x), -1)
         assert np.array_equal(pico, theirs), f"{name} on {kernels}: {(pico != theirs).any(axis=1).sum()} rows differ"
+
+
+def test_converter_made_lenet_matches_tflm_on_all_10000_test_images():
+    """The Keras + tfmot + official converter LeNet (tests/fixtures), every FashionMNIST test image."""
+    path = FIXTURES.parent / "keras_tfmot_lenet_75.tflite"
+    graph = load_tflite(path)
+    x = quantize_images(graph, load_fashion_mnist("test").images)
+    ours, theirs = run(graph, x), tflm_run(path.read_bytes(), x)
+    assert np.array_equal(ours, theirs), f"{(ours != theirs).any(axis=1).sum()} of 10,000 images differ"
