@@ -1,7 +1,7 @@
 """The cmsis-nn kernel set beyond what every-set tests reach: its requantization (CMSIS-NN's
 arm_nn_requantize rounding) against TFLM's, and the depthwise and convolution paths the random graphs
 of test_mcu.py rarely or never take (channel multiplier 4 and 8, the 3x3 kernel's blocks of four
-channels, 1x1 and odd-sized convolutions)."""
+channels, the 1x1 matrix-product path, odd pixel and channel counts)."""
 
 import ctypes
 import shutil
@@ -113,7 +113,9 @@ CASES = [
     ("dw 3x3 m4 c3 SAME (multiple-of-4 path)", _depthwise(3, 4, 1, "SAME"), (5, 6, 3)),
     ("dw 2x2 m8 c2 SAME s2", _depthwise(2, 8, 2, "SAME"), (5, 5, 2)),
     ("dw 3x3 m3 c2 VALID (generic)", _depthwise(3, 3, 1, "VALID"), (5, 4, 2)),
-    ("conv 1x1 oc7 (odd channels)", _conv(1, 7, 1, "VALID"), (3, 5, 8)),
+    ("conv 1x1 oc7 odd pixels (1x1 path, odd channel and pixel)", _conv(1, 7, 1, "VALID"), (3, 5, 8)),
+    ("conv 1x1 oc6 SAME (1x1 path)", _conv(1, 6, 1, "SAME"), (4, 4, 5)),
+    ("conv 1x1 oc3 s2 (im2col path)", _conv(1, 3, 2, "SAME"), (5, 4, 3)),
     ("conv 3x3 oc1 SAME odd pixels", _conv(3, 1, 1, "SAME"), (3, 3, 3)),
     ("conv 5x5 oc6 SAME s2", _conv(5, 6, 2, "SAME"), (9, 7, 2)),
 ]

@@ -214,6 +214,8 @@ def _scratch_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
     dense convolution two gathered windows (im2col); CMSIS-NN's convolution keeps two int16 im2col
     columns (kernels/cmsis_nn.c)."""
     if impl == "cmsisnn" and isinstance(layer, Conv2D):
+        if layer.weights.shape[1:3] == (1, 1) and tuple(layer.stride) == (1, 1):
+            return 0  # the 1x1 path multiplies the input in place
         return _align4(2 * 2 * layer.weights[0].size)
     if impl in ("dense", "sparse") and isinstance(layer, Conv2D):
         window = 2 * _align4(layer.weights[0].size) if impl == "dense" else 0  # two gathered windows

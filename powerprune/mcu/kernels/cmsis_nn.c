@@ -5,7 +5,8 @@
  * algorithm and loop structure, not their code. Each kernel names the CMSIS-NN function it mirrors.
  *
  * - convolution: im2col of two output pixels at a time into int16 with the input offset already added,
- *   then a 2x2-blocked matrix multiply (two output channels x two columns per pass);
+ *   then a 2x2-blocked matrix multiply (two output channels x two columns per pass); 1x1 convolutions
+ *   with stride 1 skip the im2col and run a 2x2-blocked int8 matrix product directly;
  * - fully connected: three weight rows per pass over the input vector;
  * - depthwise: CMSIS-NN's 3x3 / channel-multiplier-of-4 / generic kernels, chosen as its wrapper does;
  * - pooling: max pool by copy-then-compare of whole channel vectors, average pool per channel.
@@ -113,9 +114,83 @@ static CMSIS_NOINLINE int8_t *mat_mult_kernel_s8_s16(const int8_t *weights, cons
     return out0 + out_c;
 }
 
-/* Mirrors arm_convolve_s8 (pure-C branch). The scratch holds two im2col columns of
- * k_h * k_w * in_c int16 each; the code generator reserves 4 * depth bytes (word-rounded). */
+/* Mirrors arm_nn_mat_mult_nt_t_s8 (pure-C branch), which arm_convolve_1x1_s8_fast calls: a 1x1
+ * convolution with stride 1 and no padding is a plain matrix product of the pixels (rows of in_c
+ * int8) and the filters, so no im2col is needed. Per pair of output channels the input offset's
+ * contribution (offset * sum of the filter row, plus bias) is computed once at run time; then two
+ * pixels x two channels per pass accumulate raw int8 products. An odd last channel adds the offset
+ * per element instead. */
+static CMSIS_NOINLINE void mat_mult_nt_t_s8(const int8_t *lhs, const int8_t *rhs, const int32_t *bias, int8_t *dst,
+                                            const int32_t *mult, const int32_t *shift, int32_t lhs_rows,
+                                            int32_t rhs_rows, int32_t cols, int32_t lhs_offset, int32_t dst_offset,
+                                            int32_t lo, int32_t hi) {
+    int32_t r = 0;
+    for (; r + 2 <= rhs_rows; r += 2, rhs += 2 * cols, dst += 2) {
+        int32_t off0 = 0, off1 = 0;
+        for (int32_t i = 0; i < cols; ++i) {
+            off0 += rhs[i];
+            off1 += rhs[i + cols];
+        }
+        off0 *= lhs_offset;
+        off1 *= lhs_offset;
+        if (bias) {
+            off0 += bias[r];
+            off1 += bias[r + 1];
+        }
+        const int8_t *x = lhs;
+        int8_t *o = dst;
+        for (int32_t px = lhs_rows / 2; px > 0; --px) {
+            int32_t px0_ch0 = off0, px0_ch1 = off1, px1_ch0 = off0, px1_ch1 = off1;
+            const int8_t *w = rhs;
+            for (int32_t n = cols; n > 0; --n, ++w, ++x) {
+                const int32_t w0 = w[0], w1 = w[cols];
+                const int32_t x0 = x[0], x1 = x[cols];
+                px0_ch0 += x0 * w0;
+                px0_ch1 += x0 * w1;
+                px1_ch0 += x1 * w0;
+                px1_ch1 += x1 * w1;
+            }
+            o[0] = cmsis_output(px0_ch0, mult[r], shift[r], dst_offset, lo, hi);
+            o[1] = cmsis_output(px0_ch1, mult[r + 1], shift[r + 1], dst_offset, lo, hi);
+            o += rhs_rows;
+            o[0] = cmsis_output(px1_ch0, mult[r], shift[r], dst_offset, lo, hi);
+            o[1] = cmsis_output(px1_ch1, mult[r + 1], shift[r + 1], dst_offset, lo, hi);
+            o += rhs_rows;
+            x += cols;  /* x walked the first pixel of the pair; skip the second */
+        }
+        if (lhs_rows & 1) {  /* an odd last pixel */
+            int32_t ch0 = off0, ch1 = off1;
+            const int8_t *w = rhs;
+            for (int32_t n = cols; n > 0; --n, ++w, ++x) {
+                ch0 += x[0] * w[0];
+                ch1 += x[0] * w[cols];
+            }
+            o[0] = cmsis_output(ch0, mult[r], shift[r], dst_offset, lo, hi);
+            o[1] = cmsis_output(ch1, mult[r + 1], shift[r + 1], dst_offset, lo, hi);
+        }
+    }
+    if (r < rhs_rows) {  /* an odd last output channel, every pixel */
+        const int8_t *x = lhs;
+        for (int32_t px = 0; px < lhs_rows; ++px, dst += rhs_rows) {
+            int32_t acc = bias ? bias[r] : 0;
+            const int8_t *w = rhs;
+            for (int32_t n = cols; n > 0; --n) acc += (*x++ + lhs_offset) * *w++;
+            dst[0] = cmsis_output(acc, mult[r], shift[r], dst_offset, lo, hi);
+        }
+    }
+}
+
+/* Mirrors arm_convolve_wrapper_s8's choice on a core without MVE: arm_convolve_1x1_s8_fast for a 1x1
+ * filter with stride 1 and no padding, otherwise arm_convolve_s8 (pure-C branch; the wrapper's
+ * 1 x n choice, arm_convolve_1_x_n_s8, falls back to it without MVE). The scratch holds two im2col
+ * columns of k_h * k_w * in_c int16 each; the code generator reserves 4 * depth bytes (word-rounded),
+ * none for the 1x1 case. */
 void pp_conv2d_cmsisnn(const pp_conv_t *p, const int8_t *in, int8_t *out, int8_t *scratch) {
+    if (p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0 && p->pad_w == 0) {
+        mat_mult_nt_t_s8(in, p->weights, p->bias, out, p->multiplier, p->shift, p->out_h * p->out_w, p->out_c,
+                         p->in_c, p->input_offset, p->output_offset, p->act_min, p->act_max);
+        return;
+    }
     int16_t *const buf = (int16_t *)scratch;  /* arena scratch is word aligned */
     const int32_t in_h = p->in_h, in_w = p->in_w, in_c = p->in_c;
     const int32_t k_h = p->k_h, k_w = p->k_w, out_c = p->out_c;
