@@ -24,7 +24,9 @@ from ..ir import (
 )
 from . import costmodel
 
-KERNEL_SETS = ("tflm-ref", "dense", "sparse", "auto")
+# tflm-ref and cmsis-nn are the stock baselines (TFLM reference kernels; CMSIS-NN's pure-C M0+ path);
+# dense, sparse and auto are ours
+KERNEL_SETS = ("tflm-ref", "cmsis-nn", "dense", "sparse", "auto")
 
 
 class CodegenError(ValueError):
@@ -36,7 +38,7 @@ class GeneratedModel:
     model_c: str
     model_h: str
     arena_bytes: int
-    kernels: tuple[str, ...]   # implementation each layer got: tflmref, dense, sparse, reshape
+    kernels: tuple[str, ...]   # implementation each layer got: tflmref, cmsisnn, dense, sparse, reshape
 
 
 def c_array(ctype: str, name: str, values: np.ndarray, per_line: int = 24) -> str:
@@ -86,10 +88,13 @@ def _feeds_output_only(graph: Graph, i: int, owner: list[int]) -> bool:
 # --- per-layer kernel choice -----------------------------------------------------------------
 
 def choose_kernel(layer: Layer, inp: TensorInfo, kernels: str) -> str:
-    """The C implementation ('tflmref', 'dense' or 'sparse') one layer gets under a kernel set.
-    Ops a set has no kernel for fall back to the next simpler one, so every set runs every model."""
+    """The C implementation ('tflmref', 'cmsisnn', 'dense' or 'sparse') one layer gets under a kernel
+    set. Ops a set has no kernel for fall back to the next simpler one, so every set runs every model
+    (cmsis-nn has a kernel for every op)."""
     if kernels not in KERNEL_SETS:
         raise CodegenError(f"unknown kernel set {kernels!r}; available: {', '.join(KERNEL_SETS)}")
+    if kernels == "cmsis-nn":
+        return "tflmref" if isinstance(layer, Reshape) else "cmsisnn"
     if kernels == "tflm-ref" or isinstance(layer, DepthwiseConv2D | Reshape):
         return "tflmref"
     if isinstance(layer, Pool2D):
@@ -146,7 +151,7 @@ def _folded_bias(layer: Conv2D | FullyConnected, rq) -> np.ndarray:
 def _weight_arrays(name: str, layer: Conv2D | DepthwiseConv2D | FullyConnected, inp: TensorInfo, impl: str,
                    rq) -> tuple[str, str, str]:
     """C arrays for weights and bias in the format ``impl`` reads; returns (code, count, offsets) names."""
-    if impl == "tflmref":
+    if impl in ("tflmref", "cmsisnn"):  # stock kernels: raw weights, raw bias
         return (c_array("int8_t", f"{name}_w", layer.weights) + c_array("int32_t", f"{name}_b", layer.bias),
                 "0", "0")
     bias = c_array("int32_t", f"{name}_b", _folded_bias(layer, rq))
@@ -206,7 +211,12 @@ def _pool_desc(name: str, layer: Pool2D, inp: TensorInfo, impl: str) -> tuple[st
 
 def _scratch_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
     """Arena space a kernel needs besides its input and output: the padded input copy, and for the
-    dense convolution one gathered window (im2col)."""
+    dense convolution two gathered windows (im2col); CMSIS-NN's convolution keeps two int16 im2col
+    columns (kernels/cmsis_nn.c)."""
+    if impl == "cmsisnn" and isinstance(layer, Conv2D):
+        if layer.weights.shape[1:3] == (1, 1) and tuple(layer.stride) == (1, 1):
+            return 0  # the 1x1 path multiplies the input in place
+        return _align4(2 * 2 * layer.weights[0].size)
     if impl in ("dense", "sparse") and isinstance(layer, Conv2D):
         window = 2 * _align4(layer.weights[0].size) if impl == "dense" else 0  # two gathered windows
         return _padded_row(layer, inp)[1] + window

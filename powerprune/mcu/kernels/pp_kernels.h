@@ -54,6 +54,16 @@ void pp_fc_tflmref(const pp_fc_t *p, const int8_t *in, int8_t *out, int8_t *scra
 void pp_maxpool_tflmref(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
 void pp_avgpool_tflmref(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
 
+/* cmsis-nn: our implementation of CMSIS-NN's pure-C (no DSP, no MVE) int8 path, what pico-tflmicro
+ * runs on the M0+: int16 im2col of two pixels + 2x2-blocked matrix multiply for convolutions, three
+ * rows per pass for fully connected, CMSIS-NN's depthwise and pooling structure (kernels/cmsis_nn.c).
+ * The convolution's scratch holds two int16 im2col columns. */
+void pp_conv2d_cmsisnn(const pp_conv_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void pp_depthwise_cmsisnn(const pp_conv_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void pp_fc_cmsisnn(const pp_fc_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void pp_maxpool_cmsisnn(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void pp_avgpool_cmsisnn(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+
 /* dense: pre-padded input (pads hold the input zero point, so they contribute nothing), input offset
  * folded into the bias, contiguous window rows, unrolled dot products. Pools: tight loops. */
 void pp_conv2d_dense(const pp_conv_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch);
