@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
+import signal
+import sys
 import tomllib
+import types
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
 from tqdm import tqdm
 
@@ -30,31 +35,51 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class Limits:
+    """The allowed values of a config field (of each element, for a list), written next to its type so
+    the config check is derived from the dataclass: NaN/inf never pass, ``above`` is exclusive."""
+
+    at_least: float | None = None
+    above: float | None = None
+    non_empty: bool = False
+
+    def allows(self, v: float) -> bool:
+        return (self.at_least is None or v >= self.at_least) and (self.above is None or v > self.above)
+
+    def describe(self) -> str:
+        return (f" >= {self.at_least:g}" if self.at_least is not None else "") + \
+               (f" > {self.above:g}" if self.above is not None else "")
+
+
+COUNT, NON_NEGATIVE, POSITIVE = Limits(at_least=1), Limits(at_least=0), Limits(above=0)
+
+
+@dataclass(frozen=True)
 class SweepConfig:
     """Everything a run depends on; the defaults are the paper's experiment."""
 
-    rates: tuple[float, ...] = PAPER_RATES
+    rates: Annotated[tuple[float, ...], Limits(at_least=1)] = PAPER_RATES
     methods: tuple[str, ...] = ("magnitude", "apoz", "hybrid", "energy")
     # The energy method is asked for energy, not size: rate R = 1/R of the dense model's predicted
     # kernel cycles (auto kernels). The paper's rates span about 1.5x to 10x less energy on them.
-    energy_rates: tuple[float, ...] = (2.0, 3.0, 4.0, 6.0, 8.0, 12.0)
-    seeds: tuple[int, ...] = (0,)
-    epochs: int = 15
-    lr: float = 2e-3
-    batch_size: int = 64
-    finetune_epochs: int = DEFAULT_FINETUNE.epochs
-    finetune_lr: float = DEFAULT_FINETUNE.lr
+    energy_rates: Annotated[tuple[float, ...], Limits(above=1)] = (2.0, 3.0, 4.0, 6.0, 8.0, 12.0)
+    seeds: Annotated[tuple[int, ...], Limits(at_least=0, non_empty=True)] = (0,)
+    epochs: Annotated[int, COUNT] = 15
+    lr: Annotated[float, POSITIVE] = 2e-3
+    batch_size: Annotated[int, COUNT] = 64
+    finetune_epochs: Annotated[int, NON_NEGATIVE] = DEFAULT_FINETUNE.epochs
+    finetune_lr: Annotated[float, POSITIVE] = DEFAULT_FINETUNE.lr
     magnitude_schedule: str = DEFAULT_SCHEDULE
     magnitude_scope: str = DEFAULT_SCOPE
-    kernels: tuple[str, ...] = ("tflm-ref", "dense", "sparse", "auto")
+    kernels: Annotated[tuple[str, ...], Limits(non_empty=True)] = ("tflm-ref", "dense", "sparse", "auto")
     layout: str = "flash"
     board: str = "pico"
-    calibration: int = 500
-    profile_images: int = 3
-    xip_miss_cycles: int = 40
-    train_limit: int | None = None
-    test_limit: int | None = None
-    jobs: int = 2
+    calibration: Annotated[int, COUNT] = 500
+    profile_images: Annotated[int, COUNT] = 3
+    xip_miss_cycles: Annotated[int, NON_NEGATIVE] = 40
+    train_limit: Annotated[int | None, COUNT] = None
+    test_limit: Annotated[int | None, COUNT] = None
+    jobs: Annotated[int, COUNT] = 2
     dataset: str = "fashion-mnist"
 
     @classmethod
@@ -68,6 +93,9 @@ class SweepConfig:
         from .mcu.codegen import KERNEL_SETS
         from .prune.api import METHODS
 
+        hints = get_type_hints(SweepConfig, include_extras=True)
+        for f in fields(self):
+            _check_field(f.name, hints[f.name], getattr(self, f.name))
         if self.dataset != "fashion-mnist":
             raise ConfigError(f"dataset {self.dataset!r} is not supported by `run`; use 'fashion-mnist'")
         bad = [m for m in self.methods if m not in METHODS]
@@ -76,13 +104,49 @@ class SweepConfig:
         bad = [k for k in self.kernels if k not in KERNEL_SETS]
         if bad:
             raise ConfigError(f"unknown kernel set(s) {bad}; choose from {list(KERNEL_SETS)}")
-        if any(r < 1 for r in self.rates):
-            raise ConfigError("every compression rate must be >= 1")
-        if any(r <= 1 for r in self.energy_rates):
-            raise ConfigError("every energy rate must be > 1 (it divides the dense model's predicted cycles)")
-        if not self.seeds or self.epochs < 1 or self.jobs < 1 or self.profile_images < 1:
-            raise ConfigError("seeds, epochs, jobs and profile_images must be positive")
+        for name, allowed in (("magnitude_schedule", ("oneshot", "gradual")), ("magnitude_scope", ("global", "layer")),
+                              ("layout", ("flash", "sram"))):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} = {getattr(self, name)!r}: choose from {list(allowed)}")
         return self
+
+
+_NOUNS = {int: ("a whole number", "whole numbers"), float: ("a number", "numbers"), str: ("a string", "strings")}
+
+
+def _scalar_ok(value: Any, typ: type) -> bool:
+    """TOML's own types: a bool is not a number, an int is a fine float, NaN/inf are no numbers here."""
+    if isinstance(value, bool):
+        return False
+    if typ is float:
+        return isinstance(value, int | float) and math.isfinite(value)
+    return isinstance(value, typ)
+
+
+def _check_field(name: str, hint: Any, value: Any) -> None:
+    """One config value against its declared type (``int``, ``float``, ``str``, ``X | None``,
+    ``tuple[X, ...]``) and its ``Limits``: the schema is the dataclass itself."""
+    limits = Limits()
+    if get_origin(hint) is Annotated:
+        hint, limits = get_args(hint)[0], get_args(hint)[1]
+    if get_origin(hint) is types.UnionType:  # X | None: TOML has no null, so None is only the default
+        if value is None:
+            return
+        hint = next(a for a in get_args(hint) if a is not type(None))
+    is_list = get_origin(hint) is tuple
+    typ = get_args(hint)[0] if is_list else hint
+    items = value if is_list else (value,)
+    ok = (not is_list or isinstance(value, tuple)) and (items or not limits.non_empty) \
+        and all(_scalar_ok(v, typ) and (typ is str or limits.allows(v)) for v in items)
+    if not ok:
+        want = _NOUNS[typ][is_list] + limits.describe()
+        if is_list:
+            want = f"a list of {want}" + (" (not empty)" if limits.non_empty else "")
+        raise ConfigError(f"{name} = {_toml_repr(value)}: expected {want}")
+
+
+def _toml_repr(value: Any) -> str:
+    return json.dumps(list(value) if isinstance(value, tuple) else value, default=str)
 
 
 def load_config(path: str | Path | None, quick: bool = False, **overrides: Any) -> SweepConfig:
@@ -94,6 +158,8 @@ def load_config(path: str | Path | None, quick: bool = False, **overrides: Any) 
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read config {path}: {exc}") from exc
         data = data.get("run", data)
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: [run] must be a table of settings, got {_toml_repr(data)}")
         known = {f.name for f in fields(SweepConfig)}
         unknown = set(data) - known
         if unknown:
@@ -239,6 +305,29 @@ def _kernel_digest() -> str:
 BACKENDS = ("local", "ray")
 
 
+def die_with_parent(parent: int) -> None:
+    """Pool initializer: a worker must not outlive `run`. Killing only the main process (kill -9, an
+    OOM kill) would otherwise leave the workers idle forever, holding most of a GB each. On Linux the
+    kernel kills the worker when its parent dies (PR_SET_PDEATHSIG); elsewhere a daemon thread polls."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    else:
+        import threading
+        import time
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
 def run_sweep(cfg: SweepConfig, run_dir: Path, progress: bool = True, backend: str = "local",
               address: str | None = None) -> list[dict]:
     """Run (or resume) the sweep; returns one row per (seed, model, kernel set).
@@ -272,7 +361,7 @@ def run_sweep(cfg: SweepConfig, run_dir: Path, progress: bool = True, backend: s
     if backend == "ray":
         _run_on_ray(cfg, jobs, cache, address, collect)
     elif cfg.jobs > 1:
-        with ProcessPoolExecutor(max_workers=cfg.jobs) as pool:
+        with ProcessPoolExecutor(max_workers=cfg.jobs, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(model_job, cfg, s, k, m, r, str(cache)): (m, r) for s, k, m, r in jobs}
             for fut in as_completed(futures):
                 collect(fut.result(), futures[fut])
