@@ -10,22 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import signal
 import sys
 import tomllib
-import types
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Annotated, Any, get_args, get_origin, get_type_hints
+from typing import Annotated, Any
 
 from tqdm import tqdm
 
 from .atomic import write_bytes, write_json
 from .prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE
+from .schema import COUNT, NON_NEGATIVE, POSITIVE, Limits, check_fields, toml_repr
 
 PAPER_RATES = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 
@@ -34,24 +33,6 @@ class ConfigError(ValueError):
     pass
 
 
-@dataclass(frozen=True)
-class Limits:
-    """The allowed values of a config field (of each element, for a list), written next to its type so
-    the config check is derived from the dataclass: NaN/inf never pass, ``above`` is exclusive."""
-
-    at_least: float | None = None
-    above: float | None = None
-    non_empty: bool = False
-
-    def allows(self, v: float) -> bool:
-        return (self.at_least is None or v >= self.at_least) and (self.above is None or v > self.above)
-
-    def describe(self) -> str:
-        return (f" >= {self.at_least:g}" if self.at_least is not None else "") + \
-               (f" > {self.above:g}" if self.above is not None else "")
-
-
-COUNT, NON_NEGATIVE, POSITIVE = Limits(at_least=1), Limits(at_least=0), Limits(above=0)
 
 
 @dataclass(frozen=True)
@@ -93,9 +74,7 @@ class SweepConfig:
         from .mcu.codegen import KERNEL_SETS
         from .prune.api import METHODS
 
-        hints = get_type_hints(SweepConfig, include_extras=True)
-        for f in fields(self):
-            _check_field(f.name, hints[f.name], getattr(self, f.name))
+        check_fields(self, ConfigError)
         if self.dataset != "fashion-mnist":
             raise ConfigError(f"dataset {self.dataset!r} is not supported by `run`; use 'fashion-mnist'")
         bad = [m for m in self.methods if m not in METHODS]
@@ -111,44 +90,6 @@ class SweepConfig:
         return self
 
 
-_NOUNS = {int: ("a whole number", "whole numbers"), float: ("a number", "numbers"), str: ("a string", "strings")}
-
-
-def _scalar_ok(value: Any, typ: type) -> bool:
-    """TOML's own types: a bool is not a number, an int is a fine float, NaN/inf are no numbers here."""
-    if isinstance(value, bool):
-        return False
-    if typ is float:
-        return isinstance(value, int | float) and math.isfinite(value)
-    return isinstance(value, typ)
-
-
-def _check_field(name: str, hint: Any, value: Any) -> None:
-    """One config value against its declared type (``int``, ``float``, ``str``, ``X | None``,
-    ``tuple[X, ...]``) and its ``Limits``: the schema is the dataclass itself."""
-    limits = Limits()
-    if get_origin(hint) is Annotated:
-        hint, limits = get_args(hint)[0], get_args(hint)[1]
-    if get_origin(hint) is types.UnionType:  # X | None: TOML has no null, so None is only the default
-        if value is None:
-            return
-        hint = next(a for a in get_args(hint) if a is not type(None))
-    is_list = get_origin(hint) is tuple
-    typ = get_args(hint)[0] if is_list else hint
-    items = value if is_list else (value,)
-    ok = (not is_list or isinstance(value, tuple)) and (items or not limits.non_empty) \
-        and all(_scalar_ok(v, typ) and (typ is str or limits.allows(v)) for v in items)
-    if not ok:
-        want = _NOUNS[typ][is_list] + limits.describe()
-        if is_list:
-            want = f"a list of {want}" + (" (not empty)" if limits.non_empty else "")
-        raise ConfigError(f"{name} = {_toml_repr(value)}: expected {want}")
-
-
-def _toml_repr(value: Any) -> str:
-    return json.dumps(list(value) if isinstance(value, tuple) else value, default=str)
-
-
 def load_config(path: str | Path | None, quick: bool = False, **overrides: Any) -> SweepConfig:
     """Defaults (or the --quick preset), then the TOML file, then command-line overrides."""
     cfg = SweepConfig.quick() if quick else SweepConfig()
@@ -159,7 +100,7 @@ def load_config(path: str | Path | None, quick: bool = False, **overrides: Any) 
             raise ConfigError(f"cannot read config {path}: {exc}") from exc
         data = data.get("run", data)
         if not isinstance(data, dict):
-            raise ConfigError(f"{path}: [run] must be a table of settings, got {_toml_repr(data)}")
+            raise ConfigError(f"{path}: [run] must be a table of settings, got {toml_repr(data)}")
         known = {f.name for f in fields(SweepConfig)}
         unknown = set(data) - known
         if unknown:
