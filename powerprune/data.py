@@ -164,8 +164,8 @@ def load_npz(path: str | Path, split: str = "train", limit: int | None = None) -
     if not path.is_file():
         raise DatasetError(f"dataset file {path} not found")
     if not zipfile.is_zipfile(path):
-        raise DatasetError(f"{path} is not an .npz archive; a dataset file holds x_train, y_train, x_test and "
-                           "y_test (np.savez)")
+        raise DatasetError(f"{path} is not a readable .npz file (not an .npz archive); a dataset file holds "
+                           "x_train, y_train, x_test and y_test (np.savez)")
     try:
         with zipfile.ZipFile(path) as z, np.load(path, allow_pickle=False) as npz:
             keys = set(npz.files)

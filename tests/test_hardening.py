@@ -228,7 +228,7 @@ TRACEBACKS = {  # class 1: used to end in a Python traceback
                                     "--output", "{d}/out.npy"], "truncated or damaged"),
     "npz_given_for_npy": (["infer", "{d}/tiny.tflite", "--inputs", "{d}/archive.npz", "--output", "{d}/out.npy"],
                           "is an .npz archive"),
-    "npy_given_for_npz": (["evaluate", "{d}/lenet.pt", "--data", "{d}/x_int8.npy"], "is not an .npz archive"),
+    "npy_given_for_npz": (["evaluate", "{d}/lenet.pt", "--data", "{d}/x_int8.npy"], "not an .npz archive"),
     "npz_empty": (["evaluate", "{d}/lenet.pt", "--data", "{d}/empty.npz"], "not an .npz archive"),
     "npz_truncated": (["evaluate", "{d}/lenet.pt", "--data", "{d}/truncated.npz"], "truncated.npz"),
     "train_labels_outside_0_9": (["train", "--out", "{d}/new.pt", "--data", "{d}/labels_12.npz", "--epochs", "1"],
