@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Dataset, load_fashion_mnist
+from .data import Dataset, check_labels, load_fashion_mnist, load_npy
 from .ir import Graph
 from .metrics import dense_reference, model_stats, reference_params, widths
 from .model import ModelFileError, load_model
@@ -33,6 +33,7 @@ def load_graph(path: str | Path, calibration: int = DEFAULT_CALIBRATION,
 
 def int8_accuracy(graph: Graph, data: Dataset) -> float:
     """Top-1 accuracy of the int8 graph, computed by the bit-exact host reference."""
+    check_labels(data, graph.output.size)
     logits = run(graph, quantize_images(graph, data.images))
     return float((logits.reshape(len(data), -1).argmax(1) == data.labels).mean())
 
@@ -64,7 +65,7 @@ def evaluate_file(path: str | Path, test: Dataset) -> dict:
 def load_inputs(path: str | Path, graph: Graph) -> np.ndarray:
     """X.npy as the graph's int8 input: int8 is taken as already quantized, float32 is quantized,
     uint8 is read as pixels 0..255. A single sample without batch axis is accepted."""
-    x = np.load(path, allow_pickle=False)
+    x = load_npy(path)
     if x.shape == graph.input.shape:
         x = x[None]
     if x.shape[1:] != graph.input.shape:
@@ -78,5 +79,19 @@ def load_inputs(path: str | Path, graph: Graph) -> np.ndarray:
     if x.dtype == np.uint8:
         return quantize_images(graph, x)
     if np.issubdtype(x.dtype, np.floating):
+        _check_float_inputs(path, x, graph)
         return graph.input.quantize(x.astype(np.float32))
     raise ValueError(f"{path}: inputs must be int8 (quantized), float32 or uint8, got {x.dtype}")
+
+
+def _check_float_inputs(path: str | Path, x: np.ndarray, graph: Graph) -> None:
+    """Float inputs are real values of the model's input tensor: NaN, infinity or values outside what
+    its int8 encoding can hold (e.g. pixels 0..255 saved as float for a [0, 1] model) would be clipped
+    into wrong inputs without a word."""
+    if not np.isfinite(x).all():
+        raise ValueError(f"{path}: float inputs contain NaN or infinity")
+    inp = graph.input
+    lo, hi = (-128 - inp.zero_point) * inp.scale, (127 - inp.zero_point) * inp.scale
+    if x.size and (x.min() < lo - inp.scale / 2 or x.max() > hi + inp.scale / 2):
+        raise ValueError(f"{path}: float inputs span [{x.min():g}, {x.max():g}], the model's int8 input holds "
+                         f"[{lo:g}, {hi:g}]; save pixels 0..255 as uint8, or already quantized inputs as int8")

@@ -5,13 +5,64 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
+
+# --- argument types: every number a user types is checked here, once, for every command -----------
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type for counts: a negative count would silently become a Python slice from the
+    end (``take(-1)`` = all but one image), and 0 would make a command succeed having done nothing."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"int >= {minimum}"
+    return parse
+
+
+positive_int = _int_at_least(1)
+non_negative_int = _int_at_least(0)
+
+
+def _float_where(test: Callable[[float], bool], what: str) -> Callable[[str], float]:
+    """An argparse type for real numbers: NaN and inf pass every ``<`` check, so they are refused first."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or not test(value):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return value
+
+    parse.__name__ = what
+    return parse
+
+
+finite_float = _float_where(lambda v: True, "a finite number")
+positive_float = _float_where(lambda v: v > 0, "a finite number > 0")
+non_negative_float = _float_where(lambda v: v >= 0, "a finite number >= 0")
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors as the one line every other error is (``powerprune CMD: error: ...``); --help
+    still shows the usage."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def add_data_option(p: argparse.ArgumentParser) -> None:
@@ -21,9 +72,13 @@ def add_data_option(p: argparse.ArgumentParser) -> None:
 
 def _add_data_limits(p: argparse.ArgumentParser) -> None:
     add_data_option(p)
-    p.add_argument("--train-limit", type=int, default=None, metavar="N",
+    p.add_argument("--train-limit", type=positive_int, default=None, metavar="N",
                    help="use only the first N training images (quick experiments, tests)")
-    p.add_argument("--test-limit", type=int, default=None, metavar="N",
+    _add_test_limit(p)
+
+
+def _add_test_limit(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--test-limit", type=positive_int, default=None, metavar="N",
                    help="evaluate on only the first N test images")
 
 
@@ -60,18 +115,23 @@ def _model_factory(spec: str):
     return getattr(module, func)
 
 
-def _refuse_overwrite_input(out: Path, *inputs: Path) -> None:
-    if any(out.resolve() == Path(i).resolve() for i in inputs):
-        raise ValueError(f"--out {out} would overwrite an input; choose another path")
+def _refuse_overwrite_input(out: str | Path, *inputs: str | Path | None, option: str = "--out") -> None:
+    """An output that names one of the command's inputs would destroy it (and often fail afterwards)."""
+    for i in inputs:
+        if i is not None and Path(out).resolve() == Path(i).resolve():
+            raise ValueError(f"{option} {out} would overwrite the input {i}; choose another path")
+
+
+def _model_def_file(spec: str | None) -> str | None:
+    return spec.rpartition(":")[0] or None if spec else None
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .model import LeNet5, ModelInfo, save_model
     from .train import Recipe, accuracy, fit, seed_everything
 
+    _refuse_overwrite_input(args.out, args.data, _model_def_file(args.model_def))
     recipe = Recipe(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed)
-    if recipe.epochs < 1:
-        raise ValueError("--epochs must be at least 1")
     train, test = data_split(args, "train"), data_split(args, "test")
     seed_everything(args.seed)
     if args.model_def:
@@ -99,7 +159,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from .prune import prune
     from .train import Recipe
 
-    _refuse_overwrite_input(Path(args.out), Path(args.model))
+    _refuse_overwrite_input(args.out, args.model, args.data)
     model, _ = load_model(args.model)
     train, test = data_split(args, "train"), data_split(args, "test")
     recipe = Recipe(epochs=args.finetune_epochs, lr=args.lr, seed=args.seed)
@@ -134,12 +194,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .api import int8_accuracy, load_graph
     from .tflite import save_tflite
 
-    _refuse_overwrite_input(Path(args.out), Path(args.model))
-    if args.calibration < 1:
-        raise ValueError("--calibration must be at least 1 image")
+    _refuse_overwrite_input(args.out, args.model, args.data)
     graph = load_graph(args.model, args.calibration, calibration_data=data_split(args, "train"))
+    acc = int8_accuracy(graph, data_split(args, "test"))  # everything that can fail, before writing
     save_tflite(graph, args.out)
-    acc = int8_accuracy(graph, data_split(args, "test"))
     print(f"exported int8 model ({graph.totals()['params']} params) -> {args.out}; int8 test accuracy {acc:.2%}")
     return 0
 
@@ -148,6 +206,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     from .api import load_graph, load_inputs
     from .atomic import write_bytes
 
+    _refuse_overwrite_input(args.output, args.model, args.inputs, args.data, option="--output")
     graph = load_graph(args.model, args.calibration, calibration_data=calibration_data(args))
     x = load_inputs(args.inputs, graph)
     if args.on == "host":
@@ -196,7 +255,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.address and args.backend != "ray":
         raise ValueError("--address is for --backend ray")
-    seeds = tuple(range(args.seeds)) if args.seeds else None
+    seeds = tuple(range(args.seeds)) if args.seeds is not None else None
     cfg = load_config(args.config, quick=args.quick, seeds=seeds, jobs=args.jobs, board=args.board)
     out = Path(args.out)
     t0 = time.time()
@@ -214,6 +273,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from .energy import calibrate, load_board, save_board
 
+    if args.out:
+        _refuse_overwrite_input(args.out, args.profile if args.profile.endswith(".toml") else None)
     board = calibrate(load_board(args.profile), args.measured_mj, args.cycles, args.name)
     path = save_board(board, Path(args.out) if args.out else None)
     print(f"{board.name}: active current {board.active_current_ma:.3f} mA at {board.supply_voltage_v} V "
@@ -224,18 +285,19 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE, METHODS
 
-    ap = argparse.ArgumentParser(prog="powerprune", description=__doc__.split("\n")[0] if __doc__ else None)
+    ap = _OneLineParser(prog="powerprune", description=__doc__.split("\n")[0] if __doc__ else None)
     ap.add_argument("--version", action="version", version=f"powerprune {__version__}")
+    ap.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train the LeNet-5-like baseline on FashionMNIST (or your model/data)")
     p.add_argument("--out", required=True, help="model file to write (.pt)")
     p.add_argument("--model-def", default=None, metavar="FILE.py:FUNC",
                    help="train your own network: FUNC() returns a PyTorch module built from supported layers")
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=positive_int, default=15)
+    p.add_argument("--lr", type=positive_float, default=2e-3)
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     _add_data_limits(p)
     p.set_defaults(func=cmd_train)
 
@@ -244,16 +306,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", required=True, metavar="{" + ",".join(METHODS) + "}",
                    help="magnitude (unstructured), apoz (structured), hybrid (apoz then magnitude) or energy "
                         "(energy-aware: cycles from the RP2040 cost model)")
-    p.add_argument("--compression", type=float, default=None,
+    p.add_argument("--compression", type=finite_float, default=None,
                    help="dense parameters / nonzero parameters, e.g. 2, 4, 8, 16, 32, 64")
-    p.add_argument("--energy-budget", type=float, default=None, metavar="FRACTION",
+    p.add_argument("--energy-budget", type=positive_float, default=None, metavar="FRACTION",
                    help="energy method: prune until the predicted kernel cycles are this fraction of the model's")
-    p.add_argument("--accuracy-budget", type=float, default=None, metavar="PP",
+    p.add_argument("--accuracy-budget", type=non_negative_float, default=None, metavar="PP",
                    help="energy method: prune as far as a validation accuracy drop of PP points allows")
     p.add_argument("--out", required=True)
-    p.add_argument("--finetune-epochs", type=int, default=DEFAULT_FINETUNE.epochs,
-                   help=f"total fine-tuning epochs (default {DEFAULT_FINETUNE.epochs})")
-    p.add_argument("--lr", type=float, default=DEFAULT_FINETUNE.lr,
+    p.add_argument("--finetune-epochs", type=non_negative_int, default=DEFAULT_FINETUNE.epochs,
+                   help=f"total fine-tuning epochs (default {DEFAULT_FINETUNE.epochs}; 0: prune without "
+                        "fine-tuning)")
+    p.add_argument("--lr", type=positive_float, default=DEFAULT_FINETUNE.lr,
                    help=f"fine-tuning learning rate (default {DEFAULT_FINETUNE.lr:g})")
     p.add_argument("--schedule", choices=("oneshot", "gradual"), default=DEFAULT_SCHEDULE,
                    help="magnitude: raise sparsity along a cubic schedule while fine-tuning (gradual, default), "
@@ -261,14 +324,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scope", choices=("global", "layer"), default=DEFAULT_SCOPE,
                    help="magnitude: rank weights across all layers (global, default) or give each layer the same "
                         "density (layer: more energy saved, a little more accuracy lost)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     _add_data_limits(p)
     p.set_defaults(func=cmd_prune)
 
     p = sub.add_parser("evaluate", help="test accuracy, parameters, nonzeros, compression and MACs")
     p.add_argument("model", help=".pt or .tflite")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--test-limit", type=int, default=None, metavar="N")
+    _add_test_limit(p)
     add_data_option(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -276,8 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model (.pt)")
     add_data_option(p)
     p.add_argument("--out", required=True, help=".tflite file to write")
-    p.add_argument("--calibration", type=int, default=500, metavar="N", help="calibration images (default 500)")
-    p.add_argument("--test-limit", type=int, default=None, metavar="N")
+    p.add_argument("--calibration", type=positive_int, default=500, metavar="N",
+                   help="calibration images (default 500)")
+    _add_test_limit(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("infer", help="run int8 inference on inputs from a .npy file")
@@ -287,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on", choices=("host", "rp2040"), default="host")
     p.add_argument("--kernels", default="tflm-ref", help="kernel set on rp2040")
     p.add_argument("--layout", choices=("flash", "sram"), default="flash")
-    p.add_argument("--calibration", type=int, default=500, metavar="N")
+    p.add_argument("--calibration", type=positive_int, default=500, metavar="N")
     add_data_option(p)
     p.set_defaults(func=cmd_infer)
 
@@ -301,8 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML file with any of the sweep settings (see README)")
     p.add_argument("--quick", action="store_true", help="a few-minute preset (2 rates, short training, 2 kernel sets)")
     p.add_argument("--out", default="runs/paper", help="run directory (default runs/paper); rerun to resume")
-    p.add_argument("--seeds", type=int, default=None, metavar="K", help="repeat with seeds 0..K-1, report mean ± std")
-    p.add_argument("--jobs", type=int, default=None, help="parallel worker processes (default 2)")
+    p.add_argument("--seeds", type=positive_int, default=None, metavar="K",
+                   help="repeat with seeds 0..K-1, report mean ± std")
+    p.add_argument("--jobs", type=positive_int, default=None, help="parallel worker processes (default 2)")
     p.add_argument("--board", default=None, help="board profile name or TOML path (default pico)")
     p.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="run the model jobs in local processes (default) or as tasks on a Ray cluster")
@@ -312,8 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("calibrate", help="write a board profile that reproduces a hardware energy measurement")
     p.add_argument("--profile", default="pico", help="profile to start from (default pico)")
-    p.add_argument("--measured-mj", type=float, required=True, help="measured energy of one inference (mJ)")
-    p.add_argument("--cycles", type=float, required=True, help="cycles of that inference (from `profile`)")
+    p.add_argument("--measured-mj", type=positive_float, required=True, help="measured energy of one inference (mJ)")
+    p.add_argument("--cycles", type=positive_float, required=True, help="cycles of that inference (from `profile`)")
     p.add_argument("--name", default=None, help="name of the new profile (default PROFILE-calibrated)")
     p.add_argument("--out", default=None, help="TOML path (default ~/.config/powerprune/boards/NAME.toml)")
     p.set_defaults(func=cmd_calibrate)
@@ -324,7 +389,14 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line (torch and numpy messages can span several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Bad input ends with exactly one line on stderr and exit 2; anything we did not
+    foresee too (with its type and a pointer to --debug), so a user never has to read a traceback."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
@@ -332,7 +404,15 @@ def main(argv: list[str] | None = None) -> int:
         print("powerprune: interrupted", file=sys.stderr)
         return 130
     except (ValueError, RuntimeError, OSError) as exc:
-        print(f"powerprune {args.command}: error: {exc}", file=sys.stderr)
+        if args.debug:
+            raise
+        print(f"powerprune {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # the last resort: a bug or a check we missed, still one line
+        if args.debug:
+            raise
+        print(f"powerprune {args.command}: error: {type(exc).__name__}: {_one_line(exc)} "
+              "(run with --debug for the traceback)", file=sys.stderr)
         return 2
 
 

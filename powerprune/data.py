@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,8 @@ class Dataset:
 
     def take(self, n: int | None) -> Dataset:
         """The first ``n`` samples (all when ``n`` is None); slices, so it costs nothing."""
+        if n is not None and n < 0:
+            raise DatasetError(f"cannot take {n} samples: a count must not be negative")
         if n is None or n >= len(self):
             return self
         return Dataset(self.images[:n], self.labels[:n])
@@ -97,20 +100,44 @@ def load_fashion_mnist(split: str = "train", limit: int | None = None) -> Datase
 def from_arrays(images: np.ndarray, labels: np.ndarray) -> Dataset:
     """Wrap user arrays: images (N,H,W) or (N,H,W,C), uint8 0..255 or float 0..1; labels (N,)."""
     images = np.asarray(images)
-    labels = np.asarray(labels)
+    labels = _integer_labels(np.asarray(labels))
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim != 4:
         raise DatasetError(f"images must be (N,H,W) or (N,H,W,C), got shape {images.shape}")
     if labels.shape != (images.shape[0],):
         raise DatasetError(f"labels must have shape ({images.shape[0]},), got {labels.shape}")
+    if images.shape[0] == 0 or images.size == 0:
+        raise DatasetError(f"no images (shape {images.shape})")
     if images.dtype != np.uint8:
         if not np.issubdtype(images.dtype, np.floating):
             raise DatasetError(f"images must be uint8 or float, got {images.dtype}")
-        if images.size and (images.min() < 0.0 or images.max() > 1.0):
+        if not np.isfinite(images).all():
+            raise DatasetError("float images contain NaN or infinity")
+        if images.min() < 0.0 or images.max() > 1.0:
             raise DatasetError("float images must lie in [0, 1]")
         images = np.round(images * 255.0).astype(np.uint8)
-    return Dataset(np.ascontiguousarray(images), labels.astype(np.int64))
+    return Dataset(np.ascontiguousarray(images), labels)
+
+
+def _integer_labels(labels: np.ndarray) -> np.ndarray:
+    """Class indices as int64; a fractional, NaN or negative label is an error, never truncated."""
+    if labels.dtype == np.bool_ or not (np.issubdtype(labels.dtype, np.integer)
+                                        or np.issubdtype(labels.dtype, np.floating)):
+        raise DatasetError(f"labels must be integer class indices, got {labels.dtype}")
+    if np.issubdtype(labels.dtype, np.floating) and not (np.isfinite(labels) & (labels == np.round(labels))).all():
+        raise DatasetError("labels must be whole class indices; found NaN, infinity or a fraction")
+    if labels.size and labels.min() < 0:
+        raise DatasetError(f"labels must be class indices >= 0, found {labels.min()}")
+    return labels.astype(np.int64)
+
+
+def check_labels(data: Dataset, classes: int) -> None:
+    """Every label must name one of the model's ``classes`` outputs: a larger one crashes training
+    and silently never matches in an accuracy."""
+    if len(data) and int(data.labels.max()) >= classes:
+        raise DatasetError(f"label {int(data.labels.max())} is out of range: the model has {classes} outputs "
+                           f"(labels 0..{classes - 1})")
 
 
 def from_torch_dataset(dataset, limit: int | None = None) -> Dataset:
@@ -136,14 +163,52 @@ def load_npz(path: str | Path, split: str = "train", limit: int | None = None) -
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"dataset file {path} not found")
+    if not zipfile.is_zipfile(path):
+        raise DatasetError(f"{path} is not a readable .npz file (not an .npz archive); a dataset file holds "
+                           "x_train, y_train, x_test and y_test (np.savez)")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = set(z.files)
-            need = {f"x_{split}", f"y_{split}"}
-            if not need <= keys:
+        with zipfile.ZipFile(path) as z, np.load(path, allow_pickle=False) as npz:
+            keys = set(npz.files)
+            need = [f"x_{split}", f"y_{split}"]
+            if not set(need) <= keys:
                 raise DatasetError(f"{path} has arrays {sorted(keys)}; a dataset file needs "
                                    "x_train, y_train, x_test and y_test")
-            images, labels = z[f"x_{split}"], z[f"y_{split}"]
-    except (OSError, ValueError) as exc:
+            for name in need:
+                info = z.getinfo(f"{name}.npy")
+                with z.open(info) as f:
+                    _check_npy_header(f, info.file_size, f"{path}: {name}")
+            images, labels = npz[need[0]], npz[need[1]]
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         raise DatasetError(f"{path} is not a readable .npz file ({exc})") from exc
     return from_arrays(images, labels).take(limit)
+
+
+def _check_npy_header(f, size: int, where: str) -> None:
+    """Read an .npy header and check that the file holds the data it announces, before numpy
+    allocates it: a damaged header claiming 10^9 rows would otherwise ask for hundreds of GiB."""
+    version = np.lib.format.read_magic(f)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read_header(f)
+    if dtype.hasobject:
+        raise DatasetError(f"{where}: holds Python objects; only numeric arrays are read")
+    needed = int(np.prod(shape, dtype=np.float64) * dtype.itemsize)
+    available = size - f.tell()
+    if needed > available:
+        raise DatasetError(f"{where}: the header announces shape {shape} ({needed} bytes) but only {available} "
+                           "bytes follow; the file is truncated or damaged")
+
+
+def load_npy(path: str | Path) -> np.ndarray:
+    """One array from an .npy file, with the same checks as a dataset file: a truncated, empty or
+    damaged file, or an .npz archive given where one array is expected, is a DatasetError."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"array file {path} not found")
+    if zipfile.is_zipfile(path):
+        raise DatasetError(f"{path} is an .npz archive; expected one array saved with np.save (.npy)")
+    try:
+        with path.open("rb") as f:
+            _check_npy_header(f, path.stat().st_size, str(path))
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise DatasetError(f"{path} is not a readable .npy file ({exc})") from exc

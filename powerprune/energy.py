@@ -7,13 +7,16 @@ constant is printed in the report, so a reader can redo the arithmetic.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
+from typing import Annotated
 
 from .atomic import write_text
+from .schema import NON_NEGATIVE, POSITIVE, check_fields
 
 
 class BoardError(ValueError):
@@ -24,11 +27,16 @@ class BoardError(ValueError):
 class Board:
     name: str
     description: str
-    clock_hz: float
-    supply_voltage_v: float
-    active_current_ma: float
-    flash_miss_energy_nj: float = 0.0
+    clock_hz: Annotated[float, POSITIVE]
+    supply_voltage_v: Annotated[float, POSITIVE]
+    active_current_ma: Annotated[float, POSITIVE]
+    flash_miss_energy_nj: Annotated[float, NON_NEGATIVE] = 0.0
     sources: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        """Every profile, loaded or calibrated, is checked: a NaN or negative constant would turn every
+        energy in a report into nonsense without an error."""
+        check_fields(self, BoardError)
 
     @property
     def active_power_mw(self) -> float:
@@ -71,7 +79,7 @@ def load_board(name_or_path: str) -> Board:
             try:
                 data = tomllib.loads(path.read_text())
                 return Board(**data)
-            except (tomllib.TOMLDecodeError, TypeError) as exc:
+            except (tomllib.TOMLDecodeError, TypeError, BoardError) as exc:
                 raise BoardError(f"board profile {path} is invalid: {exc}") from exc
     shipped = sorted(p.stem for p in Path(str(resources.files("powerprune") / "boards")).glob("*.toml"))
     raise BoardError(f"no board profile {name_or_path!r}; shipped profiles: {', '.join(shipped)}")
@@ -79,8 +87,8 @@ def load_board(name_or_path: str) -> Board:
 
 def calibrate(board: Board, measured_mj: float, cycles: float, name: str | None = None) -> Board:
     """A profile whose active current reproduces a hardware measurement of one inference."""
-    if measured_mj <= 0 or cycles <= 0:
-        raise BoardError("--measured-mj and --cycles must be positive")
+    if not (0 < measured_mj < math.inf and 0 < cycles < math.inf):  # also refuses NaN
+        raise BoardError("--measured-mj and --cycles must be finite numbers > 0")
     seconds = cycles / board.clock_hz
     current_ma = measured_mj / seconds / board.supply_voltage_v
     return replace(board, name=name or f"{board.name}-calibrated", active_current_ma=current_ma,

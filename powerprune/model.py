@@ -7,6 +7,8 @@ so the widths are the architecture and are saved with the weights.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -143,6 +145,7 @@ def save_model(model: Maskable, path: str | Path, info: ModelInfo | None = None)
         "masks": {k: v.cpu() for k, v in model.masks.items()},
         "info": asdict(info or ModelInfo()),
     }
+    payload["sha256"] = content_hash(payload)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -152,6 +155,35 @@ def save_model(model: Maskable, path: str | Path, info: ModelInfo | None = None)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def content_hash(payload: dict[str, Any]) -> str:
+    """SHA-256 of what a model file stores (structure, info, every tensor's name, dtype, shape and
+    bytes). torch's zip container has no checksum of its own, so a flipped byte in a weight would
+    otherwise load as a slightly different model."""
+    h = hashlib.sha256()
+    meta = {k: v for k, v in payload.items() if k not in ("state_dict", "masks", "sha256")}
+    h.update(json.dumps(meta, sort_keys=True, default=str).encode())
+    for group in ("state_dict", "masks"):
+        for name, t in sorted(payload[group].items()):
+            h.update(f"{group}/{name}/{t.dtype}/{tuple(t.shape)}".encode())
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _check_contents(path: Path, payload: dict[str, Any]) -> None:
+    """The stored hash (files written before it existed have none) and finite weights: a model with
+    NaN/inf weights would evaluate at chance level and prune 'successfully'."""
+    try:
+        tensors = {**payload["state_dict"], **payload["masks"]}
+        matches = "sha256" not in payload or payload["sha256"] == content_hash(payload)
+    except (KeyError, TypeError, AttributeError, RuntimeError) as exc:
+        raise ModelFileError(f"{path} is damaged: {type(exc).__name__}: {exc}") from exc
+    if not matches:
+        raise ModelFileError(f"{path} is damaged: its contents do not match the hash stored when it was saved")
+    bad = [k for k, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise ModelFileError(f"{path}: {', '.join(sorted(bad))} contain NaN or infinity")
 
 
 def load_model(path: str | Path) -> tuple[Maskable, ModelInfo]:
@@ -168,6 +200,7 @@ def load_model(path: str | Path) -> tuple[Maskable, ModelInfo]:
     if payload.get("version") != FORMAT_VERSION:
         raise ModelFileError(f"{path} has model format version {payload.get('version')}, "
                              f"this powerprune reads version {FORMAT_VERSION}")
+    _check_contents(path, payload)
     try:
         if "seqnet" in payload:
             from .seqnet import from_spec

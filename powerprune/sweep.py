@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import sys
 import time
 import tomllib
@@ -19,11 +20,12 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from .atomic import write_bytes, write_json
 from .progress import Progress, format_seconds
 from .prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE
+from .schema import COUNT, NON_NEGATIVE, POSITIVE, Limits, check_fields, toml_repr
 
 PAPER_RATES = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 
@@ -32,32 +34,34 @@ class ConfigError(ValueError):
     pass
 
 
+
+
 @dataclass(frozen=True)
 class SweepConfig:
     """Everything a run depends on; the defaults are the paper's experiment."""
 
-    rates: tuple[float, ...] = PAPER_RATES
+    rates: Annotated[tuple[float, ...], Limits(at_least=1)] = PAPER_RATES
     methods: tuple[str, ...] = ("magnitude", "apoz", "hybrid", "energy")
     # The energy method is asked for energy, not size: rate R = 1/R of the dense model's predicted
     # kernel cycles (auto kernels). The paper's rates span about 1.5x to 10x less energy on them.
-    energy_rates: tuple[float, ...] = (2.0, 3.0, 4.0, 6.0, 8.0, 12.0)
-    seeds: tuple[int, ...] = (0,)
-    epochs: int = 15
-    lr: float = 2e-3
-    batch_size: int = 64
-    finetune_epochs: int = DEFAULT_FINETUNE.epochs
-    finetune_lr: float = DEFAULT_FINETUNE.lr
+    energy_rates: Annotated[tuple[float, ...], Limits(above=1)] = (2.0, 3.0, 4.0, 6.0, 8.0, 12.0)
+    seeds: Annotated[tuple[int, ...], Limits(at_least=0, non_empty=True)] = (0,)
+    epochs: Annotated[int, COUNT] = 15
+    lr: Annotated[float, POSITIVE] = 2e-3
+    batch_size: Annotated[int, COUNT] = 64
+    finetune_epochs: Annotated[int, NON_NEGATIVE] = DEFAULT_FINETUNE.epochs
+    finetune_lr: Annotated[float, POSITIVE] = DEFAULT_FINETUNE.lr
     magnitude_schedule: str = DEFAULT_SCHEDULE
     magnitude_scope: str = DEFAULT_SCOPE
-    kernels: tuple[str, ...] = ("tflm-ref", "dense", "sparse", "auto")
+    kernels: Annotated[tuple[str, ...], Limits(non_empty=True)] = ("tflm-ref", "dense", "sparse", "auto")
     layout: str = "flash"
     board: str = "pico"
-    calibration: int = 500
-    profile_images: int = 3
-    xip_miss_cycles: int = 40
-    train_limit: int | None = None
-    test_limit: int | None = None
-    jobs: int = 2
+    calibration: Annotated[int, COUNT] = 500
+    profile_images: Annotated[int, COUNT] = 3
+    xip_miss_cycles: Annotated[int, NON_NEGATIVE] = 40
+    train_limit: Annotated[int | None, COUNT] = None
+    test_limit: Annotated[int | None, COUNT] = None
+    jobs: Annotated[int, COUNT] = 2
     dataset: str = "fashion-mnist"
 
     @classmethod
@@ -71,6 +75,7 @@ class SweepConfig:
         from .mcu.codegen import KERNEL_SETS
         from .prune.api import METHODS
 
+        check_fields(self, ConfigError)
         if self.dataset != "fashion-mnist":
             raise ConfigError(f"dataset {self.dataset!r} is not supported by `run`; use 'fashion-mnist'")
         bad = [m for m in self.methods if m not in METHODS]
@@ -79,12 +84,10 @@ class SweepConfig:
         bad = [k for k in self.kernels if k not in KERNEL_SETS]
         if bad:
             raise ConfigError(f"unknown kernel set(s) {bad}; choose from {list(KERNEL_SETS)}")
-        if any(r < 1 for r in self.rates):
-            raise ConfigError("every compression rate must be >= 1")
-        if any(r <= 1 for r in self.energy_rates):
-            raise ConfigError("every energy rate must be > 1 (it divides the dense model's predicted cycles)")
-        if not self.seeds or self.epochs < 1 or self.jobs < 1 or self.profile_images < 1:
-            raise ConfigError("seeds, epochs, jobs and profile_images must be positive")
+        for name, allowed in (("magnitude_schedule", ("oneshot", "gradual")), ("magnitude_scope", ("global", "layer")),
+                              ("layout", ("flash", "sram"))):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} = {getattr(self, name)!r}: choose from {list(allowed)}")
         return self
 
 
@@ -97,6 +100,8 @@ def load_config(path: str | Path | None, quick: bool = False, **overrides: Any) 
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read config {path}: {exc}") from exc
         data = data.get("run", data)
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: [run] must be a table of settings, got {toml_repr(data)}")
         known = {f.name for f in fields(SweepConfig)}
         unknown = set(data) - known
         if unknown:
@@ -264,6 +269,28 @@ BACKENDS = ("local", "ray")
 JOB_WEIGHT = {"energy": 4, "hybrid": 3, "apoz": 2, "magnitude": 2, "dense": 0}
 
 
+def die_with_parent(parent: int) -> None:
+    """Pool initializer: a worker must not outlive `run`. Killing only the main process (kill -9, an
+    OOM kill) would otherwise leave the workers idle forever, holding most of a GB each. On Linux the
+    kernel kills the worker when its parent dies (PR_SET_PDEATHSIG); elsewhere a daemon thread polls."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    else:
+        import threading
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
 def run_sweep(cfg: SweepConfig, run_dir: Path, progress: bool = True, backend: str = "local",
               address: str | None = None) -> list[dict]:
     """Run (or resume) the sweep; returns one row per (seed, model, kernel set).
@@ -298,7 +325,7 @@ def run_sweep(cfg: SweepConfig, run_dir: Path, progress: bool = True, backend: s
     if backend == "ray":
         _run_on_ray(cfg, jobs, cache, address, collect)
     elif cfg.jobs > 1:
-        with ProcessPoolExecutor(max_workers=cfg.jobs) as pool:
+        with ProcessPoolExecutor(max_workers=cfg.jobs, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(model_job, cfg, s, k, m, r, str(cache)): (m, r) for s, k, m, r in jobs}
             for fut in as_completed(futures):
                 collect(fut.result(), futures[fut])

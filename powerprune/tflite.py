@@ -13,7 +13,9 @@ import flatbuffers
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
+from .fixedpoint import quantize_multiplier, real_multiplier
 from .ir import (
+    WEIGHTED,
     Activation,
     Conv2D,
     DepthwiseConv2D,
@@ -169,6 +171,25 @@ def save_tflite(graph: Graph, path: str | Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # import
 
+#
+# Every field the importer reads is checked where it is read: indices in range, enums known, options
+# present, shapes consistent, scales finite, normal and > 0, zero points in int8 range. A damaged or
+# hostile file is a TFLiteError naming the operator and tensor, never an IndexError or a model that
+# loads and silently computes garbage. The checks are a handful of comparisons per tensor.
+
+_SUPPORTED = {
+    # op code: (builtin options type it must carry, or None if optional; minimum number of inputs)
+    fb.BuiltinOperator.CONV_2D: (fb.BuiltinOptions.Conv2DOptions, 2),
+    fb.BuiltinOperator.DEPTHWISE_CONV_2D: (fb.BuiltinOptions.DepthwiseConv2DOptions, 2),
+    fb.BuiltinOperator.FULLY_CONNECTED: (fb.BuiltinOptions.FullyConnectedOptions, 2),
+    fb.BuiltinOperator.MAX_POOL_2D: (fb.BuiltinOptions.Pool2DOptions, 1),
+    fb.BuiltinOperator.AVERAGE_POOL_2D: (fb.BuiltinOptions.Pool2DOptions, 1),
+    fb.BuiltinOperator.RESHAPE: (None, 1),
+}
+_SUPPORTED_NAMES = ", ".join(_OP_NAMES[c] for c in _SUPPORTED)
+_MIN_SCALE = float(np.finfo(np.float32).tiny)  # smallest normal float32: a denormal scale is damage
+_MAX_SHIFT = 31  # a requantization multiplier >= 2^31 would shift int32 accumulators out of range
+
 
 def _read_model(data: bytes) -> fb.ModelT:
     if len(data) < 8 or data[4:8] != b"TFL3":
@@ -179,101 +200,208 @@ def _read_model(data: bytes) -> fb.ModelT:
         raise TFLiteError(f"corrupt .tflite file ({type(exc).__name__}: {exc})") from exc
 
 
-def _buffer(model: fb.ModelT, t: fb.TensorT, dtype: str) -> np.ndarray:
-    buf = model.buffers[t.buffer] if t.buffer < len(model.buffers) else None
-    if buf is None or buf.data is None or len(buf.data) == 0:
-        raise TFLiteError(f"tensor {t.name!r} should be constant but has no data")
-    return np.frombuffer(np.asarray(buf.data, np.uint8).tobytes(), dtype).reshape(t.shape)
+class _Subgraph:
+    """Index-checked access to the one subgraph: every tensor, buffer and opcode the file refers to
+    is looked up here, so an index out of range is an error that says who refers to what."""
+
+    def __init__(self, model: fb.ModelT) -> None:
+        if not model.subgraphs or len(model.subgraphs) != 1:
+            raise TFLiteError("only single-subgraph models are supported")
+        self.model, self.sub = model, model.subgraphs[0]
+        self.tensors = self.sub.tensors or []
+        self.buffers = model.buffers or []
+        self.opcodes = model.operatorCodes or []
+
+    def label(self, idx: int, role: str) -> str:
+        """"weights (tensor 5 'conv/w')": the role and index always, the name when the file has one."""
+        name = self.tensors[idx].name
+        name = name.decode(errors="replace") if isinstance(name, bytes) else name
+        tensor = f"tensor {idx}{f' {name!r}' if name else ''}"
+        return f"{role} ({tensor})" if role else tensor
+
+    def tensor(self, idx: int, role: str, where: str) -> tuple[fb.TensorT, str]:
+        if not 0 <= idx < len(self.tensors):
+            raise TFLiteError(f"{where}: {role} is tensor {idx}, but the model has {len(self.tensors)} tensors")
+        t = self.tensors[idx]
+        label = self.label(idx, role)
+        shape = [] if t.shape is None else [int(d) for d in t.shape]
+        if not shape or any(d < 1 for d in shape):
+            raise TFLiteError(f"{where}: {label} has an invalid shape {shape}")
+        return t, label
+
+    def opcode(self, op: fb.OperatorT, index: int) -> int:
+        if not 0 <= op.opcodeIndex < len(self.opcodes):
+            raise TFLiteError(f"operator {index}: opcode index {op.opcodeIndex} is out of range "
+                              f"(the model has {len(self.opcodes)} opcodes)")
+        oc = self.opcodes[op.opcodeIndex]
+        return max(oc.builtinCode, oc.deprecatedBuiltinCode)
+
+    def constant(self, t: fb.TensorT, label: str, dtype: str, where: str) -> np.ndarray:
+        buf = self.buffers[t.buffer] if 0 <= t.buffer < len(self.buffers) else None
+        if buf is None or buf.data is None or len(buf.data) == 0:
+            raise TFLiteError(f"{where}: {label} should be constant but has no data")
+        shape = tuple(int(d) for d in t.shape)
+        need = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        if len(buf.data) != need:
+            raise TFLiteError(f"{where}: {label} of shape {shape} needs {need} bytes, its buffer holds "
+                              f"{len(buf.data)}")
+        return np.frombuffer(np.asarray(buf.data, np.uint8).tobytes(), dtype).reshape(shape)
 
 
-def _info(t: fb.TensorT, where: str) -> TensorInfo:
+def _scales(q: fb.QuantizationParametersT | None, label: str, where: str) -> np.ndarray:
+    scales = np.asarray(q.scale if q is not None and q.scale is not None else [], np.float64)
+    if scales.size == 0:
+        raise TFLiteError(f"{where}: {label} has no quantization scale")
+    bad = scales[~(np.isfinite(scales) & (scales >= _MIN_SCALE))]
+    if bad.size:
+        raise TFLiteError(f"{where}: {label} has an invalid quantization scale {bad[0]:g}; scales must be "
+                          "finite, normal float32 numbers > 0")
+    return scales
+
+
+def _zero_points(q: fb.QuantizationParametersT, n: int, label: str, where: str) -> np.ndarray:
+    zps = np.asarray(q.zeroPoint if q.zeroPoint is not None else [0] * n, np.int64)
+    if zps.size != n:
+        raise TFLiteError(f"{where}: {label} has {n} scales but {zps.size} zero points")
+    if zps.size and (zps.min() < -128 or zps.max() > 127):
+        raise TFLiteError(f"{where}: {label} has zero point {zps[(zps < -128) | (zps > 127)][0]}, outside int8 "
+                          "[-128, 127]")
+    return zps
+
+
+def _info(t: fb.TensorT, label: str, where: str) -> TensorInfo:
+    """An int8 activation with per-tensor quantization."""
     if t.type != fb.TensorType.INT8:
-        raise TFLiteError(f"{where}: activation {t.name!r} is {_TYPE_NAMES.get(t.type, t.type)}, only INT8 "
-                          "models are supported (convert with full-integer quantization and int8 in/out)")
-    q = t.quantization
-    if q is None or q.scale is None or len(q.scale) != 1:
-        raise TFLiteError(f"{where}: activation {t.name!r} needs per-tensor quantization")
+        raise TFLiteError(f"{where}: {label} is {_TYPE_NAMES.get(t.type, t.type)}, only INT8 models are "
+                          "supported (convert with full-integer quantization and int8 in/out)")
+    scales = _scales(t.quantization, label, where)
+    if scales.size != 1:
+        raise TFLiteError(f"{where}: {label} needs per-tensor quantization (one scale), has {scales.size}")
+    zp = _zero_points(t.quantization, 1, label, where)
     shape = tuple(int(d) for d in t.shape)
-    return TensorInfo(shape[1:] if len(shape) > 1 else shape, float(np.float32(q.scale[0])), int(q.zeroPoint[0]))
+    return TensorInfo(shape[1:] if len(shape) > 1 else shape, float(np.float32(scales[0])), int(zp[0]))
 
 
-def _weights(model: fb.ModelT, t: fb.TensorT, where: str) -> tuple[np.ndarray, np.ndarray]:
+def _weights(g: _Subgraph, op: fb.OperatorT, ndim: int, channel_axis: int, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 weights of rank ``ndim`` with one scale, or one per output channel."""
+    t, label = g.tensor(op.inputs[1], "weights", where)
     if t.type != fb.TensorType.INT8:
-        raise TFLiteError(f"{where}: weights are {_TYPE_NAMES.get(t.type, t.type)}, expected INT8")
-    q = t.quantization
-    if q is None or q.scale is None or (q.zeroPoint is not None and any(int(z) != 0 for z in q.zeroPoint)):
-        raise TFLiteError(f"{where}: weights must be symmetrically quantized (zero point 0)")
-    return _buffer(model, t, "i1"), np.asarray(q.scale, np.float32)
+        raise TFLiteError(f"{where}: {label} are {_TYPE_NAMES.get(t.type, t.type)}, expected INT8")
+    if len(t.shape) != ndim:
+        raise TFLiteError(f"{where}: {label} must be {ndim}-D, got shape {tuple(t.shape)}")
+    scales = _scales(t.quantization, label, where)
+    if (_zero_points(t.quantization, scales.size, label, where) != 0).any():
+        raise TFLiteError(f"{where}: {label} must be symmetrically quantized (zero point 0)")
+    channels = int(t.shape[channel_axis])
+    if scales.size not in (1, channels):
+        raise TFLiteError(f"{where}: {label} has {scales.size} scales for {channels} output channels")
+    return g.constant(t, label, "i1", where), scales.astype(np.float32)
 
 
-def _bias(model: fb.ModelT, sub: fb.SubGraphT, idx: int, channels: int, where: str) -> np.ndarray:
+def _bias(g: _Subgraph, op: fb.OperatorT, channels: int, where: str) -> np.ndarray:
+    idx = op.inputs[2] if len(op.inputs) > 2 else -1
     if idx < 0:
         return np.zeros(channels, np.int32)
-    t = sub.tensors[idx]
+    t, label = g.tensor(idx, "bias", where)
     if t.type != fb.TensorType.INT32:
-        raise TFLiteError(f"{where}: bias is {_TYPE_NAMES.get(t.type, t.type)}, expected INT32")
-    return _buffer(model, t, "<i4").astype(np.int32).reshape(channels)
+        raise TFLiteError(f"{where}: {label} is {_TYPE_NAMES.get(t.type, t.type)}, expected INT32")
+    if tuple(t.shape) != (channels,):
+        raise TFLiteError(f"{where}: {label} has shape {tuple(t.shape)}, expected ({channels},)")
+    return g.constant(t, label, "<i4", where).astype(np.int32)
+
+
+def _geometry(opt, where: str, window: tuple[int, int] | None = None) -> tuple[tuple[int, int], str]:
+    """Stride and padding of a conv or pool: a stride or window of 0 would divide by zero later."""
+    if min(opt.strideH, opt.strideW) < 1 or (window is not None and min(window) < 1):
+        raise TFLiteError(f"{where}: stride {(opt.strideH, opt.strideW)}"
+                          + (f" and window {window}" if window else "") + " must be >= 1")
+    if opt.padding not in _PAD_NAME:
+        raise TFLiteError(f"{where}: unknown padding {opt.padding}")
+    return (int(opt.strideH), int(opt.strideW)), _PAD_NAME[opt.padding]
+
+
+def _layer(g: _Subgraph, code: int, op: fb.OperatorT, out: TensorInfo, where: str) -> Layer:
+    """One supported operator as an IR layer; its options are present (checked by the caller)."""
+    opt = op.builtinOptions
+    if code in (fb.BuiltinOperator.CONV_2D, fb.BuiltinOperator.DEPTHWISE_CONV_2D):
+        if opt.dilationHFactor not in (0, 1) or opt.dilationWFactor not in (0, 1):
+            raise TFLiteError(f"{where}: dilation is not supported")
+        depthwise = code == fb.BuiltinOperator.DEPTHWISE_CONV_2D
+        wq, scales = _weights(g, op, 4, 3 if depthwise else 0, where)
+        if depthwise and wq.shape[0] != 1:
+            raise TFLiteError(f"{where}: depthwise weights must have shape (1, KH, KW, C), got {wq.shape}")
+        channels = wq.shape[3] if depthwise else wq.shape[0]
+        bias = _bias(g, op, channels, where)
+        act = Activation.for_output(_act(opt.fusedActivationFunction, where), out)
+        stride, padding = _geometry(opt, where)
+        cls = DepthwiseConv2D if depthwise else Conv2D
+        return cls(wq.copy(), bias, np.broadcast_to(scales, (channels,)).copy(), stride, padding, act, out)
+    if code == fb.BuiltinOperator.FULLY_CONNECTED:
+        wq, scales = _weights(g, op, 2, 0, where)
+        bias = _bias(g, op, wq.shape[0], where)
+        act = Activation.for_output(_act(opt.fusedActivationFunction, where), out)
+        return FullyConnected(wq.copy(), bias, scales.copy(), act, TensorInfo((wq.shape[0],), out.scale,
+                                                                             out.zero_point))
+    if code in (fb.BuiltinOperator.MAX_POOL_2D, fb.BuiltinOperator.AVERAGE_POOL_2D):
+        kind = "MAX" if code == fb.BuiltinOperator.MAX_POOL_2D else "AVERAGE"
+        act = Activation.for_output(_act(opt.fusedActivationFunction, where), out)
+        window = (int(opt.filterHeight), int(opt.filterWidth))
+        stride, padding = _geometry(opt, where, window)
+        return Pool2D(kind, window, stride, padding, act, out)
+    return Reshape(out)
+
+
+def _check_multipliers(graph: Graph) -> None:
+    """Scales that are each valid can still combine into a requantization multiplier no int32
+    kernel can apply (input x weight / output >= 2^31)."""
+    for i, layer, inp in graph.steps():
+        if isinstance(layer, WEIGHTED):
+            worst = max(real_multiplier(inp.scale, float(s), layer.output.scale) for s in layer.weight_scales)
+            if quantize_multiplier(worst)[1] > _MAX_SHIFT:
+                raise TFLiteError(f"operator {i} ({layer.op}): input x weight / output scale = {worst:g} is too "
+                                  "large for int8 requantization; the quantization parameters are damaged")
 
 
 def import_tflite(data: bytes, name: str = "model") -> Graph:
-    """A .tflite (bytes) made by any int8 pipeline -> IR. Unsupported ops name the op and its index."""
-    model = _read_model(data)
-    if not model.subgraphs or len(model.subgraphs) != 1:
-        raise TFLiteError("only single-subgraph models are supported")
-    sub = model.subgraphs[0]
-    if len(sub.inputs) != 1 or len(sub.outputs) != 1:
+    """A .tflite (bytes) made by any int8 pipeline -> IR. Unsupported ops name the op and its index;
+    a damaged field names the operator and tensor."""
+    g = _Subgraph(_read_model(data))
+    inputs = [] if g.sub.inputs is None else [int(i) for i in g.sub.inputs]
+    outputs = [] if g.sub.outputs is None else [int(i) for i in g.sub.outputs]
+    if len(inputs) != 1 or len(outputs) != 1:
         raise TFLiteError("only models with one input and one output are supported")
-    graph_input = _info(sub.tensors[sub.inputs[0]], "model input")
-    current = sub.inputs[0]
+    graph_input = _info(*g.tensor(inputs[0], "", "model input"), "model input")
+    current = inputs[0]
     layers: list[Layer] = []
-    for index, op in enumerate(sub.operators or []):
-        code = max(model.operatorCodes[op.opcodeIndex].builtinCode,
-                   model.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode)
+    for index, op in enumerate(g.sub.operators or []):
+        code = g.opcode(op, index)
         opname = _OP_NAMES.get(code, f"#{code}")
         where = f"operator {index} ({opname})"
-        if op.inputs[0] != current:
-            raise TFLiteError(f"{where}: the graph is not a simple chain (input is tensor {op.inputs[0]}, "
+        if code not in _SUPPORTED:  # before the graph shape: name what is unsupported
+            raise TFLiteError(f"{where}: unsupported operator {opname}; powerprune supports {_SUPPORTED_NAMES}")
+        options, min_inputs = _SUPPORTED[code]
+        op_inputs = [] if op.inputs is None else [int(i) for i in op.inputs]
+        op_outputs = [] if op.outputs is None else [int(i) for i in op.outputs]
+        if len(op_inputs) < min_inputs or len(op_outputs) != 1:
+            raise TFLiteError(f"{where}: needs at least {min_inputs} input(s) and one output, has "
+                              f"{len(op_inputs)} and {len(op_outputs)}")
+        if options is not None and (op.builtinOptionsType != options or op.builtinOptions is None):
+            raise TFLiteError(f"{where}: its builtin options are missing or of the wrong type")
+        op.inputs, op.outputs = op_inputs, op_outputs
+        if op_inputs[0] != current:
+            raise TFLiteError(f"{where}: the graph is not a simple chain (input is tensor {op_inputs[0]}, "
                               f"expected the previous output {current})")
-        out_t = sub.tensors[op.outputs[0]]
-        out = _info(out_t, where)
-        opt = op.builtinOptions
-        if code in (fb.BuiltinOperator.CONV_2D, fb.BuiltinOperator.DEPTHWISE_CONV_2D):
-            if opt.dilationHFactor not in (0, 1) or opt.dilationWFactor not in (0, 1):
-                raise TFLiteError(f"{where}: dilation is not supported")
-            wq, scales = _weights(model, sub.tensors[op.inputs[1]], where)
-            depthwise = code == fb.BuiltinOperator.DEPTHWISE_CONV_2D
-            channels = wq.shape[3] if depthwise else wq.shape[0]
-            bias = _bias(model, sub, op.inputs[2] if len(op.inputs) > 2 else -1, channels, where)
-            act = Activation.for_output(_act(opt.fusedActivationFunction, where), out)
-            cls = DepthwiseConv2D if depthwise else Conv2D
-            layer: Layer = cls(wq.copy(), bias, np.broadcast_to(scales, (channels,)).copy(),
-                               (opt.strideH, opt.strideW), _PAD_NAME[opt.padding], act, out)
-        elif code == fb.BuiltinOperator.FULLY_CONNECTED:
-            wq, scales = _weights(model, sub.tensors[op.inputs[1]], where)
-            if wq.ndim != 2:
-                raise TFLiteError(f"{where}: weights must be 2-D")
-            bias = _bias(model, sub, op.inputs[2] if len(op.inputs) > 2 else -1, wq.shape[0], where)
-            act = Activation.for_output(_act(opt.fusedActivationFunction, where), out)
-            out = TensorInfo((wq.shape[0],), out.scale, out.zero_point)
-            layer = FullyConnected(wq.copy(), bias, scales.copy(), act, out)
-        elif code in (fb.BuiltinOperator.MAX_POOL_2D, fb.BuiltinOperator.AVERAGE_POOL_2D):
-            kind = "MAX" if code == fb.BuiltinOperator.MAX_POOL_2D else "AVERAGE"
-            act = Activation.for_output(_act(opt.fusedActivationFunction, where), out)
-            layer = Pool2D(kind, (opt.filterHeight, opt.filterWidth), (opt.strideH, opt.strideW),
-                           _PAD_NAME[opt.padding], act, out)
-        elif code == fb.BuiltinOperator.RESHAPE:
-            layer = Reshape(out)
-        else:
-            raise TFLiteError(f"{where}: unsupported operator {opname}; powerprune supports CONV_2D, "
-                              "DEPTHWISE_CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, AVERAGE_POOL_2D, RESHAPE")
-        layers.append(layer)
-        current = op.outputs[0]
-    if current != sub.outputs[0]:
+        out = _info(*g.tensor(op_outputs[0], "output", where), where)
+        layers.append(_layer(g, code, op, out, where))
+        current = op_outputs[0]
+    if current != outputs[0]:
         raise TFLiteError("the model output is not the last operator's output")
     try:
-        return Graph(graph_input, layers, name)
+        graph = Graph(graph_input, layers, name)
     except IRError as exc:
         raise TFLiteError(f"inconsistent model: {exc}") from exc
+    _check_multipliers(graph)
+    return graph
 
 
 def _act(code: int, where: str) -> str:

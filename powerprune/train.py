@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import Dataset
+from .data import Dataset, DatasetError, check_labels
 from .progress import Progress
 
 
@@ -43,7 +43,12 @@ def fit(model: nn.Module, data: Dataset, recipe: Recipe, *, desc: str = "train",
         on_step: Callable[[int, int], None] | None = None, progress: bool = True) -> None:
     """Train in place. ``on_step(step, total_steps)`` runs after each optimizer step, before masks are
     re-applied, so a pruning schedule can update the masks there."""
+    if len(data) == 0:
+        raise DatasetError("no training images")
     x, y = _tensors(data)
+    with torch.no_grad():  # eval mode: one forward that changes no statistics, to know the classes
+        model.eval()
+        check_labels(data, model(x[:1]).shape[1])
     gen = torch.Generator().manual_seed(recipe.seed)
     steps_per_epoch = math.ceil(len(y) / recipe.batch_size)
     total = steps_per_epoch * recipe.epochs
@@ -82,4 +87,6 @@ def predict_logits(model: nn.Module, data: Dataset, batch_size: int = 1000) -> n
 
 def accuracy(model: nn.Module, data: Dataset) -> float:
     """Top-1 accuracy in [0, 1]."""
-    return float((predict_logits(model, data).argmax(1) == data.labels).mean())
+    logits = predict_logits(model, data)
+    check_labels(data, logits.shape[1])
+    return float((logits.argmax(1) == data.labels).mean())

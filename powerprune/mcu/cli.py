@@ -43,10 +43,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
     kernels = [k.strip() for k in args.kernels.split(",") if k.strip()]
     unknown = [k for k in kernels if k not in KERNEL_SETS]
-    if unknown:
-        raise ValueError(f"unknown kernel set(s) {', '.join(unknown)}; available: {', '.join(KERNEL_SETS)}")
-    if args.images < 1:
-        raise ValueError("--images must be at least 1")
+    if unknown or not kernels:
+        raise ValueError(f"unknown kernel set(s) {', '.join(unknown) or repr(args.kernels)}; "
+                         f"available: {', '.join(KERNEL_SETS)}")
     cflags = tuple(args.cflags.split()) if args.cflags else DEFAULT_CFLAGS
     graph = _graph(args)
     x = _test_inputs(args, graph, args.images)
@@ -65,7 +64,16 @@ def cmd_profile(args: argparse.Namespace) -> int:
         per = np.array(s["cycles_per_layer"])
         print("           per layer: " + ", ".join(f"{v:.0f} ({k})" for v, k in zip(per, s["layer_kernels"],
                                                                                       strict=True)))
+    _fail_unless_bit_exact(report["kernels"])
     return 0
+
+
+def _fail_unless_bit_exact(summaries: dict[str, dict]) -> None:
+    """Cycles of a firmware that computes something else are meaningless: after the report, an error."""
+    bad = [k for k, s in summaries.items() if not s["bit_exact"]]
+    if bad:
+        raise RuntimeError(f"bit-exact check failed: the virtual Pico's outputs with kernel set(s) "
+                           f"{', '.join(bad)} differ from the host reference")
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
@@ -115,7 +123,10 @@ def cmd_measure(args: argparse.Namespace) -> int:
             e = report["energy"]
             print(f"{e['inferences']} marked inferences: {e['energy_mj_mean']:.4f} ± {e['energy_mj_std']:.4f} mJ, "
                   f"{e['duration_ms_mean']:.2f} ms each")
-    return 0 if report.get("board", {}).get("bit_exact", True) else 1
+    if not report.get("board", {}).get("bit_exact", True):
+        raise RuntimeError(f"bit-exact check failed: {report['board']['mismatches']} of the board's outputs "
+                           "differ from the host reference")
+    return 0
 
 
 def cmd_emulate(args: argparse.Namespace) -> int:
@@ -127,14 +138,15 @@ def cmd_emulate(args: argparse.Namespace) -> int:
         print(f"virtual Pico running {args.uf2}; UART0 at {board.port} (Ctrl-C to stop)", flush=True)
         try:
             while True:
-                time.sleep(1)
+                board.check()  # a fault or a dead emulator ends the command with an error
+                time.sleep(0.5)
         except KeyboardInterrupt:
             pass
     return 0
 
 
 def add_mcu_commands(sub: argparse._SubParsersAction) -> None:
-    from ..cli import add_data_option
+    from ..cli import add_data_option, non_negative_int, positive_float, positive_int
 
     p = sub.add_parser("deploy", help="UF2 and C sources to run a model on a physical Raspberry Pi Pico")
     p.add_argument("model", help=".pt or .tflite")
@@ -147,9 +159,9 @@ def add_mcu_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("measure", help="run test images on a board over UART; energy from a power trace")
     p.add_argument("--port", help="serial port of the board (e.g. /dev/ttyACM0, or a virtual board's pty)")
     p.add_argument("--model", help="the deployed model (.pt or .tflite), to check outputs")
-    p.add_argument("--images", type=int, default=20, help="test images to stream (default 20)")
-    p.add_argument("--baud", type=int, default=115200)
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each response")
+    p.add_argument("--images", type=positive_int, default=20, help="test images to stream (default 20)")
+    p.add_argument("--baud", type=positive_int, default=115200)
+    p.add_argument("--timeout", type=positive_float, default=10.0, help="seconds to wait for each response")
     p.add_argument("--energy-csv", help="power analyzer export with columns time_s,current_a,voltage_v,marker")
     p.add_argument("--json", action="store_true")
     add_data_option(p)
@@ -162,12 +174,12 @@ def add_mcu_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("profile", help="cycles, per-layer cycles and footprint on the virtual Raspberry Pi Pico")
     p.add_argument("model", help=".pt or .tflite")
     p.add_argument("--kernels", default="tflm-ref", help=f"comma-separated kernel sets ({', '.join(KERNEL_SETS)})")
-    p.add_argument("--images", type=int, default=3, help="test images to run (default 3)")
+    p.add_argument("--images", type=positive_int, default=3, help="test images to run (default 3)")
     p.add_argument("--layout", choices=("flash", "sram"), default="flash",
                    help="flash: code and weights execute in place from QSPI flash (default); sram: all in SRAM")
-    p.add_argument("--xip-miss-cycles", type=int, default=DEFAULT_XIP_MISS_CYCLES,
+    p.add_argument("--xip-miss-cycles", type=non_negative_int, default=DEFAULT_XIP_MISS_CYCLES,
                    help=f"cycles one XIP cache miss costs (default {DEFAULT_XIP_MISS_CYCLES})")
-    p.add_argument("--cycle-budget", type=int, default=DEFAULT_CYCLE_BUDGET,
+    p.add_argument("--cycle-budget", type=positive_int, default=DEFAULT_CYCLE_BUDGET,
                    help="cycles one inference may take before the run is stopped as a runaway")
     p.add_argument("--cflags", default=None,
                    help=f"compiler flags instead of the default '{' '.join(DEFAULT_CFLAGS)}'")

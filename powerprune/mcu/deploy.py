@@ -16,6 +16,7 @@ from ..atomic import write_bytes, write_text
 from ..ir import Graph
 from .build import build_firmware, firmware_sources
 from .elf import read_elf
+from .protocol import check_frame_sizes
 from .uf2 import write_uf2
 
 CMAKE = """# pico-sdk build of a powerprune model (generated). Needs PICO_SDK_PATH.
@@ -35,6 +36,7 @@ pico_add_extra_outputs(powerprune_{name})
 def deploy(graph: Graph, out_dir: str | Path, kernels: str = "auto", board: str = "pico") -> dict:
     if board != "pico":
         raise ValueError(f"deploy supports --board pico (RP2040); got {board!r}")
+    check_frame_sizes(graph.input.size, graph.output.size)
     out = Path(out_dir)
     fw = build_firmware(graph, kernels, target="device")
     image = read_elf(fw.elf)

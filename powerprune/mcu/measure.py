@@ -81,6 +81,9 @@ def energy_from_csv(path: str | Path) -> dict:
         mk = np.array([float(r["marker"]) > 0.5 for r in rows])
     except ValueError as exc:
         raise MeasureError(f"{path}: non-numeric value ({exc})") from exc
+    if not (np.isfinite(t).all() and np.isfinite(p).all()):
+        raise MeasureError(f"{path}: NaN or infinite time, current or voltage in row "
+                           f"{int(np.flatnonzero(~(np.isfinite(t) & np.isfinite(p)))[0]) + 2}")
     edges = np.flatnonzero(np.diff(mk.astype(int)))
     rises = [i + 1 for i in edges if mk[i + 1]]
     falls = [i + 1 for i in edges if not mk[i + 1]]

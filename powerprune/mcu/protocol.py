@@ -14,6 +14,8 @@ SYNC_REQUEST = 0xA5
 SYNC_RESPONSE = 0x5A
 CMD_INFER = 1
 CMD_INFO = 2
+MAX_PAYLOAD = 0xFFFF  # the u16 length field
+INFER_TAIL = 4  # an infer response carries the cycle count (u32) after the output tensor
 STATUS = {0: "ok", 1: "bad crc", 2: "bad length", 3: "unknown command", 4: "frame timeout"}
 
 
@@ -24,6 +26,15 @@ class ProtocolError(RuntimeError):
 class Port(Protocol):
     def write(self, data: bytes) -> int | None: ...
     def read(self, size: int = 1) -> bytes: ...
+
+
+def check_frame_sizes(input_size: int, output_size: int) -> None:
+    """A model whose input, or output plus cycle count, does not fit the u16 length field could be
+    flashed but never called: refuse it before building firmware for it."""
+    if input_size > MAX_PAYLOAD or output_size + INFER_TAIL > MAX_PAYLOAD:
+        raise ProtocolError(f"the model's input ({input_size} bytes) or output ({output_size} bytes + "
+                            f"{INFER_TAIL} for the cycle count) exceeds the serial protocol's {MAX_PAYLOAD}-byte "
+                            "frame; deploy supports models whose input and output fit one frame")
 
 
 def crc16(data: bytes, crc: int = 0xFFFF) -> int:

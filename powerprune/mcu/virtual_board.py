@@ -16,7 +16,7 @@ import tty
 from base64 import b64encode
 from pathlib import Path
 
-from .emulator import _node, runner_dir
+from .emulator import EmulatorError, _node, runner_dir
 from .uf2 import read_uf2
 
 
@@ -73,6 +73,17 @@ class VirtualBoard:
                 self.marker_high_cycles.append(int(event["marker_high_cycles"]))
             if "error" in event:
                 self.errors.append(event["error"])
+
+    def check(self) -> None:
+        """Raise EmulatorError if the board is dead: a core fault (reported by device.mjs) or the Node
+        process gone for any other reason (killed, out of memory), so nobody talks to a dead board."""
+        code = self._proc.poll()
+        if code is None:
+            return
+        for t in self._threads[2:]:  # the events reader: let it collect the fault message
+            t.join(timeout=1.0)
+        why = self.errors[-1] if self.errors else f"the emulator process exited with code {code}"
+        raise EmulatorError(f"virtual Pico stopped: {why}")
 
     def __exit__(self, *exc: object) -> None:
         self._proc.kill()

@@ -150,7 +150,10 @@ def prune(model: nn.Module, method: str, compression: float | None, train_data: 
     validation accuracy drop, a fraction). ``finetune.epochs`` is the total for every method, except
     that an accuracy budget adds one epoch per pruning phase before its final ``finetune.epochs``.
     """
-    if method == "energy" and (energy_budget is not None or accuracy_budget is not None):
+    if energy_budget is not None or accuracy_budget is not None:
+        if method != "energy":
+            raise PruneError(f"an energy or accuracy budget is for the energy method, not {method}; "
+                             "give the compression rate instead")
         if compression is not None:
             raise PruneError("give the energy method one budget: a compression rate, an energy or an accuracy budget")
     _check_request(method, compression)

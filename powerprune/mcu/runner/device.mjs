@@ -11,7 +11,16 @@ const image = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const MARKER_PIN = image.marker_pin ?? 2;
 const CYCLE_NANOS = 1e9 / 125e6;
 const rp = new RP2040();
-rp.logger = { debug() {}, info() {}, warn() {}, error(c, m) { process.stderr.write(JSON.stringify({ error: `${c}: ${m}` }) + '\n'); } };
+// A real core would take a HardFault (and with a fault in the handler, lock up) where rp2040js only
+// logs a warning or calls onBreak: an unimplemented/undefined instruction, a bad memory access, a
+// BKPT/UDF (the device firmware has no BKPT markers). Any of them means the board is dead, so report
+// it as an error event and exit; the host then ends `emulate` (or `measure`) with that error.
+function fault(message) {
+  process.stderr.write(JSON.stringify({ error: `${message} (PC=0x${rp.core.PC.toString(16)})`, fatal: true }) + '\n');
+  process.exit(3);
+}
+rp.logger = { debug() {}, info() {}, warn(c, m) { fault(`${c}: ${m}`); }, error(c, m) { fault(`${c}: ${m}`); } };
+rp.onBreak = (code) => fault(`core fault: breakpoint or undefined instruction (code ${code})`);
 let lowest = Infinity;
 for (const seg of image.segments) {
   const data = Buffer.from(seg.data, 'base64');
