@@ -205,7 +205,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                         title="powerprune run" + (" (--quick preset)" if args.quick else ""))
     print(terminal_summary(res["aggregate"]))
     print(f"\n{len(rows)} rows in {time.time() - t0:.0f} s -> {out}/report.html, report.md, results.csv")
-    if not all(r["bit_exact"] for r in rows):
+    if not all(r.bit_exact for r in rows):
         print("WARNING: some virtual-Pico outputs differ from the host reference", file=sys.stderr)
         return 1
     return 0

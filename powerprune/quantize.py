@@ -17,6 +17,8 @@ from .fixedpoint import round_half_away
 from .ir import Activation, Conv2D, DepthwiseConv2D, FullyConnected, Graph, Pool2D, Reshape, TensorInfo
 from .seqnet import ConversionError, SeqNet, from_torch
 
+DEFAULT_CALIBRATION = 500  # training images whose activation ranges set the int8 scales
+
 INPUT = TensorInfo((28, 28, 1), 1.0 / 255.0, -128)  # pixels 0..255 map to -128..127 exactly
 
 

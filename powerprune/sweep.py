@@ -13,14 +13,19 @@ import json
 import tomllib
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from .atomic import write_bytes, write_json
-from .prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE
+from .energy import Board
+from .mcu.codegen import KERNEL_SETS
+from .mcu.emulator import DEFAULT_XIP_MISS_CYCLES
+from .prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE, METHODS
+from .quantize import DEFAULT_CALIBRATION
+from .train import DEFAULT_TRAINING
 
 PAPER_RATES = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 
@@ -34,24 +39,24 @@ class SweepConfig:
     """Everything a run depends on; the defaults are the paper's experiment."""
 
     rates: tuple[float, ...] = PAPER_RATES
-    methods: tuple[str, ...] = ("magnitude", "apoz", "hybrid", "energy")
+    methods: tuple[str, ...] = METHODS
     # The energy method is asked for energy, not size: rate R = 1/R of the dense model's predicted
     # kernel cycles (auto kernels). The paper's rates span about 1.5x to 10x less energy on them.
     energy_rates: tuple[float, ...] = (2.0, 3.0, 4.0, 6.0, 8.0, 12.0)
     seeds: tuple[int, ...] = (0,)
-    epochs: int = 15
-    lr: float = 2e-3
-    batch_size: int = 64
+    epochs: int = DEFAULT_TRAINING.epochs
+    lr: float = DEFAULT_TRAINING.lr
+    batch_size: int = DEFAULT_TRAINING.batch_size
     finetune_epochs: int = DEFAULT_FINETUNE.epochs
     finetune_lr: float = DEFAULT_FINETUNE.lr
     magnitude_schedule: str = DEFAULT_SCHEDULE
     magnitude_scope: str = DEFAULT_SCOPE
-    kernels: tuple[str, ...] = ("tflm-ref", "dense", "sparse", "auto")
+    kernels: tuple[str, ...] = KERNEL_SETS
     layout: str = "flash"
     board: str = "pico"
-    calibration: int = 500
+    calibration: int = DEFAULT_CALIBRATION
     profile_images: int = 3
-    xip_miss_cycles: int = 40
+    xip_miss_cycles: int = DEFAULT_XIP_MISS_CYCLES
     train_limit: int | None = None
     test_limit: int | None = None
     jobs: int = 2
@@ -65,9 +70,6 @@ class SweepConfig:
                    kernels=("tflm-ref", "auto"), profile_images=1)
 
     def validate(self) -> SweepConfig:
-        from .mcu.codegen import KERNEL_SETS
-        from .prune.api import METHODS
-
         if self.dataset != "fashion-mnist":
             raise ConfigError(f"dataset {self.dataset!r} is not supported by `run`; use 'fashion-mnist'")
         bad = [m for m in self.methods if m not in METHODS]
@@ -101,6 +103,54 @@ def load_config(path: str | Path | None, quick: bool = False, **overrides: Any) 
         cfg = replace(cfg, **{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     return cfg.validate()
+
+
+# --- the result row -------------------------------------------------------------------------------
+
+NOT_IN_CSV = {"csv": False}  # field metadata: per-layer lists and artifact paths stay in results.json only
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One model on one kernel set as a sweep job measures it: sizes, accuracies, and what the virtual
+    Pico counted. Energy needs the board and the seed's dense baseline, so ``Row`` adds it later."""
+
+    seed: int
+    method: str                  # "dense" or one of prune.api.METHODS
+    rate: float                  # compression rate asked for (energy method: the energy divisor R)
+    kernels: str                 # one of mcu.codegen.KERNEL_SETS
+    compression: float           # achieved: dense parameters / nonzero parameters
+    params: int
+    nonzero_params: int
+    macs: int
+    nonzero_macs: int
+    widths: tuple[int, ...] = field(metadata=NOT_IN_CSV)
+    float_accuracy: float
+    int8_accuracy: float
+    cycles: float                # mean over the profiled images
+    cycles_per_layer: tuple[float, ...] = field(metadata=NOT_IN_CSV)
+    layer_ops: tuple[str, ...] = field(metadata=NOT_IN_CSV)
+    flash_bytes: int
+    sram_bytes: int
+    xip_misses: float            # per inference
+    bit_exact: bool              # the virtual Pico's outputs equal the host reference's
+    tflite: str = field(metadata=NOT_IN_CSV)
+    elf: str = field(metadata=NOT_IN_CSV)
+
+
+@dataclass(frozen=True)
+class Row(Measurement):
+    """One line of results.json: a measurement with its latency, energy, and deltas against the same
+    seed's dense model on the stock kernels. The sweep produces these; the report consumes them."""
+
+    latency_ms: float
+    energy_mj: float
+    energy_delta_pct: float
+    accuracy_delta_pp: float
+
+
+CSV_COLUMNS = tuple(f.name for f in fields(Row) if f.metadata.get("csv", True))
+METHOD_ORDER = ("dense", *METHODS)  # rows and reports list models in this order
 
 
 # --- cache ----------------------------------------------------------------------------------------
@@ -147,7 +197,8 @@ def train_stage(cfg: SweepConfig, seed: int, cache: Path, progress: bool = True)
     return key, cached(cache, key, compute)
 
 
-def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: float, cache: str) -> list[dict]:
+def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: float,
+              cache: str) -> list[Measurement]:
     """Prune (unless dense), quantize, export, evaluate int8, and profile every kernel set: one
     independent unit of work, run in a worker process."""
     import torch
@@ -212,16 +263,15 @@ def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: flo
             return {**prof.summary(), "elf": str(elf)}
 
         prof = cached(cache_dir, prof_key, do_profile)
-        rows.append({"seed": seed, "method": method, "rate": rate, "kernels": kernels,
-                     "compression": int8_rec["compression"],
-                     "params": int8_rec["params"], "nonzero_params": int8_rec["nonzero_params"],
-                     "macs": int8_rec["macs"], "nonzero_macs": int8_rec["nonzero_macs"],
-                     "widths": int8_rec["widths"], "float_accuracy": model_rec["accuracy"],
-                     "int8_accuracy": int8_rec["int8_accuracy"], "cycles": prof["cycles_mean"],
-                     "cycles_per_layer": prof["cycles_per_layer"], "layer_ops": [la.op for la in graph.layers],
-                     "flash_bytes": prof["flash_bytes"],
-                     "sram_bytes": prof["sram_bytes"], "xip_misses": prof["xip_misses"] / cfg.profile_images,
-                     "bit_exact": prof["bit_exact"], "tflite": int8_rec["tflite"], "elf": prof.get("elf", "")})
+        rows.append(Measurement(
+            seed=seed, method=method, rate=rate, kernels=kernels, compression=int8_rec["compression"],
+            params=int8_rec["params"], nonzero_params=int8_rec["nonzero_params"], macs=int8_rec["macs"],
+            nonzero_macs=int8_rec["nonzero_macs"], widths=tuple(int8_rec["widths"]),
+            float_accuracy=model_rec["accuracy"], int8_accuracy=int8_rec["int8_accuracy"],
+            cycles=prof["cycles_mean"], cycles_per_layer=tuple(prof["cycles_per_layer"]),
+            layer_ops=tuple(la.op for la in graph.layers), flash_bytes=prof["flash_bytes"],
+            sram_bytes=prof["sram_bytes"], xip_misses=prof["xip_misses"] / cfg.profile_images,
+            bit_exact=prof["bit_exact"], tflite=int8_rec["tflite"], elf=prof.get("elf", "")))
     return rows
 
 
@@ -240,7 +290,7 @@ BACKENDS = ("local", "ray")
 
 
 def run_sweep(cfg: SweepConfig, run_dir: Path, progress: bool = True, backend: str = "local",
-              address: str | None = None) -> list[dict]:
+              address: str | None = None) -> list[Row]:
     """Run (or resume) the sweep; returns one row per (seed, model, kernel set).
 
     ``backend`` 'local' runs the independent model jobs in ``cfg.jobs`` processes; 'ray' submits them
@@ -261,10 +311,10 @@ def run_sweep(cfg: SweepConfig, run_dir: Path, progress: bool = True, backend: s
         jobs.append((seed, base_key, "dense", 1.0))
         jobs += [(seed, base_key, m, float(r)) for m in cfg.methods
                  for r in (cfg.energy_rates if m == "energy" else cfg.rates)]
-    rows: list[dict] = []
+    rows: list[Measurement] = []
     bar = tqdm(total=len(jobs), desc="prune, quantize, profile", unit="model", disable=None if progress else True)
 
-    def collect(result: list[dict], label: tuple[str, float]) -> None:
+    def collect(result: list[Measurement], label: tuple[str, float]) -> None:
         rows.extend(result)
         bar.set_postfix_str(f"{label[0]} {label[1]:g}x")
         bar.update()
@@ -284,7 +334,7 @@ def run_sweep(cfg: SweepConfig, run_dir: Path, progress: bool = True, backend: s
 
 
 def _run_on_ray(cfg: SweepConfig, jobs: list, cache: Path, address: str | None,
-                collect: Callable[[list[dict], tuple[str, float]], None]) -> None:
+                collect: Callable[[list[Measurement], tuple[str, float]], None]) -> None:
     """One Ray task per model job, one CPU each. The cache directory must be visible to every node
     under the same path (a shared filesystem); on one machine it simply is."""
     try:
@@ -310,21 +360,21 @@ def _run_on_ray(cfg: SweepConfig, jobs: list, cache: Path, address: str | None,
             ray.shutdown()
 
 
-def add_energy_and_deltas(rows: list[dict], board) -> list[dict]:
+def add_energy_and_deltas(measured: list[Measurement], board: Board) -> list[Row]:
     """Latency, energy, and deltas against the same seed's dense model on tflm-ref (the paper's
-    stock-TFLM baseline)."""
-    order = {"dense": 0, "magnitude": 1, "apoz": 2, "hybrid": 3, "energy": 4}
-    kernel_order = {"tflm-ref": 0, "dense": 1, "sparse": 2, "auto": 3}
-    rows = sorted(rows, key=lambda r: (r["seed"], order.get(r["method"], 9), r["rate"],
-                                       kernel_order.get(r["kernels"], 9)))
-    for r in rows:
-        r["latency_ms"] = board.latency_ms(r["cycles"])
-        r["energy_mj"] = board.energy_mj(r["cycles"], r["xip_misses"])
-    for r in rows:
-        base = next((b for b in rows if b["seed"] == r["seed"] and b["method"] == "dense"
-                     and b["kernels"] == "tflm-ref"), None)
-        if base is None:
-            base = next(b for b in rows if b["seed"] == r["seed"] and b["method"] == "dense")
-        r["energy_delta_pct"] = 100 * (r["energy_mj"] / base["energy_mj"] - 1)
-        r["accuracy_delta_pp"] = 100 * (r["int8_accuracy"] - base["int8_accuracy"])
+    stock-TFLM baseline; the first kernel set run when tflm-ref was not), in report order."""
+    measured = sorted(measured, key=lambda m: (m.seed, METHOD_ORDER.index(m.method), m.rate,
+                                               KERNEL_SETS.index(m.kernels)))
+    baseline = {}
+    for m in measured:
+        if m.method == "dense" and (m.seed not in baseline or m.kernels == "tflm-ref"):
+            baseline[m.seed] = m
+    rows = []
+    for m in measured:
+        base = baseline[m.seed]
+        energy, base_energy = board.energy_mj(m.cycles, m.xip_misses), board.energy_mj(base.cycles, base.xip_misses)
+        rows.append(Row(**{f.name: getattr(m, f.name) for f in fields(Measurement)},
+                        latency_ms=board.latency_ms(m.cycles), energy_mj=energy,
+                        energy_delta_pct=100 * (energy / base_energy - 1),
+                        accuracy_delta_pp=100 * (m.int8_accuracy - base.int8_accuracy)))
     return rows

@@ -10,34 +10,33 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import asdict
 from pathlib import Path
 
 from ..atomic import write_json, write_text
 from ..energy import Board
+from ..sweep import CSV_COLUMNS, Row
 from .analysis import aggregate, equal_energy_comparison, pareto
 from .html import to_html
 from .markdown import markdown, terminal_summary
 from .plots import plots
 
-CSV_COLUMNS = ["seed", "method", "rate", "kernels", "compression", "params", "nonzero_params", "macs",
-               "nonzero_macs", "float_accuracy", "int8_accuracy", "cycles", "latency_ms", "energy_mj",
-               "flash_bytes", "sram_bytes", "xip_misses", "energy_delta_pct", "accuracy_delta_pp", "bit_exact"]
-
 __all__ = ["aggregate", "equal_energy_comparison", "pareto", "terminal_summary", "write_outputs"]
 
 
-def write_outputs(rows: list[dict], run_dir: Path, board: Board, title: str = "powerprune run") -> dict:
-    """Write every output of a run into ``run_dir``; returns the aggregate and the plots' files."""
+def write_outputs(rows: list[Row], run_dir: Path, board: Board, title: str = "powerprune run") -> dict:
+    """Write every output of a run into ``run_dir``; returns the aggregate and the plots' files.
+    results.json has every field of every row, results.csv the one-number fields (``CSV_COLUMNS``)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / "results.json", rows)
+    write_json(run_dir / "results.json", [asdict(r) for r in rows])
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-    w.writeheader()
-    w.writerows(rows)
+    w = csv.writer(buf)
+    w.writerow(CSV_COLUMNS)
+    w.writerows([getattr(r, c) for c in CSV_COLUMNS] for r in rows)
     write_text(run_dir / "results.csv", buf.getvalue())
     agg = aggregate(rows)
     figures = plots(agg, run_dir)
-    md = markdown(agg, board, figures, title, seeds=len({r["seed"] for r in rows}))
+    md = markdown(agg, board, figures, title, seeds=len({r.seed for r in rows}))
     write_text(run_dir / "report.md", md)
     write_text(run_dir / "report.html", to_html(md, title))
     return {"aggregate": agg, "plots": figures}

@@ -9,6 +9,10 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
+from dataclasses import fields
+
+from ..prune.api import NEW_METHODS, PAPER_METHODS
+from ..sweep import Row
 
 # "Pruning for Power" (Widmann et al., EANN 2023), abstract: energy and accuracy change at 4x.
 PAPER = [
@@ -20,28 +24,32 @@ PAPER = [
      "energy": "-37.59%", "accuracy": "-1.58 pp"},
 ]
 
-PAPER_METHODS = ("magnitude", "apoz")
-NEW_METHODS = ("hybrid", "energy")
 COMPARE_KERNELS = "auto"  # every method compared on the kernels that serve it best
 
 
-def aggregate(rows: list[dict]) -> list[dict]:
-    """Mean and standard deviation over seeds for each (method, rate, kernels)."""
-    groups: dict[tuple, list[dict]] = defaultdict(list)
+def aggregate(rows: list[Row]) -> list[dict]:
+    """One dict per (method, rate, kernels) with every ``Row`` field over its seeds: numbers as mean
+    and ``<field>_std``, per-layer numbers as element-wise means, ``bit_exact`` when all seeds were,
+    anything else (layer ops, artifact paths) from the first seed; ``seeds`` counts them."""
+    groups: dict[tuple, list[Row]] = defaultdict(list)
     for r in rows:
-        groups[(r["method"], r["rate"], r["kernels"])].append(r)
+        groups[(r.method, r.rate, r.kernels)].append(r)
     out = []
     for (method, rate, kernels), rs in groups.items():
-        agg = {"method": method, "rate": rate, "kernels": kernels, "seeds": len(rs)}
-        for k in ("compression", "int8_accuracy", "float_accuracy", "cycles", "latency_ms", "energy_mj",
-                  "energy_delta_pct", "accuracy_delta_pp", "flash_bytes", "sram_bytes"):
-            vals = [r[k] for r in rs]
-            agg[k] = statistics.fmean(vals)
-            agg[k + "_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
-        agg["bit_exact"] = all(r["bit_exact"] for r in rs)
-        agg["layer_ops"] = rs[0].get("layer_ops", [])
-        agg["cycles_per_layer"] = [statistics.fmean(v) for v in zip(*(r["cycles_per_layer"] for r in rs),
-                                                                   strict=True)]
+        agg: dict = {"method": method, "rate": rate, "kernels": kernels, "seeds": len(rs)}
+        for f in fields(Row):
+            vals = [getattr(r, f.name) for r in rs]
+            if f.name in agg or f.name == "seed":
+                continue
+            if isinstance(vals[0], bool):
+                agg[f.name] = all(vals)
+            elif isinstance(vals[0], int | float):
+                agg[f.name] = statistics.fmean(vals)
+                agg[f.name + "_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+            elif isinstance(vals[0], tuple) and all(isinstance(v, int | float) for v in vals[0]):
+                agg[f.name] = [statistics.fmean(v) for v in zip(*vals, strict=True)]
+            else:
+                agg[f.name] = vals[0]
         out.append(agg)
     return out
 

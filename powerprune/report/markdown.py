@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from ..energy import Board
-from .analysis import COMPARE_KERNELS, PAPER_METHODS, equal_energy_comparison, label, paper_comparison, pareto
+from ..prune.api import PAPER_METHODS
+from .analysis import COMPARE_KERNELS, equal_energy_comparison, label, paper_comparison, pareto
 
 
 def _pm(v: float, s: float, fmt: str) -> str:

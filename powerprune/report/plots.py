@@ -6,7 +6,9 @@ import io
 from pathlib import Path
 
 from ..atomic import write_bytes
-from .analysis import COMPARE_KERNELS, NEW_METHODS, PAPER_METHODS, label, method_curves, pareto
+from ..mcu.codegen import KERNEL_SETS
+from ..prune.api import NEW_METHODS, PAPER_METHODS
+from .analysis import COMPARE_KERNELS, label, method_curves, pareto
 
 MARKERS = {"dense": "*", "magnitude": "o", "apoz": "s", "hybrid": "D", "energy": "^"}
 METHOD_COLORS = {"magnitude": "#1f77b4", "apoz": "#ff7f0e", "hybrid": "#9467bd", "energy": "#d62728"}
@@ -32,7 +34,7 @@ def plots(agg: list[dict], run_dir: Path) -> dict[str, str]:
 
     out = {}
     markers = MARKERS
-    kernels = sorted({a["kernels"] for a in agg}, key=list(KERNEL_COLORS).index)
+    kernels = sorted({a["kernels"] for a in agg}, key=KERNEL_SETS.index)
     colors = KERNEL_COLORS
 
     def save(fig, name: str) -> str:
