@@ -95,6 +95,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
+    from .mcu.costmodel import auto_cycles
     from .model import load_model, save_model
     from .prune import prune
     from .train import Recipe
@@ -103,7 +104,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     model, _ = load_model(args.model)
     train, test = data_split(args, "train"), data_split(args, "test")
     recipe = Recipe(epochs=args.finetune_epochs, lr=args.lr, seed=args.seed)
-    res = prune(model, args.method, args.compression, train, test, finetune=recipe,
+    res = prune(model, args.method, args.compression, train, test, finetune=recipe, cycles=auto_cycles,
                 schedule=args.schedule, scope=args.scope, energy_budget=args.energy_budget,
                 accuracy_budget=None if args.accuracy_budget is None else args.accuracy_budget / 100)
     save_model(res.model, args.out, res.info)

@@ -14,18 +14,28 @@ import tomllib
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, fields, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
+from .api import int8_accuracy
 from .atomic import write_bytes, write_json
-from .energy import Board
+from .data import load_fashion_mnist
+from .energy import Board, load_board
 from .mcu.codegen import KERNEL_SETS
+from .mcu.costmodel import auto_cycles
 from .mcu.emulator import DEFAULT_XIP_MISS_CYCLES
+from .mcu.profile import profile
+from .metrics import model_stats, reference_params, widths
+from .model import LeNet5, ModelInfo, load_model, save_model
+from .prune import prune
 from .prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE, METHODS
-from .quantize import DEFAULT_CALIBRATION
-from .train import DEFAULT_TRAINING
+from .quantize import DEFAULT_CALIBRATION, quantize, quantize_images
+from .tflite import load_tflite, save_tflite
+from .train import DEFAULT_TRAINING, Recipe, accuracy, fit, seed_everything
 
 PAPER_RATES = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 
@@ -173,15 +183,10 @@ def cached(cache: Path, key: str, compute: Callable[[Path], dict]) -> dict:
 # --- stages ---------------------------------------------------------------------------------------
 
 def _datasets(cfg: SweepConfig):
-    from .data import load_fashion_mnist
-
     return load_fashion_mnist("train", cfg.train_limit), load_fashion_mnist("test", cfg.test_limit)
 
 
 def train_stage(cfg: SweepConfig, seed: int, cache: Path, progress: bool = True) -> tuple[str, dict]:
-    from .model import LeNet5, ModelInfo, save_model
-    from .train import Recipe, accuracy, fit, seed_everything
-
     recipe = Recipe(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=seed)
     key = stage_key("train", recipe=asdict(recipe), train_limit=cfg.train_limit, test_limit=cfg.test_limit)
 
@@ -201,17 +206,7 @@ def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: flo
               cache: str) -> list[Measurement]:
     """Prune (unless dense), quantize, export, evaluate int8, and profile every kernel set: one
     independent unit of work, run in a worker process."""
-    import torch
-
     torch.set_num_threads(1)
-    from .api import int8_accuracy
-    from .metrics import model_stats, reference_params, widths
-    from .model import load_model, save_model
-    from .prune import prune
-    from .quantize import quantize
-    from .tflite import load_tflite, save_tflite
-    from .train import Recipe, accuracy
-
     cache_dir = Path(cache)
     train, test = _datasets(cfg)
     base_record = json.loads((cache_dir / f"{base_key}.json").read_text())
@@ -227,7 +222,7 @@ def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: flo
             base, _ = load_model(base_record["model"])
             compression, budget = (None, 1 / rate) if method == "energy" else (rate, None)
             res = prune(base, method, compression, train, None, finetune=recipe, schedule=cfg.magnitude_schedule,
-                        scope=cfg.magnitude_scope, energy_budget=budget, progress=False)
+                        scope=cfg.magnitude_scope, energy_budget=budget, cycles=auto_cycles, progress=False)
             save_model(res.model, stem.with_suffix(".pt"), res.info)
             return {"model": str(stem.with_suffix(".pt")), "accuracy": accuracy(res.model, test)}
 
@@ -253,9 +248,6 @@ def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: flo
                              images=cfg.profile_images, xip=cfg.xip_miss_cycles, kernel_src=_kernel_digest())
 
         def do_profile(stem: Path, kernels: str = kernels) -> dict:
-            from .mcu.profile import profile
-            from .quantize import quantize_images
-
             x = quantize_images(graph, test.images[:cfg.profile_images])
             prof = profile(graph, x, kernels, cfg.layout, cfg.xip_miss_cycles)
             elf = stem.with_suffix(".elf")
@@ -277,8 +269,6 @@ def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: flo
 
 def _kernel_digest() -> str:
     """Kernels and firmware sources take part in profile keys: editing a kernel invalidates cycles."""
-    from importlib import resources
-
     h = hashlib.sha256()
     root = Path(str(resources.files("powerprune.mcu")))
     for p in sorted([*root.glob("kernels/*"), *root.glob("firmware/*"), root / "codegen.py", root / "costmodel.py"]):
@@ -297,8 +287,6 @@ def run_sweep(cfg: SweepConfig, run_dir: Path, progress: bool = True, backend: s
     to a Ray cluster (``address``, or a local one with ``cfg.jobs`` CPUs). Either way the jobs read
     and write the same cache, so results are identical and a run can resume on the other backend.
     """
-    from .energy import load_board
-
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; choose from {list(BACKENDS)}")
     board = load_board(cfg.board)
