@@ -191,7 +191,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import time
 
-    from .energy import load_board
+    from .board import load_board
     from .report import terminal_summary, write_outputs
     from .sweep import load_config, run_sweep
 
@@ -213,7 +213,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from .energy import calibrate, load_board, save_board
+    from .board import calibrate, load_board, save_board
 
     board = calibrate(load_board(args.profile), args.measured_mj, args.cycles, args.name)
     path = save_board(board, Path(args.out) if args.out else None)

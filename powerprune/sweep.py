@@ -23,8 +23,8 @@ from tqdm import tqdm
 
 from .api import int8_accuracy
 from .atomic import write_bytes, write_json
+from .board import Board, load_board
 from .data import load_fashion_mnist
-from .energy import Board, load_board
 from .mcu.codegen import KERNEL_SETS
 from .mcu.costmodel import auto_cycles
 from .mcu.emulator import DEFAULT_XIP_MISS_CYCLES

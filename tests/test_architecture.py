@@ -7,7 +7,7 @@ ROOT = Path(__file__).resolve().parent.parent / "powerprune"
 # A module may use what comes before it: data -> model -> train -> prune -> the IR -> quantize (which builds
 # IR graphs) -> the IR's consumers -> api -> sweep -> report -> cli. ``mcu.cli`` belongs to the CLI.
 STAGES = [{"atomic", "data"}, {"model", "seqnet", "metrics"}, {"train"}, {"prune"}, {"fixedpoint", "ir"},
-          {"quantize"}, {"reference", "tflite", "oracle", "mcu", "energy"}, {"api"}, {"sweep"}, {"report"},
+          {"quantize"}, {"reference", "tflite", "oracle", "mcu", "board"}, {"api"}, {"sweep"}, {"report"},
           {"cli", "mcu.cli", "__init__"}]
 RANK = {name: i for i, names in enumerate(STAGES) for name in names}
 

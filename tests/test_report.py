@@ -10,7 +10,7 @@ from dataclasses import fields
 
 import pytest
 
-from powerprune.energy import load_board
+from powerprune.board import load_board
 from powerprune.report import aggregate, equal_energy_comparison, terminal_summary, write_outputs
 from powerprune.sweep import CSV_COLUMNS, Row
 

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
+from powerprune.board import BoardError, calibrate, load_board
 from powerprune.cli import main
-from powerprune.energy import BoardError, calibrate, load_board
 
 TINY = """
 [run]

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..atomic import write_json, write_text
-from ..energy import Board
+from ..board import Board
 from ..sweep import CSV_COLUMNS, Row
 from .analysis import aggregate, equal_energy_comparison, pareto
 from .html import to_html

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ..energy import Board
+from ..board import Board
 from ..prune.api import PAPER_METHODS
 from .analysis import COMPARE_KERNELS, equal_energy_comparison, label, paper_comparison, pareto
 
