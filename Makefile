@@ -18,6 +18,7 @@ apt-deps:
 	@missing="$$(command -v arm-none-eabi-gcc >/dev/null || echo gcc-arm-none-eabi; \
 	  test -d /usr/lib/arm-none-eabi/newlib || echo libnewlib-arm-none-eabi; \
 	  test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || echo dataset-fashion-mnist; \
+	  command -v chromium >/dev/null || echo chromium; \
 	  command -v node >/dev/null || echo nodejs; \
 	  command -v npm >/dev/null || echo npm)"; \
 	test -z "$$missing" || (echo "setup: installing with apt:" $$missing && apt-get update -qq \

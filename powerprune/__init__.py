@@ -10,7 +10,8 @@ Python API in one screen::
     open("m.tflite", "wb").write(export_tflite(graph))
 
 Your own network (any chain of supported PyTorch layers) and data work the same way:
-``prune(my_module, "energy", 4, load_npz("data.npz"))``; see examples/digits/README.md.
+``prune(my_module, "energy", 4, load_npz("data.npz"), cycles=auto_cycles)`` (the Pico's cost model,
+from ``powerprune.mcu.costmodel``); see examples/digits/README.md.
 """
 
 __version__ = "0.1.0"

@@ -10,12 +10,10 @@ from .data import Dataset, check_labels, load_fashion_mnist, load_npy
 from .ir import Graph
 from .metrics import dense_reference, model_stats, reference_params, widths
 from .model import ModelFileError, load_model
-from .quantize import quantize, quantize_images
+from .quantize import DEFAULT_CALIBRATION, quantize, quantize_images
 from .reference import run
 from .tflite import load_tflite
 from .train import accuracy
-
-DEFAULT_CALIBRATION = 500
 
 
 def load_graph(path: str | Path, calibration: int = DEFAULT_CALIBRATION,

@@ -155,6 +155,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
+    from .mcu.costmodel import auto_cycles
     from .model import load_model, save_model
     from .prune import prune
     from .train import Recipe
@@ -163,7 +164,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     model, _ = load_model(args.model)
     train, test = data_split(args, "train"), data_split(args, "test")
     recipe = Recipe(epochs=args.finetune_epochs, lr=args.lr, seed=args.seed)
-    res = prune(model, args.method, args.compression, train, test, finetune=recipe,
+    res = prune(model, args.method, args.compression, train, test, finetune=recipe, cycles=auto_cycles,
                 schedule=args.schedule, scope=args.scope, energy_budget=args.energy_budget,
                 accuracy_budget=None if args.accuracy_budget is None else args.accuracy_budget / 100)
     save_model(res.model, args.out, res.info)
@@ -249,7 +250,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import time
 
-    from .energy import load_board
+    from .board import load_board
     from .report import terminal_summary, write_outputs
     from .sweep import load_config, run_sweep
 
@@ -264,14 +265,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                         title="powerprune run" + (" (--quick preset)" if args.quick else ""))
     print(terminal_summary(res["aggregate"]))
     print(f"\n{len(rows)} rows in {time.time() - t0:.0f} s -> {out}/report.html, report.md, results.csv")
-    if not all(r["bit_exact"] for r in rows):
+    if not all(r.bit_exact for r in rows):
         print("WARNING: some virtual-Pico outputs differ from the host reference", file=sys.stderr)
         return 1
     return 0
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from .energy import calibrate, load_board, save_board
+    from .board import calibrate, load_board, save_board
 
     if args.out:
         _refuse_overwrite_input(args.out, args.profile if args.profile.endswith(".toml") else None)

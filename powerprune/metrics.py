@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .model import LeNet5, LeNetArch, Maskable
+from .model import LeNet5, LeNetArch
+from .seqnet import Maskable, pixels
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,6 @@ def layer_outputs(model: Maskable) -> dict[str, tuple[int, ...]]:
         for h in hooks:
             h.remove()
     return shapes
-
-
-def pixels(shape: tuple[int, ...]) -> int:
-    """Spatial positions of an activation (C, H, W) -> H x W; a feature vector has one."""
-    return int(shape[1] * shape[2]) if len(shape) == 3 else 1
 
 
 def model_stats(model: Maskable) -> ModelStats:

@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .seqnet import Maskable, SeqNet, from_spec, spec_for_saving
+
 FORMAT = "powerprune-model"
 FORMAT_VERSION = 1
 
@@ -54,25 +56,6 @@ class LeNetArch:
         k = 25
         return (c1 * (k * self.in_channels + 1) + c2 * (k * c1 + 1) + f1 * (self.flat_size + 1)
                 + f2 * (f1 + 1) + self.num_classes * (f2 + 1))
-
-
-class Maskable(nn.Module):
-    """A network whose weight layers (conv/linear, in execution order) are named in ``layer_names``;
-    ``masks`` (name -> 0/1 tensor) keep unstructured-pruned weights at exactly zero."""
-
-    layer_names: tuple[str, ...] = ()
-    masks: dict[str, torch.Tensor]
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        """(channels, height, width) of one input image."""
-        raise NotImplementedError
-
-    def apply_masks(self) -> None:
-        """Re-zero masked weights; called after every optimizer step so zeros stay exact."""
-        with torch.no_grad():
-            for name, mask in self.masks.items():
-                getattr(self, name).weight.mul_(mask)
 
 
 class LeNet5(Maskable):
@@ -128,8 +111,6 @@ class ModelInfo:
 def save_model(model: Maskable, path: str | Path, info: ModelInfo | None = None) -> None:
     """Write atomically: a crash mid-write never leaves a truncated model behind. A LeNet5 is stored
     by its widths, any other (bring-your-own) network by its layer spec; never as pickled code."""
-    from .seqnet import SeqNet, spec_for_saving
-
     path = Path(path)
     if isinstance(model, LeNet5):
         structure = {"arch": asdict(model.arch)}
@@ -203,8 +184,6 @@ def load_model(path: str | Path) -> tuple[Maskable, ModelInfo]:
     _check_contents(path, payload)
     try:
         if "seqnet" in payload:
-            from .seqnet import from_spec
-
             model = from_spec(payload["seqnet"])
         else:
             model = LeNet5(LeNetArch(**payload["arch"]))

@@ -17,7 +17,11 @@ from .fixedpoint import round_half_away
 from .ir import Activation, Conv2D, DepthwiseConv2D, FullyConnected, Graph, Pool2D, Reshape, TensorInfo
 from .seqnet import ConversionError, SeqNet, from_torch
 
-INPUT = TensorInfo((28, 28, 1), 1.0 / 255.0, -128)  # pixels 0..255 map to -128..127 exactly
+DEFAULT_CALIBRATION = 500  # training images whose activation ranges set the int8 scales
+
+# The input quantization every graph gets: pixels 0..255 map to -128..127 exactly (the shape comes from the model).
+INPUT_SCALE = 1.0 / 255.0
+INPUT_ZERO_POINT = -128
 
 
 def activation_quant(shape: tuple[int, ...], lo: float, hi: float) -> TensorInfo:
@@ -52,7 +56,7 @@ def _quant_bias(b: np.ndarray, input_scale: float, scales: np.ndarray) -> np.nda
 
 
 @torch.no_grad()
-def calibrate(net: SeqNet, data: Dataset) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[int, ...]]]:
+def activation_ranges(net: SeqNet, data: Dataset) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[int, ...]]]:
     """Min and max of every layer's output over ``data``, and its shape (C, H, W or features)."""
     net.eval()
     ranges: dict[str, list[float]] = {}
@@ -96,8 +100,8 @@ def quantize(model: nn.Module, calibration: Dataset, name: str = "lenet5") -> Gr
     if tuple(net.input_shape) != (c, h, w_):
         raise ConversionError(f"the model takes images of shape {net.input_shape} (C, H, W), "
                               f"the calibration data has {(c, h, w_)}")
-    ranges, shapes = calibrate(net, calibration)
-    prev = TensorInfo((h, w_, c), INPUT.scale, INPUT.zero_point)
+    ranges, shapes = activation_ranges(net, calibration)
+    prev = TensorInfo((h, w_, c), INPUT_SCALE, INPUT_ZERO_POINT)
     inp, layers = prev, []
     flattened_from: tuple[int, ...] | None = None
     i = 0
@@ -151,7 +155,8 @@ def quantize(model: nn.Module, calibration: Dataset, name: str = "lenet5") -> Gr
 
 def quantize_images(graph: Graph, images: np.ndarray) -> np.ndarray:
     """uint8 NHWC pixels -> the graph's int8 input (exact for the default 1/255, -128 input)."""
-    if images.dtype == np.uint8 and np.isclose(graph.input.scale, 1 / 255) and graph.input.zero_point == -128:
+    if (images.dtype == np.uint8 and np.isclose(graph.input.scale, INPUT_SCALE)
+            and graph.input.zero_point == INPUT_ZERO_POINT):
         return (images.astype(np.int16) - 128).astype(np.int8)
     x = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
     return graph.input.quantize(x)

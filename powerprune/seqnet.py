@@ -22,8 +22,30 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .metrics import pixels
-from .model import Maskable
+
+class Maskable(nn.Module):
+    """A network whose weight layers (conv/linear, in execution order) are named in ``layer_names``;
+    ``masks`` (name -> 0/1 tensor) keep unstructured-pruned weights at exactly zero."""
+
+    layer_names: tuple[str, ...] = ()
+    masks: dict[str, torch.Tensor]
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one input image."""
+        raise NotImplementedError
+
+    def apply_masks(self) -> None:
+        """Re-zero masked weights; called after every optimizer step so zeros stay exact."""
+        with torch.no_grad():
+            for name, mask in self.masks.items():
+                getattr(self, name).weight.mul_(mask)
+
+
+def pixels(shape: tuple[int, ...]) -> int:
+    """Spatial positions of an activation (C, H, W) -> H x W; a feature vector has one."""
+    return int(shape[1] * shape[2]) if len(shape) == 3 else 1
+
 
 SUPPORTED = "Conv2d, Linear, ReLU, ReLU6, MaxPool2d, AvgPool2d, Flatten/view, Dropout, Identity"
 

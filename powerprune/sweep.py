@@ -18,14 +18,31 @@ import tomllib
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
+import torch
+from threadpoolctl import threadpool_limits
+
+from .api import int8_accuracy
 from .atomic import write_bytes, write_json
+from .board import Board, load_board
+from .data import load_fashion_mnist
+from .mcu.codegen import KERNEL_SETS
+from .mcu.costmodel import auto_cycles
+from .mcu.emulator import DEFAULT_XIP_MISS_CYCLES
+from .mcu.profile import profile
+from .metrics import model_stats, reference_params, widths
+from .model import LeNet5, ModelInfo, load_model, save_model
 from .progress import Progress, format_seconds
-from .prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE
+from .prune import prune
+from .prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE, METHODS
+from .quantize import DEFAULT_CALIBRATION, quantize, quantize_images
 from .schema import COUNT, NON_NEGATIVE, POSITIVE, Limits, check_fields, toml_repr
+from .tflite import load_tflite, save_tflite
+from .train import DEFAULT_TRAINING, Recipe, accuracy, fit, seed_everything
 
 PAPER_RATES = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 
@@ -41,24 +58,24 @@ class SweepConfig:
     """Everything a run depends on; the defaults are the paper's experiment."""
 
     rates: Annotated[tuple[float, ...], Limits(at_least=1)] = PAPER_RATES
-    methods: tuple[str, ...] = ("magnitude", "apoz", "hybrid", "energy")
+    methods: tuple[str, ...] = METHODS
     # The energy method is asked for energy, not size: rate R = 1/R of the dense model's predicted
     # kernel cycles (auto kernels). The paper's rates span about 1.5x to 10x less energy on them.
     energy_rates: Annotated[tuple[float, ...], Limits(above=1)] = (2.0, 3.0, 4.0, 6.0, 8.0, 12.0)
     seeds: Annotated[tuple[int, ...], Limits(at_least=0, non_empty=True)] = (0,)
-    epochs: Annotated[int, COUNT] = 15
-    lr: Annotated[float, POSITIVE] = 2e-3
-    batch_size: Annotated[int, COUNT] = 64
+    epochs: Annotated[int, COUNT] = DEFAULT_TRAINING.epochs
+    lr: Annotated[float, POSITIVE] = DEFAULT_TRAINING.lr
+    batch_size: Annotated[int, COUNT] = DEFAULT_TRAINING.batch_size
     finetune_epochs: Annotated[int, NON_NEGATIVE] = DEFAULT_FINETUNE.epochs
     finetune_lr: Annotated[float, POSITIVE] = DEFAULT_FINETUNE.lr
     magnitude_schedule: str = DEFAULT_SCHEDULE
     magnitude_scope: str = DEFAULT_SCOPE
-    kernels: Annotated[tuple[str, ...], Limits(non_empty=True)] = ("tflm-ref", "dense", "sparse", "auto")
+    kernels: Annotated[tuple[str, ...], Limits(non_empty=True)] = KERNEL_SETS
     layout: str = "flash"
     board: str = "pico"
-    calibration: Annotated[int, COUNT] = 500
+    calibration: Annotated[int, COUNT] = DEFAULT_CALIBRATION
     profile_images: Annotated[int, COUNT] = 3
-    xip_miss_cycles: Annotated[int, NON_NEGATIVE] = 40
+    xip_miss_cycles: Annotated[int, NON_NEGATIVE] = DEFAULT_XIP_MISS_CYCLES
     train_limit: Annotated[int | None, COUNT] = None
     test_limit: Annotated[int | None, COUNT] = None
     jobs: Annotated[int, COUNT] = 2
@@ -72,9 +89,6 @@ class SweepConfig:
                    kernels=("tflm-ref", "auto"), profile_images=1)
 
     def validate(self) -> SweepConfig:
-        from .mcu.codegen import KERNEL_SETS
-        from .prune.api import METHODS
-
         check_fields(self, ConfigError)
         if self.dataset != "fashion-mnist":
             raise ConfigError(f"dataset {self.dataset!r} is not supported by `run`; use 'fashion-mnist'")
@@ -111,6 +125,54 @@ def load_config(path: str | Path | None, quick: bool = False, **overrides: Any) 
     return cfg.validate()
 
 
+# --- the result row -------------------------------------------------------------------------------
+
+NOT_IN_CSV = {"csv": False}  # field metadata: per-layer lists and artifact paths stay in results.json only
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One model on one kernel set as a sweep job measures it: sizes, accuracies, and what the virtual
+    Pico counted. Energy needs the board and the seed's dense baseline, so ``Row`` adds it later."""
+
+    seed: int
+    method: str                  # "dense" or one of prune.api.METHODS
+    rate: float                  # compression rate asked for (energy method: the energy divisor R)
+    kernels: str                 # one of mcu.codegen.KERNEL_SETS
+    compression: float           # achieved: dense parameters / nonzero parameters
+    params: int
+    nonzero_params: int
+    macs: int
+    nonzero_macs: int
+    widths: tuple[int, ...] = field(metadata=NOT_IN_CSV)
+    float_accuracy: float
+    int8_accuracy: float
+    cycles: float                # mean over the profiled images
+    cycles_per_layer: tuple[float, ...] = field(metadata=NOT_IN_CSV)
+    layer_ops: tuple[str, ...] = field(metadata=NOT_IN_CSV)
+    flash_bytes: int
+    sram_bytes: int
+    xip_misses: float            # per inference
+    bit_exact: bool              # the virtual Pico's outputs equal the host reference's
+    tflite: str = field(metadata=NOT_IN_CSV)
+    elf: str = field(metadata=NOT_IN_CSV)
+
+
+@dataclass(frozen=True)
+class Row(Measurement):
+    """One line of results.json: a measurement with its latency, energy, and deltas against the same
+    seed's dense model on the stock kernels. The sweep produces these; the report consumes them."""
+
+    latency_ms: float
+    energy_mj: float
+    energy_delta_pct: float
+    accuracy_delta_pp: float
+
+
+CSV_COLUMNS = tuple(f.name for f in fields(Row) if f.metadata.get("csv", True))
+METHOD_ORDER = ("dense", *METHODS)  # rows and reports list models in this order
+
+
 # --- cache ----------------------------------------------------------------------------------------
 
 def stage_key(stage: str, **inputs: Any) -> str:
@@ -145,15 +207,10 @@ def stage_times(cache: Path) -> dict[str, float]:
 # --- stages ---------------------------------------------------------------------------------------
 
 def _datasets(cfg: SweepConfig):
-    from .data import load_fashion_mnist
-
     return load_fashion_mnist("train", cfg.train_limit), load_fashion_mnist("test", cfg.test_limit)
 
 
 def train_stage(cfg: SweepConfig, seed: int, cache: Path, progress: bool = True) -> tuple[str, dict]:
-    from .model import LeNet5, ModelInfo, save_model
-    from .train import Recipe, accuracy, fit, seed_everything
-
     recipe = Recipe(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=seed)
     key = stage_key("train", recipe=asdict(recipe), train_limit=cfg.train_limit, test_limit=cfg.test_limit)
 
@@ -169,26 +226,16 @@ def train_stage(cfg: SweepConfig, seed: int, cache: Path, progress: bool = True)
     return key, cached(cache, key, compute)
 
 
-def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: float, cache: str) -> list[dict]:
+def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: float,
+              cache: str) -> list[Measurement]:
     """Prune (unless dense), quantize, export, evaluate int8, and profile every kernel set: one
     independent unit of work, run in a worker process."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
     # One torch thread per job, as every cached result was computed with (thread count changes the
     # order of float sums in training). numpy's BLAS gets this job's share of the cores: forked
     # workers inherit a pool sized for the whole machine, and with two workers spin-waiting on
     # each other's cores the int8 evaluation ran several times slower.
     torch.set_num_threads(1)
     threadpool_limits(max(1, (os.cpu_count() or 1) // cfg.jobs))
-    from .api import int8_accuracy
-    from .metrics import model_stats, reference_params, widths
-    from .model import load_model, save_model
-    from .prune import prune
-    from .quantize import quantize
-    from .tflite import load_tflite, save_tflite
-    from .train import Recipe, accuracy
-
     cache_dir = Path(cache)
     train, test = _datasets(cfg)
     base_record = json.loads((cache_dir / f"{base_key}.json").read_text())
@@ -204,7 +251,7 @@ def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: flo
             base, _ = load_model(base_record["model"])
             compression, budget = (None, 1 / rate) if method == "energy" else (rate, None)
             res = prune(base, method, compression, train, None, finetune=recipe, schedule=cfg.magnitude_schedule,
-                        scope=cfg.magnitude_scope, energy_budget=budget, progress=False)
+                        scope=cfg.magnitude_scope, energy_budget=budget, cycles=auto_cycles, progress=False)
             save_model(res.model, stem.with_suffix(".pt"), res.info)
             return {"model": str(stem.with_suffix(".pt")), "accuracy": accuracy(res.model, test)}
 
@@ -230,9 +277,6 @@ def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: flo
                              images=cfg.profile_images, xip=cfg.xip_miss_cycles, kernel_src=_kernel_digest())
 
         def do_profile(stem: Path, kernels: str = kernels) -> dict:
-            from .mcu.profile import profile
-            from .quantize import quantize_images
-
             x = quantize_images(graph, test.images[:cfg.profile_images])
             prof = profile(graph, x, kernels, cfg.layout, cfg.xip_miss_cycles)
             elf = stem.with_suffix(".elf")
@@ -240,23 +284,20 @@ def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: flo
             return {**prof.summary(), "elf": str(elf)}
 
         prof = cached(cache_dir, prof_key, do_profile)
-        rows.append({"seed": seed, "method": method, "rate": rate, "kernels": kernels,
-                     "compression": int8_rec["compression"],
-                     "params": int8_rec["params"], "nonzero_params": int8_rec["nonzero_params"],
-                     "macs": int8_rec["macs"], "nonzero_macs": int8_rec["nonzero_macs"],
-                     "widths": int8_rec["widths"], "float_accuracy": model_rec["accuracy"],
-                     "int8_accuracy": int8_rec["int8_accuracy"], "cycles": prof["cycles_mean"],
-                     "cycles_per_layer": prof["cycles_per_layer"], "layer_ops": [la.op for la in graph.layers],
-                     "flash_bytes": prof["flash_bytes"],
-                     "sram_bytes": prof["sram_bytes"], "xip_misses": prof["xip_misses"] / cfg.profile_images,
-                     "bit_exact": prof["bit_exact"], "tflite": int8_rec["tflite"], "elf": prof.get("elf", "")})
+        rows.append(Measurement(
+            seed=seed, method=method, rate=rate, kernels=kernels, compression=int8_rec["compression"],
+            params=int8_rec["params"], nonzero_params=int8_rec["nonzero_params"], macs=int8_rec["macs"],
+            nonzero_macs=int8_rec["nonzero_macs"], widths=tuple(int8_rec["widths"]),
+            float_accuracy=model_rec["accuracy"], int8_accuracy=int8_rec["int8_accuracy"],
+            cycles=prof["cycles_mean"], cycles_per_layer=tuple(prof["cycles_per_layer"]),
+            layer_ops=tuple(la.op for la in graph.layers), flash_bytes=prof["flash_bytes"],
+            sram_bytes=prof["sram_bytes"], xip_misses=prof["xip_misses"] / cfg.profile_images,
+            bit_exact=prof["bit_exact"], tflite=int8_rec["tflite"], elf=prof.get("elf", "")))
     return rows
 
 
 def _kernel_digest() -> str:
     """Kernels and firmware sources take part in profile keys: editing a kernel invalidates cycles."""
-    from importlib import resources
-
     h = hashlib.sha256()
     root = Path(str(resources.files("powerprune.mcu")))
     for p in sorted([*root.glob("kernels/*"), *root.glob("firmware/*"), root / "codegen.py", root / "costmodel.py"]):
@@ -292,15 +333,13 @@ def die_with_parent(parent: int) -> None:
 
 
 def run_sweep(cfg: SweepConfig, run_dir: Path, progress: bool = True, backend: str = "local",
-              address: str | None = None) -> list[dict]:
+              address: str | None = None) -> list[Row]:
     """Run (or resume) the sweep; returns one row per (seed, model, kernel set).
 
     ``backend`` 'local' runs the independent model jobs in ``cfg.jobs`` processes; 'ray' submits them
     to a Ray cluster (``address``, or a local one with ``cfg.jobs`` CPUs). Either way the jobs read
     and write the same cache, so results are identical and a run can resume on the other backend.
     """
-    from .energy import load_board
-
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; choose from {list(BACKENDS)}")
     board = load_board(cfg.board)
@@ -315,10 +354,10 @@ def run_sweep(cfg: SweepConfig, run_dir: Path, progress: bool = True, backend: s
                  for r in (cfg.energy_rates if m == "energy" else cfg.rates)]
     # longest jobs first, so that no worker is left alone with an energy search at the end
     jobs.sort(key=lambda job: -JOB_WEIGHT.get(job[2], 1))
-    rows: list[dict] = []
+    rows: list[Measurement] = []
     bar = Progress(len(jobs), "prune, quantize, profile", "model", enabled=progress)
 
-    def collect(result: list[dict], label: tuple[str, float]) -> None:
+    def collect(result: list[Measurement], label: tuple[str, float]) -> None:
         rows.extend(result)
         bar.update(note=f"{label[0]} {label[1]:g}x done")
 
@@ -340,7 +379,7 @@ def run_sweep(cfg: SweepConfig, run_dir: Path, progress: bool = True, backend: s
 
 
 def _run_on_ray(cfg: SweepConfig, jobs: list, cache: Path, address: str | None,
-                collect: Callable[[list[dict], tuple[str, float]], None]) -> None:
+                collect: Callable[[list[Measurement], tuple[str, float]], None]) -> None:
     """One Ray task per model job, one CPU each. The cache directory must be visible to every node
     under the same path (a shared filesystem); on one machine it simply is."""
     try:
@@ -366,21 +405,21 @@ def _run_on_ray(cfg: SweepConfig, jobs: list, cache: Path, address: str | None,
             ray.shutdown()
 
 
-def add_energy_and_deltas(rows: list[dict], board) -> list[dict]:
+def add_energy_and_deltas(measured: list[Measurement], board: Board) -> list[Row]:
     """Latency, energy, and deltas against the same seed's dense model on tflm-ref (the paper's
-    stock-TFLM baseline)."""
-    order = {"dense": 0, "magnitude": 1, "apoz": 2, "hybrid": 3, "energy": 4}
-    kernel_order = {"tflm-ref": 0, "dense": 1, "sparse": 2, "auto": 3}
-    rows = sorted(rows, key=lambda r: (r["seed"], order.get(r["method"], 9), r["rate"],
-                                       kernel_order.get(r["kernels"], 9)))
-    for r in rows:
-        r["latency_ms"] = board.latency_ms(r["cycles"])
-        r["energy_mj"] = board.energy_mj(r["cycles"], r["xip_misses"])
-    for r in rows:
-        base = next((b for b in rows if b["seed"] == r["seed"] and b["method"] == "dense"
-                     and b["kernels"] == "tflm-ref"), None)
-        if base is None:
-            base = next(b for b in rows if b["seed"] == r["seed"] and b["method"] == "dense")
-        r["energy_delta_pct"] = 100 * (r["energy_mj"] / base["energy_mj"] - 1)
-        r["accuracy_delta_pp"] = 100 * (r["int8_accuracy"] - base["int8_accuracy"])
+    stock-TFLM baseline; the first kernel set run when tflm-ref was not), in report order."""
+    measured = sorted(measured, key=lambda m: (m.seed, METHOD_ORDER.index(m.method), m.rate,
+                                               KERNEL_SETS.index(m.kernels)))
+    baseline = {}
+    for m in measured:
+        if m.method == "dense" and (m.seed not in baseline or m.kernels == "tflm-ref"):
+            baseline[m.seed] = m
+    rows = []
+    for m in measured:
+        base = baseline[m.seed]
+        energy, base_energy = board.energy_mj(m.cycles, m.xip_misses), board.energy_mj(base.cycles, base.xip_misses)
+        rows.append(Row(**{f.name: getattr(m, f.name) for f in fields(Measurement)},
+                        latency_ms=board.latency_ms(m.cycles), energy_mj=energy,
+                        energy_delta_pct=100 * (energy / base_energy - 1),
+                        accuracy_delta_pp=100 * (m.int8_accuracy - base.int8_accuracy)))
     return rows

@@ -29,6 +29,10 @@ class Recipe:
     seed: int = 0
 
 
+# The baseline's training recipe, shared by `powerprune train` and `powerprune run`.
+DEFAULT_TRAINING = Recipe()
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)

@@ -12,6 +12,7 @@ from torch.nn import functional as F
 from powerprune.api import int8_accuracy
 from powerprune.cli import _model_factory, main
 from powerprune.data import DatasetError, from_torch_dataset, load_npz
+from powerprune.mcu.costmodel import auto_cycles
 from powerprune.model import load_model, save_model
 from powerprune.oracle import tflm_run
 from powerprune.prune import PruneError, prune
@@ -53,7 +54,7 @@ def test_own_model_converts_trains_prunes_and_stays_bit_exact_with_tflm(digits, 
     assert accuracy(digits_model, test) > 0.8
     for method in ("magnitude", "apoz", "hybrid", "energy"):
         res = prune(digits_model, method, 4, train, test, finetune=Recipe(epochs=2, lr=1e-3, batch_size=32),
-                    progress=False)
+                    cycles=auto_cycles, progress=False)
         assert isinstance(res.model, SeqNet) and abs(res.compression / 4 - 1) <= 0.01
         widths = [getattr(res.model, n).weight.shape[0] for n in res.model.layer_names]
         if method in ("apoz", "hybrid"):  # channels removed; the depthwise conv follows conv0's channels
@@ -70,7 +71,8 @@ def test_structured_pruning_needs_a_relu_to_read(digits):
     with pytest.raises(PruneError, match="no layer whose channels"):
         prune(model, "apoz", 2, digits[0], progress=False)
     with pytest.raises(PruneError, match="ran out of actions"):  # weights alone cannot cut per-output cost
-        prune(model, "energy", None, digits[0], energy_budget=0.05, finetune=Recipe(epochs=1), progress=False)
+        prune(model, "energy", None, digits[0], energy_budget=0.05, finetune=Recipe(epochs=1), cycles=auto_cycles,
+              progress=False)
 
 
 def test_seqnet_model_file_roundtrip(tmp_path, digits, digits_model):

@@ -1,5 +1,6 @@
 """The virtual Pico: firmware built from the IR gives bit-identical outputs to the host reference."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 
 from powerprune.ir import Activation, Conv2D, FullyConnected, Graph, TensorInfo
 from powerprune.mcu.build import BuildError, build_firmware
-from powerprune.mcu.codegen import KERNEL_SETS
+from powerprune.mcu.codegen import DESCRIPTORS, KERNEL_SETS, CodegenError, c_struct
 from powerprune.mcu.emulator import EmulatorError
 from powerprune.mcu.profile import profile, run_on_rp2040
 from powerprune.oracle import tflm_run
@@ -123,3 +124,18 @@ def test_someone_elses_pruned_tflite_pays_off_with_every_kernel_set(test_small):
     assert all(v.bit_exact for v in p.values())
     assert p["auto"].cycles[0] <= 0.30 * p["tflm-ref"].cycles[0]
     assert p["auto"].cycles[0] <= 0.45 * p["dense"].cycles[0]
+
+
+def test_codegen_knows_every_descriptor_field_of_the_kernel_header():
+    header = (Path(__file__).parent.parent / "powerprune/mcu/kernels/pp_kernels.h").read_text()
+    header = re.sub(r"/\*.*?\*/", "", header, flags=re.S)
+    structs = {}
+    for body, name in re.findall(r"typedef struct \{(.*?)\} (\w+);", header, flags=re.S):
+        fields = []
+        for decl in filter(None, (d.strip() for d in body.split(";"))):
+            ctype, _, names = decl.replace("const ", "").partition(" ")
+            fields += [(n.strip(" *"), "*" if "*" in n else ctype) for n in names.split(",")]
+        structs[name] = tuple(fields)
+    assert structs == DESCRIPTORS
+    with pytest.raises(CodegenError, match="fields are"):
+        c_struct("pp_pool_t", "layer0", {"in_h": 1})

@@ -2,10 +2,12 @@ import numpy as np
 import pytest
 import torch
 
+from powerprune.mcu.costmodel import auto_cycles
 from powerprune.metrics import model_stats
 from powerprune.model import LeNet5, load_model, save_model
 from powerprune.prune import PruneError, prune
 from powerprune.prune.apoz import plan_widths
+from powerprune.prune.energy import model_cycles
 from powerprune.prune.schedule import PolynomialDecay
 
 RATES = (2, 4, 8, 16, 32, 64)
@@ -103,12 +105,10 @@ def test_hybrid_removes_channels_then_adds_sparsity(trained, train_small, quick_
 
 
 def test_energy_method_is_cheaper_than_magnitude_at_the_same_compression(trained, train_small, quick_finetune):
-    from powerprune.prune.energy import predicted_cycles
-
-    energy = prune(trained, "energy", 4, train_small, finetune=quick_finetune, progress=False)
+    energy = prune(trained, "energy", 4, train_small, finetune=quick_finetune, cycles=auto_cycles, progress=False)
     magnitude = prune(trained, "magnitude", 4, train_small, finetune=quick_finetune, progress=False)
     assert abs(energy.compression / 4 - 1) <= 0.01
-    cost = {k: sum(predicted_cycles(r.model).values()) for k, r in (("e", energy), ("m", magnitude))}
+    cost = {k: sum(model_cycles(r.model, auto_cycles).values()) for k, r in (("e", energy), ("m", magnitude))}
     assert cost["e"] < 0.9 * cost["m"]
     steps = [h for h in energy.info.history if "action" in h]
     assert steps and {h["action"] for h in steps} <= {"channels", "weights"}
@@ -117,17 +117,19 @@ def test_energy_method_is_cheaper_than_magnitude_at_the_same_compression(trained
 
 
 def test_energy_budget_and_accuracy_budget(trained, train_small, quick_finetune):
-    from powerprune.prune.energy import predicted_cycles
-
-    start = sum(predicted_cycles(trained).values())
-    res = prune(trained, "energy", None, train_small, finetune=quick_finetune, energy_budget=0.4, progress=False)
-    assert sum(predicted_cycles(res.model).values()) <= 0.4 * start
+    start = sum(model_cycles(trained, auto_cycles).values())
+    res = prune(trained, "energy", None, train_small, finetune=quick_finetune, energy_budget=0.4, cycles=auto_cycles,
+                progress=False)
+    assert sum(model_cycles(res.model, auto_cycles).values()) <= 0.4 * start
     assert res.info.energy_budget == 0.4 and res.compression > 1
-    res = prune(trained, "energy", None, train_small, finetune=quick_finetune, accuracy_budget=0.05, progress=False)
-    assert sum(predicted_cycles(res.model).values()) < start
+    res = prune(trained, "energy", None, train_small, finetune=quick_finetune, accuracy_budget=0.05,
+                cycles=auto_cycles, progress=False)
+    assert sum(model_cycles(res.model, auto_cycles).values()) < start
     with pytest.raises(PruneError, match="one budget"):
         prune(trained, "energy", 4, train_small, energy_budget=0.5)
     with pytest.raises(PruneError, match="fraction"):
-        prune(trained, "energy", None, train_small, energy_budget=2.0)
+        prune(trained, "energy", None, train_small, energy_budget=2.0, cycles=auto_cycles)
+    with pytest.raises(PruneError, match="cost model"):
+        prune(trained, "energy", None, train_small, energy_budget=0.5)
     with pytest.raises(PruneError, match="needs a compression"):
         prune(trained, "magnitude", None, train_small)

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
+from powerprune.board import BoardError, calibrate, load_board
 from powerprune.cli import main
-from powerprune.energy import BoardError, calibrate, load_board
 
 TINY = """
 [run]
@@ -98,26 +98,6 @@ def test_energy_and_calibration(tmp_path, monkeypatch):
     assert load_board("rp2040-core").supply_voltage_v == pytest.approx(1.1)
 
 
-def test_seeds_are_aggregated_as_mean_and_std():
-    from powerprune.report import aggregate, terminal_summary
-
-    rows = []
-    for seed, (acc, cyc) in enumerate([(0.90, 100.0), (0.92, 110.0)]):
-        for method in ("dense", "apoz"):
-            rows.append({"seed": seed, "method": method, "rate": 1.0 if method == "dense" else 4.0,
-                         "kernels": "tflm-ref", "compression": 1.0, "int8_accuracy": acc, "float_accuracy": acc,
-                         "cycles": cyc, "latency_ms": cyc / 125e3, "energy_mj": cyc / 1e3, "energy_delta_pct": 0.0,
-                         "accuracy_delta_pp": 0.0, "flash_bytes": 1, "sram_bytes": 1, "bit_exact": True,
-                         "cycles_per_layer": [cyc]})
-    agg = aggregate(rows)
-    dense = next(a for a in agg if a["method"] == "dense")
-    assert dense["seeds"] == 2
-    assert dense["int8_accuracy"] == pytest.approx(0.91)
-    assert dense["int8_accuracy_std"] == pytest.approx(0.01414, rel=1e-3)
-    assert dense["cycles"] == pytest.approx(105.0)
-    assert "apoz 4x" in terminal_summary(agg)
-
-
 def test_ray_backend_gives_the_same_results_and_cache_as_local_processes(tmp_path, capsys):
     pytest.importorskip("ray")
     cfg = tmp_path / "tiny.toml"
@@ -132,22 +112,3 @@ def test_ray_backend_gives_the_same_results_and_cache_as_local_processes(tmp_pat
     assert json.loads((out / "results.json").read_text()) == rows_ray
     assert main(["run", "--config", str(cfg), "--out", str(out), "--address", "x:1"]) == 2
     assert "--backend ray" in capsys.readouterr().err
-
-
-def test_equal_energy_comparison_interpolates_along_each_paper_method():
-    from powerprune.report import equal_energy_comparison
-
-    def row(method, rate, energy, acc):
-        return {"method": method, "rate": rate, "kernels": "auto", "energy_mj": energy, "int8_accuracy": acc,
-                "energy_delta_pct": 0.0}
-
-    agg = [row("dense", 1.0, 4.0, 0.91), row("magnitude", 4.0, 2.0, 0.90), row("magnitude", 16.0, 1.0, 0.86),
-           row("apoz", 4.0, 1.0, 0.88), row("energy", 4.0, 1.0, 0.895), row("energy", 8.0, 0.5, 0.85),
-           row("magnitude", 4.0, 9.0, 0.99) | {"kernels": "tflm-ref"}]  # other kernel sets are not compared
-    rows = {r["rate"]: r for r in equal_energy_comparison(agg)}
-    assert rows[4.0]["paper"] == {"magnitude": 0.86, "apoz": 0.88}
-    assert rows[8.0]["paper"] == {"magnitude": None, "apoz": None}  # nothing that cheap
-    # magnitude reaches 89.5% between its 1.0 mJ (86%) and 2.0 mJ (90%) models: 7/8 of the way in log energy
-    assert abs(rows[4.0]["paper_energy"]["magnitude"] - 2 ** (7 / 8)) < 1e-9
-    # APoZ: halfway from its 1.0 mJ model (88%) to the dense model at 4.0 mJ (91%) in log energy
-    assert abs(rows[4.0]["paper_energy"]["apoz"] - 2.0) < 1e-9

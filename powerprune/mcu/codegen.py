@@ -1,7 +1,10 @@
 """IR -> C: weights as const arrays, one const descriptor per layer, a statically planned arena, and
 ``pp_model_run`` calling the kernels of the chosen set with a marker after every layer.
 
-Only data and glue are generated; the kernels are hand-written C in ``kernels/``.
+Only data and glue are generated; the kernels are hand-written C in ``kernels/``. Descriptors are C99
+designated initializers (``.k_h = 5``) of the structs in ``kernels/pp_kernels.h``, whose fields
+``DESCRIPTORS`` lists; the generated file asserts the struct sizes, so a header edit that codegen does
+not know about stops the build instead of shifting values.
 """
 
 from __future__ import annotations
@@ -28,6 +31,28 @@ from . import costmodel
 # dense, sparse and auto are ours
 KERNEL_SETS = ("tflm-ref", "cmsis-nn", "dense", "sparse", "auto")
 
+# The descriptor structs of kernels/pp_kernels.h: every field in declaration order, with its C type
+# ("*": a pointer). ``c_struct`` fills exactly these; a test checks them against the header.
+DESCRIPTORS: dict[str, tuple[tuple[str, str], ...]] = {
+    "pp_conv_t": (
+        *((f, "int16_t") for f in ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "k_h", "k_w", "stride_h",
+                                   "stride_w", "pad_h", "pad_w", "depth_multiplier")),
+        *((f, "int32_t") for f in ("input_offset", "output_offset", "act_min", "act_max")),
+        ("weights", "*"), ("bias", "*"), ("multiplier", "*"), ("shift", "*"), ("nz_count", "*"), ("nz_packed", "*"),
+    ),
+    "pp_fc_t": (
+        *((f, "int16_t") for f in ("in_size", "out_size", "per_channel")),
+        *((f, "int32_t") for f in ("input_offset", "output_offset", "act_min", "act_max")),
+        ("weights", "*"), ("bias", "*"), ("multiplier", "*"), ("shift", "*"), ("nz_count", "*"), ("nz_offset", "*"),
+    ),
+    "pp_pool_t": (
+        *((f, "int16_t") for f in ("in_h", "in_w", "channels", "out_h", "out_w", "k_h", "k_w", "stride_h", "stride_w",
+                                   "pad_h", "pad_w")),
+        *((f, "int32_t") for f in ("act_min", "act_max")),
+    ),
+}
+_C_SIZE = {"int16_t": 2, "int32_t": 4, "*": 4}  # the RP2040's ILP32 ABI: size = alignment
+
 
 class CodegenError(ValueError):
     pass
@@ -48,6 +73,25 @@ def c_array(ctype: str, name: str, values: np.ndarray, per_line: int = 24) -> st
     lines = [", ".join(flat[i:i + per_line]) for i in range(0, len(flat), per_line)]
     body = ",\n    ".join(lines)
     return f"static const {ctype} {name}[{len(flat)}] __attribute__((aligned(4))) = {{\n    {body}\n}};\n"
+
+
+def descriptor_size(ctype: str) -> int:
+    """sizeof(``ctype``) on the RP2040, from ``DESCRIPTORS`` (each field aligned to its size)."""
+    end = align = 0
+    for _, t in DESCRIPTORS[ctype]:
+        size = _C_SIZE[t]
+        end = -(-end // size) * size + size
+        align = max(align, size)
+    return -(-end // align) * align
+
+
+def c_struct(ctype: str, name: str, values: dict[str, int | str]) -> str:
+    """A const descriptor as a designated initializer, one named field a line, in the header's order."""
+    declared = [f for f, _ in DESCRIPTORS[ctype]]
+    if list(values) != declared:
+        raise CodegenError(f"{name}: {ctype} fields are {declared}, got {list(values)}")
+    body = "".join(f"    .{field} = {value},\n" for field, value in values.items())
+    return f"static const {ctype} {name} = {{\n{body}}};\n"
 
 
 def _align4(n: int) -> int:
@@ -177,11 +221,14 @@ def _conv_desc(name: str, layer: Conv2D | DepthwiseConv2D, inp: TensorInfo, impl
     depth_mult = out.shape[2] // inp.shape[2] if isinstance(layer, DepthwiseConv2D) else 1
     data, counts, offsets = _weight_arrays(name, layer, inp, impl, rq)
     data += c_array("int32_t", f"{name}_m", rq.multiplier) + c_array("int32_t", f"{name}_s", rq.shift)
-    desc = (f"static const pp_conv_t {name} = {{{inp.shape[0]}, {inp.shape[1]}, {inp.shape[2]}, "
-            f"{out.shape[0]}, {out.shape[1]}, {out.shape[2]}, {kh}, {kw}, {layer.stride[0]}, {layer.stride[1]}, "
-            f"{pad_h}, {pad_w}, {depth_mult}, {rq.input_offset}, {rq.output_offset}, "
-            f"{layer.activation.min}, {layer.activation.max}, {name}_w, {name}_b, {name}_m, {name}_s, "
-            f"{counts}, {offsets}}};\n")
+    desc = c_struct("pp_conv_t", name, {
+        "in_h": inp.shape[0], "in_w": inp.shape[1], "in_c": inp.shape[2],
+        "out_h": out.shape[0], "out_w": out.shape[1], "out_c": out.shape[2], "k_h": kh, "k_w": kw,
+        "stride_h": layer.stride[0], "stride_w": layer.stride[1], "pad_h": pad_h, "pad_w": pad_w,
+        "depth_multiplier": depth_mult, "input_offset": rq.input_offset, "output_offset": rq.output_offset,
+        "act_min": layer.activation.min, "act_max": layer.activation.max, "weights": f"{name}_w",
+        "bias": f"{name}_b", "multiplier": f"{name}_m", "shift": f"{name}_s", "nz_count": counts,
+        "nz_packed": offsets})
     return data + desc, "pp_depthwise" if isinstance(layer, DepthwiseConv2D) else "pp_conv2d"
 
 
@@ -192,9 +239,12 @@ def _fc_desc(name: str, layer: FullyConnected, inp: TensorInfo, impl: str) -> tu
     shift = rq.shift if per_channel else rq.shift[:1]
     data, counts, offsets = _weight_arrays(name, layer, inp, impl, rq)
     data += c_array("int32_t", f"{name}_m", mult) + c_array("int32_t", f"{name}_s", shift)
-    desc = (f"static const pp_fc_t {name} = {{{inp.size}, {layer.output.size}, {per_channel}, "
-            f"{rq.input_offset}, {layer.output.zero_point}, {layer.activation.min}, {layer.activation.max}, "
-            f"{name}_w, {name}_b, {name}_m, {name}_s, {counts}, {offsets}}};\n")
+    desc = c_struct("pp_fc_t", name, {
+        "in_size": inp.size, "out_size": layer.output.size, "per_channel": per_channel,
+        "input_offset": rq.input_offset, "output_offset": layer.output.zero_point,
+        "act_min": layer.activation.min, "act_max": layer.activation.max, "weights": f"{name}_w",
+        "bias": f"{name}_b", "multiplier": f"{name}_m", "shift": f"{name}_s", "nz_count": counts,
+        "nz_offset": offsets})
     return data + desc, "pp_fc"
 
 
@@ -203,9 +253,10 @@ def _pool_desc(name: str, layer: Pool2D, inp: TensorInfo, impl: str) -> tuple[st
     _, pad_h = output_size(inp.shape[0], kh, layer.stride[0], layer.padding)
     _, pad_w = output_size(inp.shape[1], kw, layer.stride[1], layer.padding)
     out = layer.output
-    desc = (f"static const pp_pool_t {name} = {{{inp.shape[0]}, {inp.shape[1]}, {inp.shape[2]}, "
-            f"{out.shape[0]}, {out.shape[1]}, {kh}, {kw}, {layer.stride[0]}, {layer.stride[1]}, {pad_h}, {pad_w}, "
-            f"{layer.activation.min}, {layer.activation.max}}};\n")
+    desc = c_struct("pp_pool_t", name, {
+        "in_h": inp.shape[0], "in_w": inp.shape[1], "channels": inp.shape[2], "out_h": out.shape[0],
+        "out_w": out.shape[1], "k_h": kh, "k_w": kw, "stride_h": layer.stride[0], "stride_w": layer.stride[1],
+        "pad_h": pad_h, "pad_w": pad_w, "act_min": layer.activation.min, "act_max": layer.activation.max})
     return desc, "pp_maxpool" if layer.kind == "MAX" else "pp_avgpool"
 
 
@@ -223,13 +274,42 @@ def _scratch_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
     return 0
 
 
+def _dims(t: TensorInfo) -> str:
+    return "x".join(str(d) for d in t.shape)
+
+
+def _preamble(graph: Graph, kernels: str, impls: list[str], tensors: int, scratch: int) -> str:
+    """The comment that opens model.c: what the file is, its interface, memory plan and layers."""
+    def quant(t: TensorInfo) -> str:
+        return f"int8 {_dims(t)} (scale {t.scale:.6g}, zero point {t.zero_point})"
+
+    name = graph.name.replace("*/", "*_/")
+    lines = [f'Generated by powerprune from model "{name}" for the "{kernels}" kernel set: regenerate it',
+             "rather than edit it. The kernels are hand-written C (pp_kernels.h says what each set does).", "",
+             f"pp_model_run(in, out) reads {quant(graph.input)}",
+             f"and writes {quant(graph.output)}.", "",
+             "Weights and one const descriptor per layer follow (in flash with the default layout).",
+             f"pp_arena ({tensors + scratch} bytes) holds the activations in its first {tensors} bytes, consecutive",
+             "layer outputs at opposite ends, and in the rest scratch for kernels that pre-pad their input",
+             "or gather windows.", "",
+             f"{'layer':<6} {'op':<18} {'output':<10} kernel"]
+    for (i, layer, _), impl in zip(graph.steps(), impls, strict=True):
+        kernel = "(a view of its input)" if isinstance(layer, Reshape) else impl
+        lines.append(f"{i:<6} {layer.op:<18} {_dims(layer.output):<10} {kernel}")
+    return "/* " + "\n * ".join(lines).replace(" \n", "\n") + "\n */\n"
+
+
 def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
     offsets, tensors = plan_arena(graph)
     impls = [choose_kernel(layer, inp, kernels) for _, layer, inp in graph.steps()]
     scratch = max([_scratch_bytes(layer, inp, impl) for (_, layer, inp), impl in zip(graph.steps(), impls,
                                                                                      strict=True)] + [0])
     arena = tensors + scratch
-    parts = ['#include "model.h"\n#include "pp_kernels.h"\n#include "pp_platform.h"\n#include <stdint.h>\n\n']
+    parts = [_preamble(graph, kernels, impls, tensors, scratch),
+             '#include "model.h"\n#include "pp_kernels.h"\n#include "pp_platform.h"\n#include <stdint.h>\n\n',
+             "/* the descriptor layouts this file was generated for */\n",
+             *(f'_Static_assert(sizeof({t}) == {descriptor_size(t)}, "pp_kernels.h changed {t}: '
+               f'update codegen.DESCRIPTORS");\n' for t in DESCRIPTORS), "\n"]
     if arena:
         parts.append(f"static int8_t pp_arena[{arena}] __attribute__((aligned(4)));\n\n")
     scratch_ptr = f"(pp_arena + {tensors})" if scratch else "0"
@@ -255,7 +335,7 @@ def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
             text, fn = _pool_desc(name, layer, inp, impl)
         else:  # pragma: no cover
             raise CodegenError(f"no C kernel for {layer.op}")
-        parts.append(f"/* layer {i}: {layer.op}, kernel {impl} */\n{text}\n")
+        parts.append(f"/* layer {i}: {layer.op} {_dims(inp)} -> {_dims(layer.output)}, kernel {impl} */\n{text}\n")
         calls.append(f"    {fn}_{impl}(&{name}, {prev_buf}, {buf}, {scratch_ptr});")
         calls.append("    PP_MARK(PP_MARK_LAYER);")
         used.append(impl)

@@ -43,7 +43,8 @@ def auto_cycles(op: str, macs: float, nonzero_macs: float, outputs: int) -> floa
     return min(kernel_cycles(op, impl, macs, nonzero_macs, outputs) for impl in ("dense", "sparse"))
 
 
-def predicted_cycles(layer: Conv2D | FullyConnected, impl: str) -> float:
+def layer_cycles(layer: Conv2D | FullyConnected, impl: str) -> float:
+    """The fitted model for an int8 layer of the IR on implementation ``impl`` (dense or sparse)."""
     m = macs(layer)
     return kernel_cycles(layer.op, impl, m, m * density(layer), layer.output.size)
 
@@ -51,4 +52,4 @@ def predicted_cycles(layer: Conv2D | FullyConnected, impl: str) -> float:
 def prefers_sparse(layer: Layer) -> bool:
     if not isinstance(layer, Conv2D | FullyConnected):
         return False
-    return predicted_cycles(layer, "sparse") < predicted_cycles(layer, "dense")
+    return layer_cycles(layer, "sparse") < layer_cycles(layer, "dense")

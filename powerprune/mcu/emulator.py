@@ -64,7 +64,7 @@ def runner_dir() -> Path:
     return Path(str(resources.files("powerprune.mcu") / "runner"))
 
 
-def _node() -> str:
+def node_executable() -> str:
     node = shutil.which("node")
     if node is None:
         raise EmulatorError("node not found; install nodejs (or run `make setup`)")
@@ -94,7 +94,7 @@ def run_firmware(fw: Firmware, inputs: np.ndarray, output_size: int, *, xip: boo
         "cycle_budget": int(cycle_budget),
         "xip": {"enabled": fw.layout == "flash" if xip is None else xip, "miss_cycles": int(xip_miss_cycles)},
     }
-    proc = subprocess.run([_node(), str(runner_dir() / "run.mjs")], input=json.dumps(job),
+    proc = subprocess.run([node_executable(), str(runner_dir() / "run.mjs")], input=json.dumps(job),
                           capture_output=True, text=True)
     try:
         res = json.loads(proc.stdout.strip().splitlines()[-1])

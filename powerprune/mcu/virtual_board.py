@@ -16,7 +16,7 @@ import tty
 from base64 import b64encode
 from pathlib import Path
 
-from .emulator import EmulatorError, _node, runner_dir
+from .emulator import EmulatorError, node_executable, runner_dir
 from .uf2 import read_uf2
 
 
@@ -36,7 +36,7 @@ class VirtualBoard:
         fd, self._image_path = tempfile.mkstemp(suffix=".json")
         with os.fdopen(fd, "w") as f:
             json.dump(self._image, f)
-        self._proc = subprocess.Popen([_node(), str(runner_dir() / "device.mjs"), self._image_path],
+        self._proc = subprocess.Popen([node_executable(), str(runner_dir() / "device.mjs"), self._image_path],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self._threads = [threading.Thread(target=f, daemon=True)
                          for f in (self._host_to_board, self._board_to_host, self._events)]

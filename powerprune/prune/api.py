@@ -11,15 +11,19 @@ from torch import nn
 
 from ..data import Dataset
 from ..metrics import dense_reference, model_stats
-from ..model import LeNet5, Maskable, ModelInfo
-from ..seqnet import from_torch
+from ..model import LeNet5, ModelInfo
+from ..seqnet import Maskable, from_torch
 from ..train import Recipe, accuracy, fit
 from .apoz import current_widths, keep_indices, measure_apoz, nearest_reachable, plan_channels, prunable, rebuild
-from .energy import Budget, energy_prune
+from .energy import Budget, LayerCycles, energy_prune
 from .magnitude import magnitude_masks
 from .schedule import PolynomialDecay
 
-METHODS = ("magnitude", "apoz", "hybrid", "energy")
+# The paper's two methods and the two this project adds; every list of methods (the CLI, the sweep,
+# the report's tables and plots) is in this order.
+PAPER_METHODS = ("magnitude", "apoz")
+NEW_METHODS = ("hybrid", "energy")
+METHODS = PAPER_METHODS + NEW_METHODS
 TOLERANCE = 0.01  # achieved compression within 1% of the request
 # Defaults shared by the CLI, the Python API and `powerprune run` (BENCHMARKS.md measures these).
 DEFAULT_FINETUNE = Recipe(epochs=10, lr=1e-3)
@@ -133,7 +137,7 @@ def prune(model: nn.Module, method: str, compression: float | None, train_data: 
           test_data: Dataset | None = None, *, finetune: Recipe | None = None,
           schedule: str = DEFAULT_SCHEDULE, scope: str = DEFAULT_SCOPE, apoz_images: int = 10000,
           energy_budget: float | None = None, accuracy_budget: float | None = None,
-          progress: bool = True) -> PruneResult:
+          cycles: LayerCycles | None = None, progress: bool = True) -> PruneResult:
     """Prune a copy of ``model`` to ``compression`` = dense parameters / nonzero parameters.
 
     ``model`` is a LeNet5, a SeqNet, or any PyTorch chain of supported layers (converted with
@@ -149,6 +153,8 @@ def prune(model: nn.Module, method: str, compression: float | None, train_data: 
     ``energy_budget`` (fraction of the model's predicted cycles) or ``accuracy_budget`` (largest
     validation accuracy drop, a fraction). ``finetune.epochs`` is the total for every method, except
     that an accuracy budget adds one epoch per pruning phase before its final ``finetune.epochs``.
+    ``cycles`` is the energy method's cost model of the target board, e.g. the Pico's
+    ``powerprune.mcu.costmodel.auto_cycles``.
     """
     if energy_budget is not None or accuracy_budget is not None:
         if method != "energy":
@@ -157,6 +163,9 @@ def prune(model: nn.Module, method: str, compression: float | None, train_data: 
         if compression is not None:
             raise PruneError("give the energy method one budget: a compression rate, an energy or an accuracy budget")
     _check_request(method, compression)
+    if method == "energy" and cycles is None:
+        raise PruneError("the energy method needs the target's cost model: cycles=powerprune.mcu.costmodel.auto_cycles "
+                         "for the Pico")
     finetune = finetune or DEFAULT_FINETUNE
     if isinstance(model, Maskable):
         model = copy.deepcopy(model)
@@ -192,7 +201,7 @@ def prune(model: nn.Module, method: str, compression: float | None, train_data: 
     else:
         budget = Budget(compression=compression, energy=energy_budget, accuracy_drop=accuracy_budget)
         try:
-            model, steps = energy_prune(model, train_data, budget, finetune, reference.params, progress)
+            model, steps = energy_prune(model, train_data, budget, finetune, reference.params, cycles, progress)
         except ValueError as exc:
             raise PruneError(str(exc)) from exc
         history += steps

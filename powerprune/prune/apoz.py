@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from ..data import Dataset
-from ..model import LeNet5, LeNetArch, Maskable
-from ..seqnet import SeqNet, channel_layers, rebuild_seqnet, widths_param_count
+from ..model import LeNet5, LeNetArch
+from ..seqnet import Maskable, SeqNet, channel_layers, rebuild_seqnet, widths_param_count
 
 PRUNABLE = ("conv1", "conv2", "fc1", "fc2")  # the output layer fc3 is never pruned
 

@@ -1,4 +1,4 @@
-"""Energy-aware pruning: spend the accuracy budget where the RP2040 spends its cycles.
+"""Energy-aware pruning: spend the accuracy budget where the target board spends its cycles.
 
 Magnitude and APoZ rank weights and channels by how little they matter, never by what they cost. On
 the Pico a conv1 weight is used at 784 pixels and an fc1 weight once, and every output element pays a
@@ -8,9 +8,11 @@ greedily (in the spirit of NetAdapt, Yang et al. 2018): at every step it tries e
 * remove the least active channels of a layer (APoZ ranking; the network is rebuilt smaller), or
 * drop the smallest remaining weights of a layer (magnitude ranking, any network),
 
-predicts the cycles each saves with the kernel cost model fitted on the virtual Pico
-(``mcu.costmodel``, the ``auto`` kernel set: the cheaper of dense and sparse per layer), measures the
-loss each costs on held-out training images, and takes the one with the least loss per unit saved.
+predicts the cycles each saves with the target's kernel cost model, measures the loss each costs on
+held-out training images, and takes the one with the least loss per unit saved. The cost model is
+passed in (``cycles``, a ``LayerCycles``), so pruning knows no board: the sweep and the CLI pass the
+Pico's (``mcu.costmodel.auto_cycles``, the ``auto`` kernel set: the cheaper of dense and sparse per
+layer, fitted on the virtual Pico), and another board's model plugs in the same way.
 Fine-tuning epochs are spread along the way (iterative prune and fine-tune) with the rest at the end.
 
 The stopping rule is the budget: a compression rate (the parameter budget the paper's methods get, so
@@ -24,6 +26,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -31,9 +34,8 @@ from torch import nn
 from tqdm import tqdm
 
 from ..data import Dataset
-from ..mcu.costmodel import auto_cycles
-from ..metrics import layer_outputs, model_stats, pixels
-from ..model import Maskable
+from ..metrics import layer_outputs, model_stats
+from ..seqnet import Maskable, pixels
 from ..train import Recipe, fit
 from .apoz import keep_indices, measure_apoz, prunable, rebuild
 
@@ -63,8 +65,15 @@ class Budget:
         return self
 
 
-def predicted_cycles(model: Maskable) -> dict[str, float]:
-    """Conv/FC kernel cycles per layer on the ``auto`` kernel set, from the float model's sizes."""
+class LayerCycles(Protocol):
+    """A board's kernel cost model: predicted cycles of one conv/FC layer from its sizes alone, so
+    pruning can plan on a float model before anything is quantized."""
+
+    def __call__(self, op: str, macs: float, nonzero_macs: float, outputs: int) -> float: ...
+
+
+def model_cycles(model: Maskable, cycles: LayerCycles) -> dict[str, float]:
+    """Predicted kernel cycles of every conv/FC layer of the float model, by the cost model ``cycles``."""
     out = {}
     for name, shape in layer_outputs(model).items():
         layer = getattr(model, name)
@@ -73,7 +82,7 @@ def predicted_cycles(model: Maskable) -> dict[str, float]:
         op = "FULLY_CONNECTED" if isinstance(layer, nn.Linear) else "CONV_2D"
         macs = w.numel() * pixels(shape)
         depthwise = isinstance(layer, nn.Conv2d) and layer.groups > 1
-        out[name] = auto_cycles(op, macs, macs if depthwise else nz * pixels(shape), int(np.prod(shape)))
+        out[name] = cycles(op, macs, macs if depthwise else nz * pixels(shape), int(np.prod(shape)))
     return out
 
 
@@ -112,15 +121,15 @@ def _kept_weights(model: Maskable, name: str) -> int:
     return int(model.masks[name].sum()) if name in model.masks else getattr(model, name).weight.numel()
 
 
-def _break_even_keep(model: Maskable, name: str) -> int | None:
+def _break_even_keep(model: Maskable, name: str, cycles: LayerCycles) -> int | None:
     """For a layer on the dense kernel, the weight count below which the sparse kernel gets cheaper:
     smaller steps would save no cycles at all there."""
-    base = predicted_cycles(model)[name]
+    base = model_cycles(model, cycles)[name]
     n = _kept_weights(model, name)
     lo, hi = 0, n
     while lo < hi:  # largest keep whose predicted cost is below the current one
         mid = (lo + hi + 1) // 2
-        if predicted_cycles(_drop_weights(model, name, n - mid))[name] < base - 1e-6:
+        if model_cycles(_drop_weights(model, name, n - mid), cycles)[name] < base - 1e-6:
             lo = mid
         else:
             hi = mid - 1
@@ -128,18 +137,23 @@ def _break_even_keep(model: Maskable, name: str) -> int | None:
 
 
 class _Search:
-    def __init__(self, model: Maskable, budget: Budget, val: Dataset, reference_params: int):
+    def __init__(self, model: Maskable, budget: Budget, val: Dataset, reference_params: int,
+                 layer_cycles: LayerCycles):
+        self.layer_cycles = layer_cycles
         self.budget = budget
         self.val = val
         self.x = torch.from_numpy(val.as_float())
         self.y = torch.from_numpy(val.labels)
-        self.start_cycles = sum(predicted_cycles(model).values())
+        self.start_cycles = self.cycles(model)
         self.start_params = _nonzero_params(model)
         self.target_params = reference_params / budget.compression if budget.compression else None
         self.target_cycles = self.start_cycles * budget.energy if budget.energy else None
 
+    def per_layer(self, model: Maskable) -> dict[str, float]:
+        return model_cycles(model, self.layer_cycles)
+
     def cycles(self, model: Maskable) -> float:
-        return sum(predicted_cycles(model).values())
+        return sum(self.per_layer(model).values())
 
     def done(self, model: Maskable) -> bool:
         if self.target_params is not None:
@@ -161,7 +175,7 @@ class _Search:
         out: list[tuple[str, str, Maskable]] = []
         params = _nonzero_params(model)
         room = None if self.target_params is None else params - round(self.target_params)
-        per_layer = predicted_cycles(model)
+        per_layer = self.per_layer(model)
         if prunable(model):
             apoz = measure_apoz(model, self.val)
             for name in apoz:
@@ -181,8 +195,8 @@ class _Search:
             remove = max(1, round(WEIGHT_STEP * n))
             if self.target_params is None:
                 trial = _drop_weights(model, name, remove)
-                if predicted_cycles(trial)[name] >= per_layer[name] - 1e-6:
-                    keep = _break_even_keep(model, name)
+                if self.per_layer(trial)[name] >= per_layer[name] - 1e-6:
+                    keep = _break_even_keep(model, name, self.layer_cycles)
                     if keep is None:
                         continue
                     remove = n - keep
@@ -215,13 +229,14 @@ class _Search:
 
 
 def energy_prune(model: Maskable, train_data: Dataset, budget: Budget, finetune: Recipe,
-                 reference_params: int, progress: bool = True) -> tuple[Maskable, list[dict]]:
-    """Greedy energy-aware pruning with interleaved fine-tuning; returns the model and its history."""
+                 reference_params: int, cycles: LayerCycles, progress: bool = True) -> tuple[Maskable, list[dict]]:
+    """Greedy energy-aware pruning with interleaved fine-tuning, pricing every action with the cost
+    model ``cycles``; returns the model and its history."""
     budget.check()
     n_val = min(VALIDATION, max(1, len(train_data) // 5))
     val = Dataset(train_data.images[-n_val:], train_data.labels[-n_val:])
     fit_data = Dataset(train_data.images[:-n_val], train_data.labels[:-n_val])
-    search = _Search(model, budget, val, reference_params)
+    search = _Search(model, budget, val, reference_params, cycles)
     history: list[dict] = [{"step": "energy start", "predicted_cycles": round(search.start_cycles),
                             "nonzero_params": search.start_params}]
     _, acc_start = _loss_and_accuracy(model, search.x, search.y)

@@ -1,4 +1,4 @@
-"""Energy per inference from cycles: E = cycles / f x V x I (+ misses x E_miss).
+"""Board profiles, and the energy per inference they give: E = cycles / f x V x I (+ misses x E_miss).
 
 Board profiles are TOML files: the ones shipped in ``powerprune/boards/`` and user profiles written by
 ``powerprune calibrate`` into ``~/.config/powerprune/boards/`` (or any path given directly). Every

@@ -1,0 +1,136 @@
+"""What the report says, as pure functions of the sweep's rows: aggregation over seeds, the Pareto
+front, the paper's findings beside ours, and the equal-energy comparison of the new methods.
+
+Nothing here draws or formats; markdown.py and plots.py render these results.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import fields
+
+from ..prune.api import NEW_METHODS, PAPER_METHODS
+from ..sweep import Row
+
+# "Pruning for Power" (Widmann et al., EANN 2023), abstract: energy and accuracy change at 4x.
+PAPER = [
+    {"finding": "unstructured (magnitude), stock TFLM", "method": "magnitude", "kernels": "tflm-ref",
+     "energy": "no effect (~0%)", "accuracy": "-"},
+    {"finding": "structured (APoZ), stock TFLM", "method": "apoz", "kernels": "tflm-ref",
+     "energy": "-59.06%", "accuracy": "-3.01 pp"},
+    {"finding": "unstructured, their sparsity-aware TFLM", "method": "magnitude", "kernels": "auto",
+     "energy": "-37.59%", "accuracy": "-1.58 pp"},
+]
+
+COMPARE_KERNELS = "auto"  # every method compared on the kernels that serve it best
+
+
+def aggregate(rows: list[Row]) -> list[dict]:
+    """One dict per (method, rate, kernels) with every ``Row`` field over its seeds: numbers as mean
+    and ``<field>_std``, per-layer numbers as element-wise means, ``bit_exact`` when all seeds were,
+    anything else (layer ops, artifact paths) from the first seed; ``seeds`` counts them."""
+    groups: dict[tuple, list[Row]] = defaultdict(list)
+    for r in rows:
+        groups[(r.method, r.rate, r.kernels)].append(r)
+    out = []
+    for (method, rate, kernels), rs in groups.items():
+        agg: dict = {"method": method, "rate": rate, "kernels": kernels, "seeds": len(rs)}
+        for f in fields(Row):
+            vals = [getattr(r, f.name) for r in rs]
+            if f.name in agg or f.name == "seed":
+                continue
+            if isinstance(vals[0], bool):
+                agg[f.name] = all(vals)
+            elif isinstance(vals[0], int | float):
+                agg[f.name] = statistics.fmean(vals)
+                agg[f.name + "_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+            elif isinstance(vals[0], tuple) and all(isinstance(v, int | float) for v in vals[0]):
+                agg[f.name] = [statistics.fmean(v) for v in zip(*vals, strict=True)]
+            else:
+                agg[f.name] = vals[0]
+        out.append(agg)
+    return out
+
+
+def pareto(points: list[dict]) -> list[dict]:
+    """Points no other point beats on both lower energy and higher accuracy: the sweet spots."""
+    front = []
+    for p in points:
+        if not any(q["energy_mj"] <= p["energy_mj"] and q["int8_accuracy"] >= p["int8_accuracy"]
+                   and (q["energy_mj"], q["int8_accuracy"]) != (p["energy_mj"], p["int8_accuracy"]) for q in points):
+            front.append(p)
+    return sorted(front, key=lambda p: p["energy_mj"])
+
+
+def label(a: dict) -> str:
+    """'magnitude 4x' (compression); the energy method is asked for energy: 'energy E/4'."""
+    if a["method"] == "dense":
+        return "dense"
+    return f"energy E/{a['rate']:g}" if a["method"] == "energy" else f"{a['method']} {a['rate']:g}x"
+
+
+def paper_comparison(agg: list[dict]) -> list[dict]:
+    """Each of the paper's findings with our model at the same method, rate (4x) and kernel set."""
+    out = []
+    for p in PAPER:
+        ours = next((a for a in agg if a["method"] == p["method"] and a["rate"] == 4.0
+                     and a["kernels"] == p["kernels"]), None)
+        out.append({**p, "ours_energy": None if ours is None else ours["energy_delta_pct"],
+                    "ours_accuracy": None if ours is None else ours["accuracy_delta_pp"]})
+    return out
+
+
+def method_curves(agg: list[dict], kernels: str = COMPARE_KERNELS) -> dict[str, list[dict]]:
+    """Per pruning method, its models on ``kernels`` ordered by energy, the dense model first."""
+    dense = [a for a in agg if a["method"] == "dense" and a["kernels"] == kernels]
+    out = {}
+    for m in (*PAPER_METHODS, *NEW_METHODS):
+        pts = sorted((a for a in agg if a["method"] == m and a["kernels"] == kernels), key=lambda a: a["energy_mj"])
+        if pts:
+            out[m] = sorted(pts + dense, key=lambda a: a["energy_mj"])
+    return out
+
+
+def _accuracy_at(curve: list[dict], energy: float) -> float | None:
+    """The best accuracy a method reaches at ``energy`` or less (its models below that energy, plus
+    linear interpolation in log energy between neighbours); None below its cheapest model."""
+    best = None
+    for lo, hi in zip(curve, curve[1:], strict=False):
+        if lo["energy_mj"] <= energy <= hi["energy_mj"] and hi["energy_mj"] > lo["energy_mj"]:
+            t = (math.log(energy) - math.log(lo["energy_mj"])) / (math.log(hi["energy_mj"]) - math.log(lo["energy_mj"]))
+            v = lo["int8_accuracy"] + t * (hi["int8_accuracy"] - lo["int8_accuracy"])
+            best = v if best is None else max(best, v)
+    below = [p["int8_accuracy"] for p in curve if p["energy_mj"] <= energy]
+    if below:
+        best = max(below) if best is None else max(best, max(below))
+    return best
+
+
+def _energy_for(curve: list[dict], acc: float) -> float | None:
+    """The least energy at which a method reaches ``acc`` (interpolated like ``_accuracy_at``)."""
+    cands = [p["energy_mj"] for p in curve if p["int8_accuracy"] >= acc]
+    for lo, hi in zip(curve, curve[1:], strict=False):
+        if lo["int8_accuracy"] < acc <= hi["int8_accuracy"]:
+            t = (acc - lo["int8_accuracy"]) / (hi["int8_accuracy"] - lo["int8_accuracy"])
+            e_lo, e_hi = math.log(lo["energy_mj"]), math.log(hi["energy_mj"])
+            cands.append(math.exp(e_lo + t * (e_hi - e_lo)))
+    return min(cands) if cands else None
+
+
+def equal_energy_comparison(agg: list[dict]) -> list[dict]:
+    """For every model of a new method: what each paper method reaches at the same energy (same
+    kernel set), so "higher accuracy at equal energy" is a computed statement, not a reading of a plot."""
+    curves = method_curves(agg)
+    rows = []
+    for m in NEW_METHODS:
+        for p in curves.get(m, []):
+            if p["method"] != m:
+                continue
+            ref = {pm: _accuracy_at(curves[pm], p["energy_mj"]) for pm in PAPER_METHODS if pm in curves}
+            cost = {pm: _energy_for(curves[pm], p["int8_accuracy"]) for pm in PAPER_METHODS if pm in curves}
+            rows.append({"method": m, "rate": p["rate"], "energy_mj": p["energy_mj"],
+                         "energy_delta_pct": p["energy_delta_pct"], "int8_accuracy": p["int8_accuracy"],
+                         "paper": ref, "paper_energy": cost})
+    return rows

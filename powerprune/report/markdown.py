@@ -1,0 +1,105 @@
+"""The report as text: report.md (tables, findings, plot links) and the one-screen terminal summary.
+
+Every number comes from ``analysis``; the HTML page is rendered from this Markdown (``html.py``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from ..board import Board
+from ..prune.api import PAPER_METHODS
+from .analysis import COMPARE_KERNELS, equal_energy_comparison, label, paper_comparison, pareto
+
+
+def _pm(v: float, s: float, fmt: str) -> str:
+    return format(v, fmt) + (f" ± {format(s, fmt)}" if s else "")
+
+
+def _new_methods_section(agg: list[dict]) -> list[str]:
+    rows = equal_energy_comparison(agg)
+    if not rows:
+        return []
+    lines = [f"## Beyond the paper: hybrid and energy-aware pruning (all on the `{COMPARE_KERNELS}` kernels)", "",
+             "*hybrid*: APoZ channel removal to the square root of the rate, then magnitude sparsity for the rest. "
+             "*energy E/R*: greedy energy-aware pruning asked for 1/R of the dense model's predicted kernel cycles; it "
+             "removes channels or weights by least loss per predicted cycle saved (cost model fitted on the virtual "
+             "Pico). Each row puts a model of ours beside the best "
+             "accuracy each paper method reaches at the same or lower energy (interpolated along its sweep; "
+             "n/a: it has no model that cheap), and the least energy each paper method needs for our accuracy "
+             "(in brackets: how much less we use).", "",
+             "| ours | energy mJ | Δ energy vs stock dense | our int8 acc | magnitude at that energy "
+             "| APoZ at that energy | magnitude's energy for that accuracy | APoZ's energy for that accuracy |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ref = [("n/a" if r["paper"].get(pm) is None else
+                f"{100 * r['paper'][pm]:.2f}% ({100 * (r['int8_accuracy'] - r['paper'][pm]):+.2f} pp)")
+               for pm in PAPER_METHODS]
+        cost = [("not reached" if r["paper_energy"].get(pm) is None else
+                 f"{r['paper_energy'][pm]:.3f} mJ ({100 * (r['energy_mj'] / r['paper_energy'][pm] - 1):+.0f}%)")
+                for pm in PAPER_METHODS]
+        lines.append(f"| {label(r)} | {r['energy_mj']:.3f} | {r['energy_delta_pct']:+.1f}% "
+                     f"| {100 * r['int8_accuracy']:.2f}% | {ref[0]} | {ref[1]} | {cost[0]} | {cost[1]} |")
+    return lines + [""]
+
+
+def markdown(agg: list[dict], board: Board, plots: dict[str, str], title: str, seeds: int) -> str:
+    """report.md: the energy formula with every constant, the paper beside us, all models, the Pareto
+    front, and the plots (``plots``: caption -> file name in the run directory)."""
+    lines = [f"# {title}", ""]
+    lines += ["Energy per inference = cycles / f x V x I" + (" + XIP misses x E_miss" if board.flash_miss_energy_nj
+                                                             else ""),
+              f"with board profile `{board.name}`: f = {board.clock_hz / 1e6:g} MHz, V = {board.supply_voltage_v} V, "
+              f"I = {board.active_current_ma:g} mA (P = {board.active_power_mw:g} mW), "
+              f"E_miss = {board.flash_miss_energy_nj:g} nJ.",
+              "Cycles are counted on the virtual Pico (rp2040js, Cortex-M0+, our XIP cache model), not measured "
+              "on hardware. Relative savings do not depend on V and I.", ""]
+    lines += ["## The paper's findings beside ours (4x compression, vs the dense model on stock kernels)", "",
+              "| finding | paper energy | paper accuracy | ours: method, kernels | our energy | our int8 accuracy |",
+              "|---|---|---|---|---|---|"]
+    for c in paper_comparison(agg):
+        e = "n/a" if c["ours_energy"] is None else f"{c['ours_energy']:+.2f}%"
+        a = "n/a" if c["ours_accuracy"] is None else f"{c['ours_accuracy']:+.2f} pp"
+        lines.append(f"| {c['finding']} | {c['energy']} | {c['accuracy']} | {c['method']} 4x, {c['kernels']} "
+                     f"| {e} | {a} |")
+    lines += ["", "Paper: Widmann et al., *Pruning for Power*, EANN 2023 (abstract).", ""]
+    lines += _new_methods_section(agg)
+    lines += [f"## All models ({seeds} seed{'s' if seeds > 1 else ''}; mean ± std where several)", "",
+              "| model | kernels | compression | int8 acc | Δ acc | cycles | ms | energy mJ | Δ energy | flash B | "
+              "SRAM B | bit-exact |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for a in agg:
+        lines.append(
+            f"| {label(a)} | {a['kernels']} | {a['compression']:.2f}x "
+            f"| {_pm(100 * a['int8_accuracy'], 100 * a['int8_accuracy_std'], '.2f')}% "
+            f"| {_pm(a['accuracy_delta_pp'], a['accuracy_delta_pp_std'], '+.2f')} | {a['cycles']:,.0f} "
+            f"| {a['latency_ms']:.2f} | {_pm(a['energy_mj'], a['energy_mj_std'], '.3f')} "
+            f"| {_pm(a['energy_delta_pct'], a['energy_delta_pct_std'], '+.1f')}% | {a['flash_bytes']:,.0f} "
+            f"| {a['sram_bytes']:,.0f} | {a['bit_exact']} |")
+    lines += ["", "## Sweet spots (Pareto front: no other model is both cheaper and more accurate)", ""]
+    merged: dict[tuple, list[dict]] = defaultdict(list)  # kernel sets that tie exactly share a line
+    for p in pareto(agg):
+        merged[(label(p), p["int8_accuracy"], p["energy_mj"])].append(p)
+    lines += [f"- {name}, {' = '.join(q['kernels'] for q in ps)}: {100 * acc:.2f}% at {e:.3f} mJ "
+              f"({ps[0]['energy_delta_pct']:+.1f}% energy)" for (name, acc, e), ps in merged.items()]
+    lines.append("")
+    for caption, path in plots.items():
+        lines += [f"### {caption}", "", f"![{caption}]({path})", ""]
+    return "\n".join(lines)
+
+
+def terminal_summary(agg: list[dict]) -> str:
+    """One screen: per model, the stock kernels and the cheapest other kernel set (report.md has all)."""
+    head = (f"{'model':<16} {'kernels':<9} {'comp':>6} {'int8 acc':>9} {'Δacc pp':>8} {'ms':>8} {'mJ':>8} "
+            f"{'Δenergy':>8}")
+    lines = [head, "-" * len(head)]
+    models: dict[tuple, list[dict]] = defaultdict(list)
+    for a in agg:
+        models[(a["method"], a["rate"])].append(a)
+    for rows in models.values():
+        stock = [a for a in rows if a["kernels"] == "tflm-ref"]
+        best = sorted((a for a in rows if a["kernels"] != "tflm-ref"), key=lambda a: a["energy_mj"])[:1]
+        for a in stock + best:
+            lines.append(f"{label(a):<16} {a['kernels']:<9} {a['compression']:>5.1f}x "
+                         f"{100 * a['int8_accuracy']:>8.2f}% {a['accuracy_delta_pp']:>+8.2f} {a['latency_ms']:>8.2f} "
+                         f"{a['energy_mj']:>8.3f} {a['energy_delta_pct']:>+7.1f}%")
+    return "\n".join(lines)

@@ -1,0 +1,116 @@
+"""The report's figures (PNG files in the run directory), drawn from the aggregated rows."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from ..atomic import write_bytes
+from ..mcu.codegen import KERNEL_SETS
+from ..prune.api import NEW_METHODS, PAPER_METHODS
+from .analysis import COMPARE_KERNELS, label, method_curves, pareto
+
+MARKERS = {"dense": "*", "magnitude": "o", "apoz": "s", "hybrid": "D", "energy": "^"}
+METHOD_COLORS = {"magnitude": "#1f77b4", "apoz": "#ff7f0e", "hybrid": "#9467bd", "energy": "#d62728"}
+KERNEL_COLORS = {"tflm-ref": "#888", "dense": "#1f77b4", "sparse": "#ff7f0e", "auto": "#2ca02c"}
+
+
+def finish_energy_axes(fig, ax):
+    """Accuracy over log energy, the axes every accuracy-vs-energy plot shares."""
+    ax.set_xscale("log")
+    ax.set_xlabel("energy per inference (mJ, log)")
+    ax.set_ylabel("int8 test accuracy (%)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plots(agg: list[dict], run_dir: Path) -> dict[str, str]:
+    """Draw every figure into ``run_dir``; returns caption -> file name, in report order."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = {}
+    markers = MARKERS
+    kernels = sorted({a["kernels"] for a in agg}, key=KERNEL_SETS.index)
+    colors = KERNEL_COLORS
+
+    def save(fig, name: str) -> str:
+        buf = io.BytesIO()
+        fig.tight_layout()
+        fig.savefig(buf, format="png", dpi=110)
+        plt.close(fig)
+        write_bytes(run_dir / name, buf.getvalue())
+        return name
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for a in agg:
+        ax.scatter(a["energy_mj"], 100 * a["int8_accuracy"], marker=markers.get(a["method"], "x"),
+                   color=colors[a["kernels"]], s=40, alpha=0.85)
+    front = pareto(agg)
+    ax.plot([p["energy_mj"] for p in front], [100 * p["int8_accuracy"] for p in front], "k--", lw=1,
+            label="Pareto front (sweet spots)")
+    for p in front:
+        ax.annotate(f"{label(p)}\n{p['kernels']}", (p["energy_mj"], 100 * p["int8_accuracy"]), fontsize=6,
+                    xytext=(4, -8), textcoords="offset points")
+    for k in kernels:
+        ax.scatter([], [], color=colors[k], label=f"kernels: {k}")
+    for m, mk in markers.items():
+        ax.scatter([], [], marker=mk, color="k", label=m)
+    out["Pareto: accuracy vs energy"] = save(finish_energy_axes(fig, ax), "pareto.png")
+
+    curves = method_curves(agg)
+    if any(m in curves for m in NEW_METHODS):
+        fig, ax = plt.subplots(figsize=(7.5, 4.8))
+        for method, pts in curves.items():
+            ax.plot([p["energy_mj"] for p in pts], [100 * p["int8_accuracy"] for p in pts], marker=MARKERS[method],
+                    color=METHOD_COLORS[method], ls="-" if method in NEW_METHODS else ":",
+                    label=f"{method} ({'ours' if method in NEW_METHODS else 'paper'}), {COMPARE_KERNELS}")
+            for p in pts:
+                ax.annotate(label(p).split(" ", 1)[-1], (p["energy_mj"], 100 * p["int8_accuracy"]), fontsize=6,
+                            xytext=(3, 3), textcoords="offset points", color=METHOD_COLORS[method])
+        stock = [a for a in agg if a["kernels"] == "tflm-ref" and a["method"] in ("dense", *PAPER_METHODS)]
+        for a in stock:
+            ax.scatter(a["energy_mj"], 100 * a["int8_accuracy"], marker=MARKERS[a["method"]], color="#888", s=22)
+        ax.scatter([], [], color="#888", marker="o", label="paper methods on stock TFLM kernels (tflm-ref)")
+        out["Methods: ours beside the paper's (accuracy vs energy)"] = save(finish_energy_axes(fig, ax),
+                                                                            "methods.png")
+
+    for what, key, ylabel, fname in (("energy", "energy_mj", "energy per inference (mJ)", "compression_energy.png"),
+                                     ("accuracy", "int8_accuracy", "int8 accuracy", "compression_accuracy.png")):
+        fig, ax = plt.subplots(figsize=(7, 4))
+        styles = dict(zip((*PAPER_METHODS, *NEW_METHODS), ("-", ":", "-.", "--"), strict=True))
+        for method in [m for m in (*PAPER_METHODS, *NEW_METHODS) if any(a["method"] == m for a in agg)]:
+            for k in kernels if what == "energy" else kernels[:1]:
+                pts = sorted((a["compression"], a[key]) for a in agg if a["method"] == method and a["kernels"] == k)
+                dense = next((a for a in agg if a["method"] == "dense" and a["kernels"] == k), None)
+                if dense:
+                    pts = [(1.0, dense[key])] + pts
+                if pts:
+                    ax.plot(*zip(*pts, strict=True), marker=markers[method], color=colors[k],
+                            ls=styles[method], label=f"{method}, {k}" if what == "energy" else method)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("compression (dense params / nonzero params)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+        out[f"compression vs {what}"] = save(fig, fname)
+
+    layer_rows = [a for a in agg if a["rate"] in (1.0, 4.0)]
+    if layer_rows:
+        fig, ax = plt.subplots(figsize=(8, 4))
+        names = [f"{label(a)}\n{a['kernels']}" for a in layer_rows]
+        bottoms = [0.0] * len(layer_rows)
+        n_layers = max(len(a["cycles_per_layer"]) for a in layer_rows)
+        for i in range(n_layers):
+            vals = [a["cycles_per_layer"][i] / 1e6 if i < len(a["cycles_per_layer"]) else 0 for a in layer_rows]
+            ops = layer_rows[0]["layer_ops"]
+            ax.bar(names, vals, bottom=bottoms, label=f"{i}: {ops[i]}" if i < len(ops) else f"layer {i}")
+            bottoms = [b + v for b, v in zip(bottoms, vals, strict=True)]
+        ax.set_ylabel("Mcycles")
+        ax.tick_params(axis="x", labelsize=6)
+        ax.legend(fontsize=6, ncol=2)
+        out["per-layer cycles (dense and 4x models)"] = save(fig, "layers.png")
+    return out
