@@ -4,10 +4,11 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent / "powerprune"
-# A module may use what comes before it: data -> model -> train -> prune -> the IR -> quantize (which builds
-# IR graphs) -> the IR's consumers -> api -> sweep -> report -> cli. ``mcu.cli`` belongs to the CLI.
-STAGES = [{"atomic", "data"}, {"model", "seqnet", "metrics"}, {"train"}, {"prune"}, {"fixedpoint", "ir"},
-          {"quantize"}, {"reference", "tflite", "oracle", "mcu", "board"}, {"api"}, {"sweep"}, {"report"},
+# A module may use what comes before it: utilities (atomic writes, progress, config checks) -> data
+# -> model -> train -> prune -> the IR -> quantize (which builds IR graphs) -> the IR's consumers -> api
+# -> sweep -> report -> cli. ``mcu.cli`` belongs to the CLI.
+STAGES = [{"atomic", "progress", "schema"}, {"data"}, {"model", "seqnet", "metrics"}, {"train"}, {"prune"},
+          {"fixedpoint", "ir"}, {"quantize"}, {"reference", "tflite", "oracle", "mcu", "board"}, {"api"}, {"sweep"}, {"report"},
           {"cli", "mcu.cli", "__init__"}]
 RANK = {name: i for i, names in enumerate(STAGES) for name in names}
 

@@ -101,3 +101,28 @@ def test_equal_energy_comparison_interpolates_along_each_paper_method():
     assert abs(rows[4.0]["paper_energy"]["magnitude"] - 2 ** (7 / 8)) < 1e-9
     # APoZ: halfway from its 1.0 mJ model (88%) to the dense model at 4.0 mJ (91%) in log energy
     assert abs(rows[4.0]["paper_energy"]["apoz"] - 2.0) < 1e-9
+
+
+def test_savings_are_quoted_against_both_stock_runtimes(tmp_path):
+    """Every row's energy delta against the dense model on tflm-ref and on cmsis-nn, and the report
+    shows both; without cmsis-nn in the run the second delta is n/a, never made up."""
+    from powerprune.sweep import Measurement, add_energy_and_deltas
+
+    board = load_board("pico")
+    keep = {f.name for f in fields(Measurement)}
+
+    def measured(method, rate, kernels, energy):
+        return Measurement(**{k: v for k, v in vars(_row(method, rate, kernels, energy, 0.9)).items() if k in keep})
+
+    runs = [measured("dense", 1.0, "tflm-ref", 4.0), measured("dense", 1.0, "cmsis-nn", 1.6),
+            measured("magnitude", 4.0, "auto", 0.8)]
+    rows = add_energy_and_deltas(runs, board)
+    mag = next(r for r in rows if r.method == "magnitude")
+    assert mag.energy_delta_pct == pytest.approx(-80.0)
+    assert mag.energy_delta_cmsis_pct == pytest.approx(-50.0)
+    write_outputs(rows, tmp_path, board)
+    assert "| -50.0% |" in (tmp_path / "report.md").read_text()
+    alone = add_energy_and_deltas([runs[0], runs[2]], board)
+    assert alone[-1].energy_delta_cmsis_pct is None
+    write_outputs(alone, tmp_path / "alone", board)
+    assert "n/a" in (tmp_path / "alone" / "report.md").read_text()

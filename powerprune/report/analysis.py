@@ -78,6 +78,7 @@ def paper_comparison(agg: list[dict]) -> list[dict]:
         ours = next((a for a in agg if a["method"] == p["method"] and a["rate"] == 4.0
                      and a["kernels"] == p["kernels"]), None)
         out.append({**p, "ours_energy": None if ours is None else ours["energy_delta_pct"],
+                    "ours_energy_cmsis": None if ours is None else ours["energy_delta_cmsis_pct"],
                     "ours_accuracy": None if ours is None else ours["accuracy_delta_pp"]})
     return out
 
