@@ -8,8 +8,8 @@ ROOT = Path(__file__).resolve().parent.parent / "powerprune"
 # -> model -> train -> prune -> the IR -> quantize (which builds IR graphs) -> the IR's consumers -> api
 # -> sweep -> report -> cli. ``mcu.cli`` belongs to the CLI.
 STAGES = [{"atomic", "progress", "schema"}, {"data"}, {"model", "seqnet", "metrics"}, {"train"}, {"prune"},
-          {"fixedpoint", "ir"}, {"quantize"}, {"reference", "tflite", "oracle", "mcu", "board"}, {"api"}, {"sweep"}, {"report"},
-          {"cli", "mcu.cli", "__init__"}]
+          {"fixedpoint", "ir"}, {"quantize"}, {"reference", "tflite", "oracle", "mcu", "board"}, {"api"},
+          {"sweep"}, {"report"}, {"cli", "mcu.cli", "__init__"}]
 RANK = {name: i for i, names in enumerate(STAGES) for name in names}
 
 
