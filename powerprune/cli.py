@@ -66,7 +66,7 @@ def _refuse_overwrite_input(out: Path, *inputs: Path) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .model import LeNet5, ModelInfo, save_model
+    from .model import ModelInfo, lenet5, save_model
     from .train import Recipe, accuracy, fit, seed_everything
 
     recipe = Recipe(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed)
@@ -81,7 +81,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         model = from_torch(_model_factory(args.model_def)(), (c, h, w))
         what = f"{args.model_def} ({', '.join(model.layer_names)})"
     else:
-        model = LeNet5()
+        model = lenet5()
         what = "LeNet-5"
     t0 = time.perf_counter()
     fit(model, train, recipe, desc="train")
