@@ -19,16 +19,17 @@ import numpy as np
 from powerprune.atomic import write_json
 from powerprune.data import load_fashion_mnist
 from powerprune.mcu.profile import profile
-from powerprune.model import LeNet5, load_model
+from powerprune.model import load_model
 from powerprune.prune.magnitude import magnitude_masks
 from powerprune.quantize import quantize, quantize_images
+from powerprune.seqnet import SeqNet
 
 DENSITIES = (1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625)
 KERNELS = ("tflm-ref", "dense", "sparse")
-LAYERS = {0: "conv1", 2: "conv2", 5: "fc1", 6: "fc2", 7: "fc3"}  # graph layer index -> name
+LAYERS = {0: "conv1", 2: "conv2", 5: "fc1", 6: "fc2", 7: "fc3"}  # graph layer index -> label in the results
 
 
-def at_density(model: LeNet5, density: float) -> LeNet5:
+def at_density(model: SeqNet, density: float) -> SeqNet:
     m = copy.deepcopy(model)
     total = sum(getattr(m, n).weight.numel() for n in m.layer_names)
     m.masks = magnitude_masks(m, round(total * density), scope="layer")

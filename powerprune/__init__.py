@@ -2,9 +2,9 @@
 
 Python API in one screen::
 
-    from powerprune import load_fashion_mnist, LeNet5, fit, Recipe, prune, quantize, export_tflite
+    from powerprune import load_fashion_mnist, lenet5, fit, Recipe, prune, quantize, export_tflite
     train, test = load_fashion_mnist("train"), load_fashion_mnist("test")
-    model = LeNet5(); fit(model, train, Recipe())
+    model = lenet5(); fit(model, train, Recipe())
     pruned = prune(model, "apoz", 4, train, test).model
     graph = quantize(pruned, train.take(500))      # int8 IR
     open("m.tflite", "wb").write(export_tflite(graph))
@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 from .api import evaluate_file, int8_accuracy, load_graph  # noqa: E402
 from .data import Dataset, from_arrays, from_torch_dataset, load_fashion_mnist, load_npz  # noqa: E402
 from .ir import Graph  # noqa: E402
-from .model import LeNet5, LeNetArch, load_model, save_model  # noqa: E402
+from .model import LeNetArch, lenet5, load_model, save_model  # noqa: E402
 from .prune import prune  # noqa: E402
 from .quantize import quantize  # noqa: E402
 from .reference import run as run_reference  # noqa: E402
@@ -28,8 +28,8 @@ from .tflite import export_tflite, import_tflite, load_tflite  # noqa: E402
 from .train import Recipe, accuracy, fit  # noqa: E402
 
 __all__ = [
-    "Dataset", "Graph", "LeNet5", "LeNetArch", "Recipe", "SeqNet", "accuracy", "evaluate_file", "export_tflite",
-    "fit", "from_arrays", "from_torch", "from_torch_dataset", "import_tflite", "int8_accuracy",
+    "Dataset", "Graph", "LeNetArch", "Recipe", "SeqNet", "accuracy", "evaluate_file", "export_tflite",
+    "fit", "from_arrays", "from_torch", "from_torch_dataset", "import_tflite", "int8_accuracy", "lenet5",
     "load_fashion_mnist", "load_graph", "load_model", "load_npz", "load_tflite", "prune", "quantize",
     "run_reference", "save_model",
 ]

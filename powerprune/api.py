@@ -46,7 +46,7 @@ def evaluate_file(path: str | Path, test: Dataset) -> dict:
                 "compression": t["params"] / max(t["nonzeros"], 1), "macs": t["macs"], "int8": True}
     model, info = load_model(path)
     s = model_stats(model)
-    ref = dense_reference(model)
+    ref_weights = info.reference_weights or dense_reference(model).weights
     return {
         "accuracy": accuracy(model, test),
         "params": s.params,
@@ -54,7 +54,7 @@ def evaluate_file(path: str | Path, test: Dataset) -> dict:
         "compression": s.compression(reference_params(model, info.reference_params)),
         "macs": s.macs,
         "nonzero_macs": s.nonzero_macs,
-        "weight_compression": s.weight_compression(ref.weights),
+        "weight_compression": s.weight_compression(ref_weights),
         "method": info.method,
         "widths": widths(model),
     }

@@ -127,7 +127,7 @@ def _model_def_file(spec: str | None) -> str | None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .model import LeNet5, ModelInfo, save_model
+    from .model import ModelInfo, lenet5, save_model
     from .train import Recipe, accuracy, fit, seed_everything
 
     _refuse_overwrite_input(args.out, args.data, _model_def_file(args.model_def))
@@ -141,7 +141,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         model = from_torch(_model_factory(args.model_def)(), (c, h, w))
         what = f"{args.model_def} ({', '.join(model.layer_names)})"
     else:
-        model = LeNet5()
+        model = lenet5()
         what = "LeNet-5"
     t0 = time.perf_counter()
     fit(model, train, recipe, desc="train")

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .model import LeNet5, LeNetArch
-from .seqnet import Maskable, pixels
+from .seqnet import SeqNet, pixels
 
 
 @dataclass(frozen=True)
@@ -28,7 +27,7 @@ class ModelStats:
 
 
 @torch.no_grad()
-def layer_outputs(model: Maskable) -> dict[str, tuple[int, ...]]:
+def layer_outputs(model: SeqNet) -> dict[str, tuple[int, ...]]:
     """Output shape (without batch) of every weight layer, from one forward pass with hooks; works
     for any network, and a layer's MACs = its weights x output pixels."""
     shapes: dict[str, tuple[int, ...]] = {}
@@ -45,7 +44,7 @@ def layer_outputs(model: Maskable) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def model_stats(model: Maskable) -> ModelStats:
+def model_stats(model: SeqNet) -> ModelStats:
     params = nonzero = weights = nonzero_w = macs = nz_macs = 0
     per_layer = {n: pixels(shape) for n, shape in layer_outputs(model).items()}
     for name in model.layer_names:
@@ -61,23 +60,19 @@ def model_stats(model: Maskable) -> ModelStats:
     return ModelStats(params, nonzero, weights, nonzero_w, macs, nz_macs)
 
 
-def dense_reference(model: Maskable) -> ModelStats:
-    """Stats of the unpruned network of the same family (compression is measured against it): a
-    LeNet5 at full width, any other network at its own shape with every weight kept."""
-    if not isinstance(model, LeNet5):
-        s = model_stats(model)
-        return ModelStats(s.params, s.params, s.weights, s.weights, s.macs, s.macs)
-    a = model.arch
-    return model_stats(LeNet5(LeNetArch(num_classes=a.num_classes, in_channels=a.in_channels,
-                                        image_size=a.image_size)))
+def dense_reference(model: SeqNet) -> ModelStats:
+    """Stats of the unpruned network compression is measured against, for a model not pruned yet: its
+    own shape with every weight kept. (A pruned model's file records its reference: ``ModelInfo``.)"""
+    s = model_stats(model)
+    return ModelStats(s.params, s.params, s.weights, s.weights, s.macs, s.macs)
 
 
-def widths(model: Maskable) -> list[int]:
-    """Output channels/features of every weight layer but the classifier (a LeNet5's arch widths)."""
+def widths(model: SeqNet) -> list[int]:
+    """Output channels/features of every weight layer but the classifier (what APoZ shrinks)."""
     return [int(getattr(model, n).weight.shape[0]) for n in model.layer_names[:-1]]
 
 
-def reference_params(model: Maskable, recorded: int | None = None) -> int:
+def reference_params(model: SeqNet, recorded: int | None = None) -> int:
     """Parameters of the dense model that compression is measured against: as recorded when the
-    model was pruned, else the dense member of its family."""
+    model was pruned, else the model's own."""
     return recorded if recorded else dense_reference(model).params

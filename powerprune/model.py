@@ -1,8 +1,9 @@
-"""The LeNet-5-like network of the paper, with widths that structured pruning can shrink.
+"""The LeNet-5-like network of the paper as a spec of the general float model (``SeqNet``), and model files.
 
 conv 6@5x5 (same) - ReLU - maxpool 2 - conv 16@5x5 (valid) - ReLU - maxpool 2 - FC 120 - ReLU - FC 84 - ReLU
-- FC 10: 61,706 parameters at full width. Structured pruning rebuilds the network with smaller widths,
-so the widths are the architecture and are saved with the weights.
+- FC 10: 61,706 parameters at full width. ``lenet5(arch)`` builds it as a ``SeqNet``, so training,
+pruning (structured pruning rebuilds it with smaller widths), quantization and saving treat it like any
+other chain; its layers are named by position like every SeqNet's: conv0, conv3, fc7, fc9, fc11.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
-from .seqnet import Maskable, SeqNet, from_spec, spec_for_saving
+from .seqnet import SeqNet, from_spec, spec_for_saving
 
 FORMAT = "powerprune-model"
 FORMAT_VERSION = 1
+# Files written before LeNet-5 became a SeqNet store its widths ("arch") and name its layers like this.
+_OLD_LENET_NAMES = {"conv1": "conv0", "conv2": "conv3", "fc1": "fc7", "fc2": "fc9", "fc3": "fc11"}
 
 
 class ModelFileError(RuntimeError):
@@ -41,59 +43,35 @@ class LeNetArch:
     image_size: int = 28
 
     @property
-    def widths(self) -> tuple[int, int, int, int]:
-        return (self.conv1, self.conv2, self.fc1, self.fc2)
-
-    @property
     def flat_size(self) -> int:
         # same-padded 5x5 conv keeps the size, pool halves, valid 5x5 conv loses 4, pool halves
         side = ((self.image_size // 2) - 4) // 2
         return self.conv2 * side * side
 
-    def param_count(self) -> int:
-        """Weights plus biases, in closed form, so pruning can plan widths without building models."""
-        c1, c2, f1, f2 = self.widths
-        k = 25
-        return (c1 * (k * self.in_channels + 1) + c2 * (k * c1 + 1) + f1 * (self.flat_size + 1)
-                + f2 * (f1 + 1) + self.num_classes * (f2 + 1))
+
+def lenet5(arch: LeNetArch | None = None) -> SeqNet:
+    """The paper's LeNet-5-like CNN (full width by default) as a SeqNet."""
+    a = arch or LeNetArch()
+
+    def conv(cin: int, cout: int, pad: int) -> dict:
+        return {"type": "conv", "in": cin, "out": cout, "kernel": [5, 5], "stride": [1, 1], "padding": [pad, pad],
+                "groups": 1}
+
+    pool = {"type": "maxpool", "kernel": [2, 2], "stride": [2, 2]}
+    relu = {"type": "relu"}
+    spec = [conv(a.in_channels, a.conv1, 2), relu, pool, conv(a.conv1, a.conv2, 0), relu, pool, {"type": "flatten"},
+            {"type": "linear", "in": a.flat_size, "out": a.fc1}, relu, {"type": "linear", "in": a.fc1, "out": a.fc2},
+            relu, {"type": "linear", "in": a.fc2, "out": a.num_classes}]
+    return SeqNet(spec, (a.in_channels, a.image_size, a.image_size))
 
 
-class LeNet5(Maskable):
-    """The paper's LeNet-5-like CNN, with the widths structured pruning shrinks."""
+def _renamed(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An old LeNet5 file's state dict or masks under the SeqNet layer names."""
+    def new(key: str) -> str:
+        layer, dot, rest = key.partition(".")
+        return _OLD_LENET_NAMES.get(layer, layer) + dot + rest
 
-    def __init__(self, arch: LeNetArch | None = None):
-        super().__init__()
-        self.arch = arch or LeNetArch()
-        a = self.arch
-        self.conv1 = nn.Conv2d(a.in_channels, a.conv1, 5, padding=2)
-        self.conv2 = nn.Conv2d(a.conv1, a.conv2, 5)
-        self.fc1 = nn.Linear(a.flat_size, a.fc1)
-        self.fc2 = nn.Linear(a.fc1, a.fc2)
-        self.fc3 = nn.Linear(a.fc2, a.num_classes)
-        self.pool = nn.MaxPool2d(2)
-        self.masks: dict[str, torch.Tensor] = {}
-
-    # The order in which layers run; pruning, quantization and export all walk this.
-    layer_names = ("conv1", "conv2", "fc1", "fc2", "fc3")
-
-    def forward(self, x: torch.Tensor, taps: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        """``taps``, when given, receives the post-ReLU activation of every hidden layer (for APoZ)."""
-        def relu(name: str, t: torch.Tensor) -> torch.Tensor:
-            t = torch.relu(t)
-            if taps is not None:
-                taps[name] = t
-            return t
-
-        x = self.pool(relu("conv1", self.conv1(x)))
-        x = self.pool(relu("conv2", self.conv2(x)))
-        x = torch.flatten(x, 1)
-        x = relu("fc1", self.fc1(x))
-        x = relu("fc2", self.fc2(x))
-        return self.fc3(x)
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return (self.arch.in_channels, self.arch.image_size, self.arch.image_size)
+    return {new(k): v for k, v in tensors.items()}
 
 
 @dataclass
@@ -104,24 +82,21 @@ class ModelInfo:
     compression_requested: float = 1.0
     history: list[dict[str, Any]] = field(default_factory=list)
     reference_params: int | None = None   # the dense model compression is measured against
+    reference_weights: int | None = None  # its weights (without biases)
     energy_budget: float | None = None
     accuracy_budget: float | None = None
 
 
-def save_model(model: Maskable, path: str | Path, info: ModelInfo | None = None) -> None:
-    """Write atomically: a crash mid-write never leaves a truncated model behind. A LeNet5 is stored
-    by its widths, any other (bring-your-own) network by its layer spec; never as pickled code."""
+def save_model(model: SeqNet, path: str | Path, info: ModelInfo | None = None) -> None:
+    """Write atomically: a crash mid-write never leaves a truncated model behind. The network is stored
+    by its layer spec, never as pickled code."""
     path = Path(path)
-    if isinstance(model, LeNet5):
-        structure = {"arch": asdict(model.arch)}
-    elif isinstance(model, SeqNet):
-        structure = {"seqnet": spec_for_saving(model)}
-    else:
+    if not isinstance(model, SeqNet):
         raise ModelFileError(f"cannot save a {type(model).__name__}; convert it with powerprune.from_torch first")
     payload = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
-        **structure,
+        "seqnet": spec_for_saving(model),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "masks": {k: v.cpu() for k, v in model.masks.items()},
         "info": asdict(info or ModelInfo()),
@@ -167,7 +142,7 @@ def _check_contents(path: Path, payload: dict[str, Any]) -> None:
         raise ModelFileError(f"{path}: {', '.join(sorted(bad))} contain NaN or infinity")
 
 
-def load_model(path: str | Path) -> tuple[Maskable, ModelInfo]:
+def load_model(path: str | Path) -> tuple[SeqNet, ModelInfo]:
     """One call from a file to a ready model (eval mode) and what is known about it."""
     path = Path(path)
     if not path.is_file():
@@ -185,10 +160,12 @@ def load_model(path: str | Path) -> tuple[Maskable, ModelInfo]:
     try:
         if "seqnet" in payload:
             model = from_spec(payload["seqnet"])
-        else:
-            model = LeNet5(LeNetArch(**payload["arch"]))
-        model.load_state_dict(payload["state_dict"])
-        model.masks = dict(payload["masks"])
+            state, masks = payload["state_dict"], dict(payload["masks"])
+        else:  # a LeNet5 file from before it became a SeqNet
+            model = lenet5(LeNetArch(**payload["arch"]))
+            state, masks = _renamed(payload["state_dict"]), _renamed(payload["masks"])
+        model.load_state_dict(state)
+        model.masks = masks
         info = ModelInfo(**payload["info"])
     except (TypeError, KeyError, ValueError, RuntimeError) as exc:
         raise ModelFileError(f"{path} is damaged: {exc}") from exc

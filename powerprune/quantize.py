@@ -90,7 +90,7 @@ def _tflite_padding(entry: dict, in_hw: tuple[int, int], out_hw: tuple[int, int]
 
 
 def quantize(model: nn.Module, calibration: Dataset, name: str = "lenet5") -> Graph:
-    """Full-integer quantization of ``model`` (a LeNet5, a SeqNet, or any PyTorch chain of supported
+    """Full-integer quantization of ``model`` (a SeqNet such as ``lenet5()``, or any PyTorch chain of supported
     layers) with ranges from ``calibration`` (a few hundred training images are enough; TFLite's
     converter typically uses 100-500)."""
     if len(calibration) == 0:

@@ -23,25 +23,6 @@ from torch import nn
 from torch.nn import functional as F
 
 
-class Maskable(nn.Module):
-    """A network whose weight layers (conv/linear, in execution order) are named in ``layer_names``;
-    ``masks`` (name -> 0/1 tensor) keep unstructured-pruned weights at exactly zero."""
-
-    layer_names: tuple[str, ...] = ()
-    masks: dict[str, torch.Tensor]
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        """(channels, height, width) of one input image."""
-        raise NotImplementedError
-
-    def apply_masks(self) -> None:
-        """Re-zero masked weights; called after every optimizer step so zeros stay exact."""
-        with torch.no_grad():
-            for name, mask in self.masks.items():
-                getattr(self, name).weight.mul_(mask)
-
-
 def pixels(shape: tuple[int, ...]) -> int:
     """Spatial positions of an activation (C, H, W) -> H x W; a feature vector has one."""
     return int(shape[1] * shape[2]) if len(shape) == 3 else 1
@@ -82,8 +63,10 @@ _PREFIX = {"conv": "conv", "linear": "fc", "relu": "relu", "relu6": "relu", "max
            "avgpool": "pool", "flatten": "flatten"}
 
 
-class SeqNet(Maskable):
-    """A chain of layers named ``conv0``, ``relu1``, ``pool2``, ``fc5``... after their position."""
+class SeqNet(nn.Module):
+    """The float model: a chain of layers named ``conv0``, ``relu1``, ``pool2``, ``fc5``... after their
+    position. ``layer_names`` are its weight layers (conv/linear) in execution order; ``masks`` (name ->
+    0/1 tensor) keep unstructured-pruned weights at exactly zero."""
 
     def __init__(self, spec: list[dict], input_shape: tuple[int, int, int]):
         super().__init__()
@@ -98,7 +81,14 @@ class SeqNet(Maskable):
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one input image."""
         return self._input_shape
+
+    def apply_masks(self) -> None:
+        """Re-zero masked weights; called after every optimizer step so zeros stay exact."""
+        with torch.no_grad():
+            for name, mask in self.masks.items():
+                getattr(self, name).weight.mul_(mask)
 
     def forward(self, x: torch.Tensor, outputs: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """``outputs``, when given, receives every layer's output by name (for calibration)."""
@@ -335,20 +325,29 @@ def _slices(net: SeqNet, keep: dict[str, torch.Tensor]) -> tuple[list[dict], dic
     return spec, cut
 
 
-def param_count(spec: list[dict]) -> int:
-    total = 0
-    for e in spec:
+def widths_param_count(net: SeqNet, widths: dict[str, Any]) -> Any:
+    """Parameters of ``net`` with the given output widths (no weights are touched). Plain arithmetic
+    along the chain, as ``_slices`` resizes it, so widths may be numpy arrays: a whole grid of width
+    combinations is counted at once."""
+    flat = _flatten_sizes(net)
+    total: Any = 0
+    channels: Any = None  # channels (or features) of the running tensor when a layer upstream was resized
+    for name, e in zip(net.names, net.spec, strict=True):
         if e["type"] == "conv":
-            total += e["out"] * (e["in"] // e["groups"] * e["kernel"][0] * e["kernel"][1] + 1)
+            taps = e["kernel"][0] * e["kernel"][1]
+            if e["groups"] > 1:  # depthwise: keeps its input's channels
+                total = total + (e["in"] if channels is None else channels) * (taps + 1)
+                continue
+            out = widths.get(name, e["out"])
+            total = total + out * ((e["in"] if channels is None else channels) * taps + 1)
+            channels = widths.get(name)
         elif e["type"] == "linear":
-            total += e["out"] * (e["in"] + 1)
+            out = widths.get(name, e["out"])
+            total = total + out * ((e["in"] if channels is None else channels) + 1)
+            channels = widths.get(name)
+        elif e["type"] == "flatten" and channels is not None:
+            channels = channels * flat[name]
     return total
-
-
-def widths_param_count(net: SeqNet, widths: dict[str, int]) -> int:
-    """Parameters of ``net`` with the given output widths (no weights are touched)."""
-    keep = {n: torch.arange(w) for n, w in widths.items()}
-    return param_count(_slices(net, keep)[0])
 
 
 @torch.no_grad()

@@ -35,7 +35,7 @@ from .mcu.costmodel import auto_cycles
 from .mcu.emulator import DEFAULT_XIP_MISS_CYCLES
 from .mcu.profile import profile
 from .metrics import model_stats, reference_params, widths
-from .model import LeNet5, ModelInfo, load_model, save_model
+from .model import ModelInfo, lenet5, load_model, save_model
 from .progress import Progress, format_seconds
 from .prune import prune
 from .prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE, METHODS
@@ -226,7 +226,7 @@ def train_stage(cfg: SweepConfig, seed: int, cache: Path, progress: bool = True)
     def compute(stem: Path) -> dict:
         train, test = _datasets(cfg)
         seed_everything(seed)
-        model = LeNet5()
+        model = lenet5()
         fit(model, train, recipe, desc=f"train baseline (seed {seed})", progress=progress)
         acc = accuracy(model, test)
         save_model(model, stem.with_suffix(".pt"), ModelInfo(history=[{"step": "train", "accuracy": acc}]))

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from powerprune.data import load_fashion_mnist
-from powerprune.model import LeNet5
+from powerprune.model import lenet5
+from powerprune.seqnet import SeqNet
 from powerprune.train import Recipe, fit, seed_everything
 
 torch.set_num_threads(2)
@@ -27,9 +28,9 @@ def test_small():
 
 
 @pytest.fixture(scope="session")
-def trained(train_small) -> LeNet5:
+def trained(train_small) -> SeqNet:
     seed_everything(0)
-    model = LeNet5()
+    model = lenet5()
     fit(model, train_small, Recipe(epochs=1, batch_size=64), progress=False)
     return model
 

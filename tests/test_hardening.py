@@ -31,7 +31,7 @@ from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 from powerprune.cli import main
 from powerprune.ir import Activation, Conv2D, FullyConnected, Graph, Pool2D, Reshape, TensorInfo
 from powerprune.mcu.uf2 import write_uf2
-from powerprune.model import LeNet5, save_model
+from powerprune.model import lenet5, save_model
 from powerprune.tflite import export_tflite
 
 REPO = Path(__file__).resolve().parents[1]
@@ -187,8 +187,8 @@ def work(tmp_path_factory) -> Path:
     npz_file(d / "images_nan.npz", x_train=np.full((16, 28, 28), np.nan, np.float32))
     (d / "empty.npz").write_bytes(b"")
     (d / "truncated.npz").write_bytes((d / "data.npz").read_bytes()[:300])
-    save_model(LeNet5(), d / "lenet.pt")
-    nan_model = LeNet5()
+    save_model(lenet5(), d / "lenet.pt")
+    nan_model = lenet5()
     with torch.no_grad():
         nan_model.fc1.weight[0, 0] = float("nan")
     save_model(nan_model, d / "nan_weights.pt")

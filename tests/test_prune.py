@@ -1,20 +1,24 @@
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from powerprune.mcu.costmodel import auto_cycles
-from powerprune.metrics import model_stats
-from powerprune.model import LeNet5, load_model, save_model
+from powerprune.metrics import model_stats, widths
+from powerprune.model import LeNetArch, lenet5, load_model, save_model
 from powerprune.prune import PruneError, prune
-from powerprune.prune.apoz import plan_widths
+from powerprune.prune.apoz import current_widths, plan_channels
 from powerprune.prune.energy import model_cycles
 from powerprune.prune.schedule import PolynomialDecay
+from powerprune.seqnet import from_torch, widths_param_count
 
 RATES = (2, 4, 8, 16, 32, 64)
 
 
 def test_dense_lenet_has_the_papers_size():
-    s = model_stats(LeNet5())
+    s = model_stats(lenet5())
     assert s.params == 61706 and s.macs == 416520
 
 
@@ -34,9 +38,9 @@ def test_apoz_hits_every_rate_with_a_smaller_network(trained, train_small, quick
     res = prune(trained, "apoz", rate, train_small, finetune=quick_finetune, progress=False)
     assert abs(res.compression / rate - 1) <= 0.01
     m = res.model
-    assert all(a <= b for a, b in zip(m.arch.widths, trained.arch.widths, strict=True))
-    assert sum(m.arch.widths) < sum(trained.arch.widths)
-    assert model_stats(m).params == m.arch.param_count()  # physically smaller, not masked
+    assert all(a <= b for a, b in zip(widths(m), widths(trained), strict=True))
+    assert sum(widths(m)) < sum(widths(trained)) and not m.masks  # physically smaller, not masked
+    assert model_stats(m).params == widths_param_count(trained, current_widths(m))  # what the planner counted
     out = m(torch.zeros(3, 1, 28, 28))
     assert out.shape == (3, 10)
 
@@ -66,13 +70,50 @@ def test_bad_requests_are_refused(trained, train_small):
         prune(trained, "apoz", 5000, train_small)
 
 
-def test_plan_widths_lands_in_the_window():
-    arch = LeNet5().arch
+def test_exhaustive_width_plan_lands_every_paper_rate_in_the_window():
+    net = lenet5()
     for rate in RATES:
-        w = plan_widths(arch, 61706 / rate, 0.01)
+        w = plan_channels(net, 61706 / rate, 0.01)
         assert w is not None
-        p = type(arch)(*w).param_count()
+        p = widths_param_count(net, w)
         assert abs((61706 / p) / rate - 1) <= 0.01
+
+
+class PaperLeNet(nn.Module):
+    """The module LeNet-5 used to be, before it became a SeqNet spec."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 6, 5, padding=2), nn.Conv2d(6, 16, 5)
+        self.fc1, self.fc2, self.fc3 = nn.Linear(400, 120), nn.Linear(120, 84), nn.Linear(84, 10)
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.conv1(x)))
+        x = torch.flatten(self.pool(torch.relu(self.conv2(x))), 1)
+        return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
+
+
+def test_lenet5_is_the_papers_module_with_the_same_initial_weights():
+    torch.manual_seed(0)
+    paper = PaperLeNet()
+    torch.manual_seed(0)
+    net = lenet5()
+    assert net.spec == from_torch(paper, (1, 28, 28)).spec
+    for a, b in zip(paper.parameters(), net.parameters(), strict=True):  # same init order: same results
+        assert torch.equal(a, b)
+
+
+def test_old_lenet5_model_files_still_load(tmp_path, trained):
+    old_names = {"conv0": "conv1", "conv3": "conv2", "fc7": "fc1", "fc9": "fc2", "fc11": "fc3"}
+    state = {old_names[k.split(".")[0]] + "." + k.split(".")[1]: v for k, v in trained.state_dict().items()}
+    mask = {"fc1": (trained.fc7.weight.abs() > 0.01).float()}
+    torch.save({"format": "powerprune-model", "version": 1, "arch": asdict(LeNetArch()), "state_dict": state,
+                "masks": mask, "info": {"method": "magnitude"}}, tmp_path / "old.pt")
+    model, info = load_model(tmp_path / "old.pt")
+    x = torch.rand(2, 1, 28, 28)
+    assert info.method == "magnitude" and torch.equal(model.masks["fc7"], mask["fc1"])
+    assert torch.equal(model(x), trained.eval()(x))
 
 
 def test_polynomial_schedule_is_monotone_and_ends_at_target():
@@ -98,8 +139,8 @@ def test_hybrid_removes_channels_then_adds_sparsity(trained, train_small, quick_
     res = prune(trained, "hybrid", rate, train_small, finetune=quick_finetune, progress=False)
     assert abs(res.compression / rate - 1) <= 0.01
     m = res.model
-    assert sum(m.arch.widths) < sum(trained.arch.widths)           # structured part
-    assert model_stats(m).nonzero_params < m.arch.param_count()    # unstructured part on top
+    assert sum(widths(m)) < sum(widths(trained))                   # structured part
+    assert model_stats(m).nonzero_params < model_stats(m).params   # unstructured part on top
     for name, mask in m.masks.items():
         assert torch.all(getattr(m, name).weight[mask == 0] == 0)
 

@@ -11,10 +11,10 @@ from torch import nn
 
 from ..data import Dataset
 from ..metrics import dense_reference, model_stats
-from ..model import LeNet5, ModelInfo
-from ..seqnet import Maskable, from_torch
+from ..model import ModelInfo
+from ..seqnet import SeqNet, from_torch, rebuild_seqnet
 from ..train import Recipe, accuracy, fit
-from .apoz import current_widths, keep_indices, measure_apoz, nearest_reachable, plan_channels, prunable, rebuild
+from .apoz import current_widths, keep_indices, measure_apoz, nearest_reachable, plan_channels, prunable
 from .energy import Budget, LayerCycles, energy_prune
 from .magnitude import magnitude_masks
 from .schedule import PolynomialDecay
@@ -37,7 +37,7 @@ class PruneError(ValueError):
 
 @dataclass
 class PruneResult:
-    model: Maskable
+    model: SeqNet
     info: ModelInfo
     compression: float           # achieved, parameters (weights + biases)
     weight_compression: float    # achieved, weights only
@@ -56,8 +56,8 @@ def _check_request(method: str, compression: float | None) -> None:
         raise PruneError(f"compression must be a number >= 1 (got {compression})")
 
 
-def _magnitude(model: Maskable, keep: int, train_data: Dataset, finetune: Recipe, schedule: str, scope: str,
-               tag: str, progress: bool, on_pruned: Callable[[Maskable], None] = lambda m: None) -> Maskable:
+def _magnitude(model: SeqNet, keep: int, train_data: Dataset, finetune: Recipe, schedule: str, scope: str,
+               tag: str, progress: bool, on_pruned: Callable[[SeqNet], None] = lambda m: None) -> SeqNet:
     """Unstructured pruning to ``keep`` weights, one-shot or along a cubic schedule, with fine-tuning."""
     if schedule == "oneshot":
         model.masks = magnitude_masks(model, keep, scope)
@@ -85,7 +85,7 @@ def _magnitude(model: Maskable, keep: int, train_data: Dataset, finetune: Recipe
     return model
 
 
-def _weights_to_keep(model: Maskable, target_params: float, compression: float, reference_params: int) -> int:
+def _weights_to_keep(model: SeqNet, target_params: float, compression: float, reference_params: int) -> int:
     stats = model_stats(model)
     biases = stats.nonzero_params - stats.nonzero_weights
     keep = round(target_params) - biases
@@ -97,17 +97,18 @@ def _weights_to_keep(model: Maskable, target_params: float, compression: float, 
     return keep
 
 
-def _apoz(model: Maskable, compression: float, target_params: float, tolerance: float, train_data: Dataset,
+def _apoz(model: SeqNet, compression: float, target_params: float, tolerance: float, train_data: Dataset,
           finetune: Recipe, apoz_images: int, reference_params: int, history: list[dict],
-          progress: bool, on_pruned: Callable[[Maskable], None] = lambda m: None) -> Maskable:
+          progress: bool, on_pruned: Callable[[SeqNet], None] = lambda m: None) -> SeqNet:
     """Channels removed in rounds (compression doubling per round), each followed by fine-tuning."""
     if not prunable(model):
         raise PruneError("APoZ found no layer whose channels it can remove: it needs conv/linear layers followed "
                          "by a ReLU that feed another conv/linear layer")
-    final = plan_channels(model, target_params, tolerance)
+    start = current_widths(model)  # every round's widths are as uniform as possible relative to these
+    final = plan_channels(model, target_params, tolerance, reference=start)
     if final is None:
-        near = f"; the nearest reachable is {nearest_reachable(model.arch, target_params)} parameters" \
-            if isinstance(model, LeNet5) else ""
+        nearest = nearest_reachable(model, target_params)
+        near = "" if nearest is None else f"; the nearest reachable is {nearest} parameters"
         raise PruneError(f"APoZ cannot reach compression {compression:g} within {tolerance:.0%}: no channel widths "
                          f"give {target_params:.0f} parameters{near}")
     rounds = max(1, math.ceil(math.log2(compression)))
@@ -119,10 +120,10 @@ def _apoz(model: Maskable, compression: float, target_params: float, tolerance: 
         else:
             step_target = reference_params / compression ** (r / rounds)
             now = current_widths(model)
-            widths = plan_channels(model, step_target, 0.05, upper=now) or now
+            widths = plan_channels(model, step_target, 0.05, upper=now, reference=start) or now
             widths = {n: max(final[n], w) for n, w in widths.items()}
         apoz = measure_apoz(model, apoz_data)
-        model = rebuild(model, keep_indices(apoz, widths))
+        model = rebuild_seqnet(model, keep_indices(apoz, widths))
         if r == rounds:
             on_pruned(model)
         history.append({"step": f"apoz round {r}/{rounds}", "widths": list(widths.values()),
@@ -140,7 +141,7 @@ def prune(model: nn.Module, method: str, compression: float | None, train_data: 
           cycles: LayerCycles | None = None, progress: bool = True) -> PruneResult:
     """Prune a copy of ``model`` to ``compression`` = dense parameters / nonzero parameters.
 
-    ``model`` is a LeNet5, a SeqNet, or any PyTorch chain of supported layers (converted with
+    ``model`` is a SeqNet (such as ``lenet5()``) or any PyTorch chain of supported layers (converted with
     ``from_torch`` using the images' shape); ``train_data`` any ``Dataset``.
 
     magnitude: unstructured; ``schedule`` 'oneshot' prunes then fine-tunes with fixed masks, 'gradual'
@@ -167,7 +168,7 @@ def prune(model: nn.Module, method: str, compression: float | None, train_data: 
         raise PruneError("the energy method needs the target's cost model: cycles=powerprune.mcu.costmodel.auto_cycles "
                          "for the Pico")
     finetune = finetune or DEFAULT_FINETUNE
-    if isinstance(model, Maskable):
+    if isinstance(model, SeqNet):
         model = copy.deepcopy(model)
     else:
         h, w, c = train_data.images.shape[1:]
@@ -177,7 +178,7 @@ def prune(model: nn.Module, method: str, compression: float | None, train_data: 
     tag = f"{method} {compression:g}x" if compression is not None else method
     before: list[float] = []
 
-    def on_pruned(m: Maskable) -> None:
+    def on_pruned(m: SeqNet) -> None:
         if test_data is not None:
             before.append(accuracy(m, test_data))
 
@@ -214,8 +215,8 @@ def prune(model: nn.Module, method: str, compression: float | None, train_data: 
     history.append({"step": "done", "compression": achieved, "accuracy": acc_after})
     budget_note = {"energy_budget": energy_budget} if energy_budget is not None else (
         {"accuracy_budget": accuracy_budget} if accuracy_budget is not None else {})
-    info = ModelInfo(method=method, compression_requested=float(compression or achieved),
-                     history=history, reference_params=reference.params, **budget_note)
+    info = ModelInfo(method=method, compression_requested=float(compression or achieved), history=history,
+                     reference_params=reference.params, reference_weights=reference.weights, **budget_note)
     model.eval()
     return PruneResult(model, info, achieved, stats.weight_compression(reference.weights),
                        before[-1] if before else None, acc_after)

@@ -1,9 +1,10 @@
 """Energy-aware pruning: spend the accuracy budget where the target board spends its cycles.
 
 Magnitude and APoZ rank weights and channels by how little they matter, never by what they cost. On
-the Pico a conv1 weight is used at 784 pixels and an fc1 weight once, and every output element pays a
-fixed requantization cost, so a parameter is a poor measure of energy. This method grows the pruning
-greedily (in the spirit of NetAdapt, Yang et al. 2018): at every step it tries each candidate action,
+the Pico a weight of LeNet-5's first conv is used at 784 pixels and one of its first FC layer once, and
+every output element pays a fixed requantization cost, so a parameter is a poor measure of energy. This
+method grows the pruning greedily (in the spirit of NetAdapt, Yang et al. 2018): at every step it tries
+each candidate action,
 
 * remove the least active channels of a layer (APoZ ranking; the network is rebuilt smaller), or
 * drop the smallest remaining weights of a layer (magnitude ranking, any network),
@@ -35,9 +36,9 @@ from tqdm import tqdm
 
 from ..data import Dataset
 from ..metrics import layer_outputs, model_stats
-from ..seqnet import Maskable, pixels
+from ..seqnet import SeqNet, pixels, rebuild_seqnet
 from ..train import Recipe, fit
-from .apoz import keep_indices, measure_apoz, prunable, rebuild
+from .apoz import keep_indices, measure_apoz, prunable
 
 WEIGHT_STEP = 0.2    # a weight action drops this fraction of a layer's remaining weights
 CHANNEL_STEP = 0.125  # a channel action removes this fraction of a layer's channels (at least one)
@@ -72,7 +73,7 @@ class LayerCycles(Protocol):
     def __call__(self, op: str, macs: float, nonzero_macs: float, outputs: int) -> float: ...
 
 
-def model_cycles(model: Maskable, cycles: LayerCycles) -> dict[str, float]:
+def model_cycles(model: SeqNet, cycles: LayerCycles) -> dict[str, float]:
     """Predicted kernel cycles of every conv/FC layer of the float model, by the cost model ``cycles``."""
     out = {}
     for name, shape in layer_outputs(model).items():
@@ -86,7 +87,7 @@ def model_cycles(model: Maskable, cycles: LayerCycles) -> dict[str, float]:
     return out
 
 
-def _nonzero_params(model: Maskable) -> int:
+def _nonzero_params(model: SeqNet) -> int:
     return model_stats(model).nonzero_params
 
 
@@ -97,7 +98,7 @@ def _loss_and_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tu
     return float(nn.functional.cross_entropy(logits, y)), float((logits.argmax(1) == y).float().mean())
 
 
-def _drop_weights(model: Maskable, name: str, remove: int) -> Maskable:
+def _drop_weights(model: SeqNet, name: str, remove: int) -> SeqNet:
     """A copy of ``model`` with the ``remove`` smallest remaining weights of ``name`` masked."""
     new = copy.deepcopy(model)
     w = getattr(new, name).weight.detach()
@@ -112,16 +113,16 @@ def _drop_weights(model: Maskable, name: str, remove: int) -> Maskable:
     return new
 
 
-def _drop_channels(model: Maskable, name: str, remove: int, apoz: dict[str, np.ndarray]) -> Maskable:
+def _drop_channels(model: SeqNet, name: str, remove: int, apoz: dict[str, np.ndarray]) -> SeqNet:
     widths = {layer: len(a) - (remove if layer == name else 0) for layer, a in apoz.items()}
-    return rebuild(model, keep_indices(apoz, widths))
+    return rebuild_seqnet(model, keep_indices(apoz, widths))
 
 
-def _kept_weights(model: Maskable, name: str) -> int:
+def _kept_weights(model: SeqNet, name: str) -> int:
     return int(model.masks[name].sum()) if name in model.masks else getattr(model, name).weight.numel()
 
 
-def _break_even_keep(model: Maskable, name: str, cycles: LayerCycles) -> int | None:
+def _break_even_keep(model: SeqNet, name: str, cycles: LayerCycles) -> int | None:
     """For a layer on the dense kernel, the weight count below which the sparse kernel gets cheaper:
     smaller steps would save no cycles at all there."""
     base = model_cycles(model, cycles)[name]
@@ -137,7 +138,7 @@ def _break_even_keep(model: Maskable, name: str, cycles: LayerCycles) -> int | N
 
 
 class _Search:
-    def __init__(self, model: Maskable, budget: Budget, val: Dataset, reference_params: int,
+    def __init__(self, model: SeqNet, budget: Budget, val: Dataset, reference_params: int,
                  layer_cycles: LayerCycles):
         self.layer_cycles = layer_cycles
         self.budget = budget
@@ -149,20 +150,20 @@ class _Search:
         self.target_params = reference_params / budget.compression if budget.compression else None
         self.target_cycles = self.start_cycles * budget.energy if budget.energy else None
 
-    def per_layer(self, model: Maskable) -> dict[str, float]:
+    def per_layer(self, model: SeqNet) -> dict[str, float]:
         return model_cycles(model, self.layer_cycles)
 
-    def cycles(self, model: Maskable) -> float:
+    def cycles(self, model: SeqNet) -> float:
         return sum(self.per_layer(model).values())
 
-    def done(self, model: Maskable) -> bool:
+    def done(self, model: SeqNet) -> bool:
         if self.target_params is not None:
             return _nonzero_params(model) <= self.target_params * 1.002
         if self.target_cycles is not None:
             return self.cycles(model) <= self.target_cycles
         return False
 
-    def progress(self, model: Maskable) -> float:
+    def progress(self, model: SeqNet) -> float:
         """0 at the start, 1 at the budget (log scale, as compression rates are spaced)."""
         if self.target_params is not None:
             return math.log(self.start_params / _nonzero_params(model)) / math.log(
@@ -171,8 +172,8 @@ class _Search:
             return math.log(self.start_cycles / self.cycles(model)) / math.log(1 / self.budget.energy)
         return 0.0
 
-    def candidates(self, model: Maskable) -> list[tuple[str, str, Maskable]]:
-        out: list[tuple[str, str, Maskable]] = []
+    def candidates(self, model: SeqNet) -> list[tuple[str, str, SeqNet]]:
+        out: list[tuple[str, str, SeqNet]] = []
         params = _nonzero_params(model)
         room = None if self.target_params is None else params - round(self.target_params)
         per_layer = self.per_layer(model)
@@ -207,7 +208,7 @@ class _Search:
             out.append(("weights", name, _drop_weights(model, name, remove)))
         return out
 
-    def step(self, model: Maskable) -> tuple[Maskable, dict] | None:
+    def step(self, model: SeqNet) -> tuple[SeqNet, dict] | None:
         """The best action from ``model``, or None when nothing is left to prune."""
         loss0, _ = _loss_and_accuracy(model, self.x, self.y)
         cycles0, params0 = self.cycles(model), _nonzero_params(model)
@@ -228,8 +229,8 @@ class _Search:
         return None if best is None else (best[1], best[2])
 
 
-def energy_prune(model: Maskable, train_data: Dataset, budget: Budget, finetune: Recipe,
-                 reference_params: int, cycles: LayerCycles, progress: bool = True) -> tuple[Maskable, list[dict]]:
+def energy_prune(model: SeqNet, train_data: Dataset, budget: Budget, finetune: Recipe,
+                 reference_params: int, cycles: LayerCycles, progress: bool = True) -> tuple[SeqNet, list[dict]]:
     """Greedy energy-aware pruning with interleaved fine-tuning, pricing every action with the cost
     model ``cycles``; returns the model and its history."""
     budget.check()
@@ -243,7 +244,7 @@ def energy_prune(model: Maskable, train_data: Dataset, budget: Budget, finetune:
     intermediate = min(4, finetune.epochs - 1)
     epoch = 0
 
-    def tune(m: Maskable, epochs: int, tag: str) -> None:
+    def tune(m: SeqNet, epochs: int, tag: str) -> None:
         nonlocal epoch
         if epochs > 0:
             fit(m, fit_data, replace(finetune, epochs=epochs, seed=finetune.seed + epoch),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from ..model import LeNet5
+from ..seqnet import SeqNet
 
 
-def weight_layers(model: LeNet5) -> list[str]:
+def weight_layers(model: SeqNet) -> list[str]:
     return list(model.layer_names)
 
 
@@ -21,7 +21,7 @@ def _top_k_mask(w: torch.Tensor, keep: int) -> torch.Tensor:
     return mask.view_as(w)
 
 
-def magnitude_masks(model: LeNet5, keep_weights: int, scope: str = "global") -> dict[str, torch.Tensor]:
+def magnitude_masks(model: SeqNet, keep_weights: int, scope: str = "global") -> dict[str, torch.Tensor]:
     """Masks keeping ``keep_weights`` weights in total.
 
     ``global`` ranks all weights together (layers that matter less lose more); ``layer`` gives every
