@@ -190,10 +190,10 @@ def work(tmp_path_factory) -> Path:
     save_model(lenet5(), d / "lenet.pt")
     nan_model = lenet5()
     with torch.no_grad():
-        nan_model.fc1.weight[0, 0] = float("nan")
+        nan_model.fc7.weight[0, 0] = float("nan")
     save_model(nan_model, d / "nan_weights.pt")
     raw = bytearray((d / "lenet.pt").read_bytes())
-    weights = torch.load(d / "lenet.pt", weights_only=True)["state_dict"]["fc2.weight"].numpy().tobytes()
+    weights = torch.load(d / "lenet.pt", weights_only=True)["state_dict"]["fc9.weight"].numpy().tobytes()
     at = bytes(raw).find(weights[:64])
     assert at > 0
     raw[at + 10] ^= 0x01
