@@ -11,15 +11,13 @@ the raw numbers to bench/results/cmsis_nn.{md,json}.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from lenet import lenet_graph, options
+
 from powerprune.atomic import write_json
-from powerprune.data import load_fashion_mnist
 from powerprune.ir import Pool2D
 from powerprune.mcu.profile import profile
-from powerprune.model import load_model
-from powerprune.quantize import quantize, quantize_images
 
 KERNELS = ("tflm-ref", "cmsis-nn", "dense")
 TARGET, BAND = 0.39, 0.10   # cmsis-nn / tflm-ref on the LeNet: 39 % within +-10 % of it
@@ -37,14 +35,8 @@ def layer_names(graph) -> list[str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="bench/work/base.pt")
-    ap.add_argument("--images", type=int, default=3)
-    ap.add_argument("--out", default="bench/results/cmsis_nn.json")
-    args = ap.parse_args()
-    model, _ = load_model(args.model)
-    graph = quantize(model, load_fashion_mnist("train", 500))
-    x = quantize_images(graph, load_fashion_mnist("test", args.images).images)
+    args = options(3, "bench/results/cmsis_nn.json", __doc__.splitlines()[0])
+    graph, x = lenet_graph(args.model, args.images)
     names = layer_names(graph)
     prof = {}
     for k in KERNELS:

@@ -5,26 +5,18 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 
+from lenet import lenet_graph, options
+
 from powerprune.atomic import write_json
-from powerprune.data import load_fashion_mnist
 from powerprune.mcu.build import build_firmware
 from powerprune.mcu.emulator import CLOCK_HZ, run_firmware
-from powerprune.model import load_model
-from powerprune.quantize import quantize, quantize_images
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="bench/work/base.pt")
-    ap.add_argument("--images", type=int, default=10)
-    ap.add_argument("--out", default="bench/results/emulator.json")
-    args = ap.parse_args()
-    model, _ = load_model(args.model)
-    graph = quantize(model, load_fashion_mnist("train", 500))
-    x = quantize_images(graph, load_fashion_mnist("test", args.images).images)
+    args = options(10, "bench/results/emulator.json", __doc__.splitlines()[0])
+    graph, x = lenet_graph(args.model, args.images)
     rows = []
     print("| kernels | layout | cycles / inference | Pico time (ms @125 MHz) | XIP misses | wall s / inference "
           "| emulated MIPS |")

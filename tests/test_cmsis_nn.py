@@ -3,9 +3,6 @@ arm_nn_requantize rounding) against TFLM's, and the depthwise and convolution pa
 of test_mcu.py rarely or never take (channel multiplier 4 and 8, the 3x3 kernel's blocks of four
 channels, the 1x1 matrix-product path, odd pixel and channel counts)."""
 
-import ctypes
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -15,29 +12,21 @@ from hypothesis import strategies as st
 from powerprune.fixedpoint import multiply_by_quantized_multiplier
 from powerprune.ir import Activation, Conv2D, DepthwiseConv2D, Graph, Reshape, TensorInfo
 from powerprune.ir import output_size as out_size
-from powerprune.mcu.build import _package_dir
 from powerprune.mcu.codegen import choose_kernel
 from powerprune.mcu.profile import run_on_rp2040
 from powerprune.reference import run
+
+from .host_c import int32_library
 
 int32 = st.integers(-(2**31), 2**31 - 1)
 
 
 @pytest.fixture(scope="module")
 def requant(tmp_path_factory):
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no host C compiler")
-    d = tmp_path_factory.mktemp("cmsis")
     # the kernel file itself, so the test sees exactly the static inline function the firmware uses
-    (d / "rq.c").write_text('#include "cmsis_nn.c"\n'
-                            "int32_t requant(int32_t x, int32_t m, int32_t s) { return cmsis_requantize(x, m, s); }\n")
-    subprocess.run([cc, "-O2", "-shared", "-fPIC", "-I", str(_package_dir("kernels")), "-o", str(d / "rq.so"),
-                    str(d / "rq.c")], check=True)
-    f = ctypes.CDLL(str(d / "rq.so")).requant
-    f.restype = ctypes.c_int32
-    f.argtypes = [ctypes.c_int32] * 3
-    return f
+    source = ('#include "cmsis_nn.c"\n'
+              "int32_t requant(int32_t x, int32_t m, int32_t s) { return cmsis_requantize(x, m, s); }\n")
+    return int32_library(tmp_path_factory.mktemp("cmsis"), source, {"requant": 3}).requant
 
 
 def tflm(x: int, m: int, s: int) -> int:

@@ -4,9 +4,6 @@ The kernel sets use a 64-bit-multiply-free pp_srdhm_fast on the Cortex-M0+; this
 TFLM's rule on edge cases and random operands, through a tiny shared library built with the host cc.
 """
 
-import ctypes
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -14,30 +11,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from powerprune.fixedpoint import multiply_by_quantized_multiplier, saturating_rounding_doubling_high_mul
-from powerprune.mcu.build import _package_dir
+
+from .host_c import int32_library
 
 int32 = st.integers(-(2**31), 2**31 - 1)
 
 
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory):
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no host C compiler")
-    d = tmp_path_factory.mktemp("fp")
-    (d / "fp.c").write_text('#include "pp_fixedpoint.h"\n'
-                            "int32_t srdhm_fast(int32_t a, int32_t b) { return pp_srdhm_fast(a, b); }\n"
-                            "int32_t requant_fast(int32_t x, int32_t m, int32_t s) "
-                            "{ return pp_requantize_fast(x, m, s); }\n"
-                            "int32_t requant(int32_t x, int32_t m, int32_t s) { return pp_requantize(x, m, s); }\n")
-    subprocess.run([cc, "-O2", "-shared", "-fPIC", "-I", str(_package_dir("kernels")), "-o", str(d / "fp.so"),
-                    str(d / "fp.c")], check=True)
-    so = ctypes.CDLL(str(d / "fp.so"))
-    for f in (so.srdhm_fast, so.requant_fast, so.requant):
-        f.restype = ctypes.c_int32
-    so.srdhm_fast.argtypes = [ctypes.c_int32] * 2
-    so.requant_fast.argtypes = so.requant.argtypes = [ctypes.c_int32] * 3
-    return so
+    source = ('#include "pp_fixedpoint.h"\n'
+              "int32_t srdhm_fast(int32_t a, int32_t b) { return pp_srdhm_fast(a, b); }\n"
+              "int32_t requant_fast(int32_t x, int32_t m, int32_t s) { return pp_requantize_fast(x, m, s); }\n"
+              "int32_t requant(int32_t x, int32_t m, int32_t s) { return pp_requantize(x, m, s); }\n")
+    return int32_library(tmp_path_factory.mktemp("fp"), source, {"srdhm_fast": 2, "requant_fast": 3, "requant": 3})
 
 
 EDGES = [0, 1, -1, 2**31 - 1, -(2**31), -(2**31) + 1, 2**30, -(2**30), 65535, -65536, 32767, -32768]
