@@ -178,6 +178,13 @@ STOCK_KERNELS = "tflm-ref"      # the paper's "stock TFLM"
 CMSIS_KERNELS = "cmsis-nn"      # the second stock baseline
 
 
+def model_label(method: str, rate: float) -> str:
+    """'magnitude 4x' (compression); the energy method is asked for energy: 'energy E/4'."""
+    if method == "dense":
+        return "dense"
+    return f"energy E/{rate:g}" if method == "energy" else f"{method} {rate:g}x"
+
+
 CSV_COLUMNS = tuple(f.name for f in fields(Row) if f.metadata.get("csv", True))
 METHOD_ORDER = ("dense", *METHODS)  # rows and reports list models in this order
 
@@ -368,7 +375,7 @@ def run_sweep(cfg: SweepConfig, run_dir: Path, progress: bool = True, backend: s
 
     def collect(result: list[Measurement], label: tuple[str, float]) -> None:
         rows.extend(result)
-        bar.update(note=f"{label[0]} {label[1]:g}x done")
+        bar.update(note=f"{model_label(*label)} done")
 
     if backend == "ray":
         _run_on_ray(cfg, jobs, cache, address, collect)

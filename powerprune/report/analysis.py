@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import fields
 
 from ..prune.api import NEW_METHODS, PAPER_METHODS
-from ..sweep import Row
+from ..sweep import Row, model_label
 
 # "Pruning for Power" (Widmann et al., EANN 2023), abstract: energy and accuracy change at 4x.
 PAPER = [
@@ -65,10 +65,8 @@ def pareto(points: list[dict]) -> list[dict]:
 
 
 def label(a: dict) -> str:
-    """'magnitude 4x' (compression); the energy method is asked for energy: 'energy E/4'."""
-    if a["method"] == "dense":
-        return "dense"
-    return f"energy E/{a['rate']:g}" if a["method"] == "energy" else f"{a['method']} {a['rate']:g}x"
+    """An aggregated row's model name, as the sweep's progress lines write it."""
+    return model_label(a["method"], a["rate"])
 
 
 def paper_comparison(agg: list[dict]) -> list[dict]:
