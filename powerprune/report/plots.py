@@ -22,8 +22,14 @@ def finish_energy_axes(fig, ax):
     ax.set_xlabel("energy per inference (mJ, log)")
     ax.set_ylabel("int8 test accuracy (%)")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
+    legend(ax)
     return fig
+
+
+def legend(ax, **kw) -> None:
+    """A legend when the axes have labelled artists (a run with one model may have none)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**{"fontsize": 7, **kw})
 
 
 def plots(agg: list[dict], run_dir: Path) -> dict[str, str]:
@@ -96,7 +102,7 @@ def plots(agg: list[dict], run_dir: Path) -> dict[str, str]:
         ax.set_xlabel("compression (dense params / nonzero params)")
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
+        legend(ax)
         out[f"compression vs {what}"] = save(fig, fname)
 
     layer_rows = [a for a in agg if a["rate"] in (1.0, 4.0)]
@@ -112,6 +118,6 @@ def plots(agg: list[dict], run_dir: Path) -> dict[str, str]:
             bottoms = [b + v for b, v in zip(bottoms, vals, strict=True)]
         ax.set_ylabel("Mcycles")
         ax.tick_params(axis="x", labelsize=6)
-        ax.legend(fontsize=6, ncol=2)
+        legend(ax, fontsize=6, ncol=2)
         out["per-layer cycles (dense and 4x models)"] = save(fig, "layers.png")
     return out
