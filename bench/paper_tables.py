@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import fields
 from pathlib import Path
 
-from powerprune.report.analysis import PAPER, label
+from powerprune.report.analysis import aggregate, label, paper_comparison
+from powerprune.sweep import Row
 
 STOCK, CMSIS = "tflm-ref", "cmsis-nn"
 
@@ -41,23 +43,22 @@ def main() -> None:
               + " | " + " | ".join(f"{100 * auto / at[(*m, k)]['cycles']:.1f}%" for k in ratios)
               + f" | {at[(*m, 'auto')]['flash_bytes']:,} |")
 
+    # the paper's findings at 4x, both stock runtimes, exactly as the run's report.md computes them
+    fields_of_row = {f.name for f in fields(Row)}
+    agg = aggregate([Row(**{k: v for k, v in r.items() if k in fields_of_row}) for r in rows])
     print("\n| finding (4x) | paper | ours vs dense on tflm-ref | ours vs dense on cmsis-nn | Δ int8 |")
     print("|---|---|---|---|---|")
-    for p in PAPER:
-        r = at.get((p["method"], 4.0, p["kernels"]))
-        if r is None:
-            continue
-        cmsis = r.get("energy_delta_cmsis_pct")
-        print(f"| {p['finding']} ({p['kernels']}) | {p['energy']} energy, {p['accuracy']} "
-              f"| {r['energy_delta_pct']:+.2f}% | {'n/a' if cmsis is None else f'{cmsis:+.2f}%'} "
-              f"| {r['accuracy_delta_pp']:+.2f} pp |")
-    for method in ("apoz", "hybrid", "energy"):
-        rate = 4.0
-        r = at.get((method, rate, "auto"))
-        if r is not None:
-            cmsis = r.get("energy_delta_cmsis_pct")
-            print(f"| {label(r)} with our kernels (auto) | – | {r['energy_delta_pct']:+.2f}% "
-                  f"| {'n/a' if cmsis is None else f'{cmsis:+.2f}%'} | {r['accuracy_delta_pp']:+.2f} pp |")
+    for c in paper_comparison(agg):
+        print(f"| {c['finding']} (ours: {c['kernels']}) | {c['energy']} energy, {c['accuracy']} "
+              f"| {pct(c['ours_energy'])} | {pct(c['ours_energy_cmsis'])} | {c['ours_accuracy']:+.2f} pp |")
+    for a in agg:
+        if a["rate"] == 4.0 and a["kernels"] == "auto" and a["method"] in ("apoz", "hybrid", "energy"):
+            print(f"| {label(a)} with our kernels (auto) | – | {pct(a['energy_delta_pct'])} "
+                  f"| {pct(a['energy_delta_cmsis_pct'])} | {a['accuracy_delta_pp']:+.2f} pp |")
+
+
+def pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:+.2f}%"
 
 
 if __name__ == "__main__":
