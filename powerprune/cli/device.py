@@ -13,7 +13,7 @@ import numpy as np
 from ..mcu.build import DEFAULT_CFLAGS
 from ..mcu.codegen import KERNEL_SETS
 from ..mcu.emulator import CLOCK_HZ, DEFAULT_CYCLE_BUDGET, DEFAULT_XIP_MISS_CYCLES
-from .options import add_data_option, calibration_data, data_split, non_negative_int, positive_float, positive_int
+from .options import add_data_option, calibration_data, images_for_model, non_negative_int, positive_float, positive_int
 
 
 def _graph(args: argparse.Namespace):
@@ -24,16 +24,13 @@ def _graph(args: argparse.Namespace):
 
 
 def _test_inputs(args: argparse.Namespace, graph, n: int) -> np.ndarray:
-    """``n`` test images of ``--data`` (or FashionMNIST) as the graph's int8 input; a model whose
-    input is not a 28x28x1 image and has no --data gets seeded random inputs (cycles barely depend on
-    the values), and says so."""
+    """``n`` test images of ``--data`` (or FashionMNIST) as the graph's int8 input. Without --data, a
+    model whose input shape is not the dataset's gets seeded random inputs (cycles barely depend on the
+    values), and says so."""
     from ..quantize import quantize_images
 
-    if args.data or tuple(graph.input.shape) == (28, 28, 1):
-        images = data_split(args, "test", n).images
-        if images.shape[1:] != tuple(graph.input.shape):
-            raise ValueError(f"the model takes inputs of shape {graph.input.shape}, the test images are "
-                             f"{images.shape[1:]}")
+    images = images_for_model(args, n, tuple(graph.input.shape))
+    if images is not None:
         return quantize_images(graph, images)
     print(f"note: input shape {graph.input.shape} is not FashionMNIST's and no --data was given; "
           "using random int8 inputs")

@@ -8,6 +8,8 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 # --- argument types: every number a user types is checked here, once, for every command -----------
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -105,3 +107,16 @@ def calibration_data(args: argparse.Namespace):
     """Calibration images for a .pt model: only read when needed (a .tflite brings its own scales)."""
     return data_split(args, "train") if getattr(args, "data", None) else None
 
+
+def images_for_model(args: argparse.Namespace, n: int, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The first ``n`` test images for a model whose input is ``shape`` (H, W, C). ``--data`` must fit
+    the model (the user chose those images); FashionMNIST is used when its images fit, and None says
+    they do not, so the caller can run a model of its own shape on made-up inputs instead."""
+    from ..data import FASHION_MNIST_SHAPE
+
+    if not getattr(args, "data", None) and shape != FASHION_MNIST_SHAPE:
+        return None
+    images = data_split(args, "test", n).images
+    if images.shape[1:] != shape:
+        raise ValueError(f"the model takes inputs of shape {shape}, the test images are {images.shape[1:]}")
+    return images
