@@ -167,16 +167,19 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
+    """The model commands, with the defaults the library uses (so the CLI and the API cannot drift)."""
     from ..prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE, METHODS
+    from ..quantize import DEFAULT_CALIBRATION
+    from ..train import DEFAULT_TRAINING
 
     p = sub.add_parser("train", help="train the LeNet-5-like baseline on FashionMNIST (or your model/data)")
     p.add_argument("--out", required=True, help="model file to write (.pt)")
     p.add_argument("--model-def", default=None, metavar="FILE.py:FUNC",
                    help="train your own network: FUNC() returns a PyTorch module built from supported layers")
-    p.add_argument("--epochs", type=positive_int, default=15)
-    p.add_argument("--lr", type=positive_float, default=2e-3)
-    p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--epochs", type=positive_int, default=DEFAULT_TRAINING.epochs)
+    p.add_argument("--lr", type=positive_float, default=DEFAULT_TRAINING.lr)
+    p.add_argument("--batch-size", type=positive_int, default=DEFAULT_TRAINING.batch_size)
+    p.add_argument("--seed", type=non_negative_int, default=DEFAULT_TRAINING.seed)
     add_data_limits(p)
     p.set_defaults(func=cmd_train)
 
@@ -203,7 +206,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scope", choices=("global", "layer"), default=DEFAULT_SCOPE,
                    help="magnitude: rank weights across all layers (global, default) or give each layer the same "
                         "density (layer: more energy saved, a little more accuracy lost)")
-    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=DEFAULT_FINETUNE.seed)
     add_data_limits(p)
     p.set_defaults(func=cmd_prune)
 
@@ -218,8 +221,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="model (.pt)")
     add_data_option(p)
     p.add_argument("--out", required=True, help=".tflite file to write")
-    p.add_argument("--calibration", type=positive_int, default=500, metavar="N",
-                   help="calibration images (default 500)")
+    p.add_argument("--calibration", type=positive_int, default=DEFAULT_CALIBRATION, metavar="N",
+                   help=f"calibration images (default {DEFAULT_CALIBRATION})")
     add_test_limit(p)
     p.set_defaults(func=cmd_export)
 
@@ -230,7 +233,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--on", choices=("host", "rp2040"), default="host")
     p.add_argument("--kernels", default="tflm-ref", help="kernel set on rp2040")
     p.add_argument("--layout", choices=("flash", "sram"), default="flash")
-    p.add_argument("--calibration", type=positive_int, default=500, metavar="N")
+    p.add_argument("--calibration", type=positive_int, default=DEFAULT_CALIBRATION, metavar="N")
     add_data_option(p)
     p.set_defaults(func=cmd_infer)
 
