@@ -17,6 +17,9 @@ import numpy as np
 
 DEFAULT_DIR = Path("/usr/share/datasets/fashion-mnist")
 DEBIAN_PACKAGE = "dataset-fashion-mnist"
+# (H, W, C) of every FashionMNIST image: what a model must take to run on the default data, known
+# without reading the files.
+FASHION_MNIST_SHAPE = (28, 28, 1)
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 

@@ -6,16 +6,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent / "powerprune"
 # A module may use what comes before it: utilities (atomic writes, progress, config checks) -> data
 # -> model -> train -> prune -> the IR -> quantize (which builds IR graphs) -> the IR's consumers -> api
-# -> sweep -> report -> cli. ``mcu.cli`` belongs to the CLI.
+# -> sweep -> report -> the ``cli`` package, which only uses them (the device commands live there, not in mcu).
 STAGES = [{"atomic", "progress", "schema"}, {"data"}, {"model", "seqnet", "metrics"}, {"train"}, {"prune"},
           {"fixedpoint", "ir"}, {"quantize"}, {"reference", "tflite", "oracle", "mcu", "board"}, {"api"},
-          {"sweep"}, {"report"}, {"cli", "mcu.cli", "__init__"}]
+          {"sweep"}, {"report"}, {"cli", "__init__"}]
 RANK = {name: i for i, names in enumerate(STAGES) for name in names}
 
 
 def stage(module: str) -> int:
-    """``mcu.cli`` by its own name, any other module by its top-level name (a package is one stage)."""
-    return RANK.get(module, RANK.get(module.split(".")[0], RANK["__init__"]))  # `from . import __version__`
+    """A module by its top-level name (a package is one stage)."""
+    return RANK.get(module.split(".")[0], RANK["__init__"])  # `from . import __version__`, `__main__`
 
 
 def imports(path: Path) -> set[str]:
@@ -39,6 +39,13 @@ def test_no_module_imports_a_later_stage():
         module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
         backwards += [f"{module} -> {m}" for m in sorted(imports(path)) if stage(m) > stage(module)]
     assert not backwards
+
+
+def test_the_mcu_package_never_imports_the_cli():
+    """Issue 13: the MCU flow once reached back into the command line for its data options."""
+    reach_back = [f"{path.relative_to(ROOT)} -> {m}" for path in sorted((ROOT / "mcu").rglob("*.py"))
+                  for m in sorted(imports(path)) if m.split(".")[0] == "cli"]
+    assert not reach_back
 
 
 def test_no_module_imports_another_modules_private_names():

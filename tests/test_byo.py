@@ -10,7 +10,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from powerprune.api import int8_accuracy
-from powerprune.cli import _model_factory, main
+from powerprune.cli import main
+from powerprune.cli.model import model_factory
 from powerprune.data import DatasetError, from_torch_dataset, load_npz
 from powerprune.mcu.costmodel import auto_cycles
 from powerprune.model import load_model, save_model
@@ -34,7 +35,7 @@ def digits():
 @pytest.fixture(scope="module")
 def digits_model(digits):
     seed_everything(0)
-    model = _model_factory(f"{EXAMPLE / 'model.py'}:make_model")()
+    model = model_factory(f"{EXAMPLE / 'model.py'}:make_model")()
     fit(model, digits[0], Recipe(epochs=8, lr=3e-3, batch_size=32), progress=False)
     return model
 

@@ -1,37 +1,36 @@
-"""MCU commands of the CLI: ``profile`` on the virtual Pico."""
+"""Commands for the Raspberry Pi Pico: ``profile`` on the virtual Pico, ``deploy`` to a physical one,
+``measure`` a board over UART (and its power trace), ``emulate`` a deployed firmware. They live in the
+CLI, not in ``mcu``, so the MCU package never reaches back into the command line."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 
 import numpy as np
 
-from .build import DEFAULT_CFLAGS
-from .codegen import KERNEL_SETS
-from .emulator import CLOCK_HZ, DEFAULT_CYCLE_BUDGET, DEFAULT_XIP_MISS_CYCLES
+from ..mcu.build import DEFAULT_CFLAGS
+from ..mcu.codegen import KERNEL_SETS
+from ..mcu.emulator import CLOCK_HZ, DEFAULT_CYCLE_BUDGET, DEFAULT_XIP_MISS_CYCLES
+from .options import add_data_option, calibration_data, images_for_model, non_negative_int, positive_float, positive_int
 
 
 def _graph(args: argparse.Namespace):
     """The model as int8; a .pt calibrates on ``--data`` (or FashionMNIST)."""
     from ..api import load_graph
-    from ..cli import calibration_data
 
     return load_graph(args.model, calibration_data=calibration_data(args))
 
 
 def _test_inputs(args: argparse.Namespace, graph, n: int) -> np.ndarray:
-    """``n`` test images of ``--data`` (or FashionMNIST) as the graph's int8 input; a model whose
-    input is not a 28x28x1 image and has no --data gets seeded random inputs (cycles barely depend on
-    the values), and says so."""
-    from ..cli import data_split
+    """``n`` test images of ``--data`` (or FashionMNIST) as the graph's int8 input. Without --data, a
+    model whose input shape is not the dataset's gets seeded random inputs (cycles barely depend on the
+    values), and says so."""
     from ..quantize import quantize_images
 
-    if args.data or tuple(graph.input.shape) == (28, 28, 1):
-        images = data_split(args, "test", n).images
-        if images.shape[1:] != tuple(graph.input.shape):
-            raise ValueError(f"the model takes inputs of shape {graph.input.shape}, the test images are "
-                             f"{images.shape[1:]}")
+    images = images_for_model(args, n, tuple(graph.input.shape))
+    if images is not None:
         return quantize_images(graph, images)
     print(f"note: input shape {graph.input.shape} is not FashionMNIST's and no --data was given; "
           "using random int8 inputs")
@@ -39,7 +38,7 @@ def _test_inputs(args: argparse.Namespace, graph, n: int) -> np.ndarray:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from .profile import profile
+    from ..mcu.profile import profile
 
     kernels = [k.strip() for k in args.kernels.split(",") if k.strip()]
     unknown = [k for k in kernels if k not in KERNEL_SETS]
@@ -77,7 +76,7 @@ def _fail_unless_bit_exact(summaries: dict[str, dict]) -> None:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from .deploy import deploy
+    from ..mcu.deploy import deploy
 
     if args.kernels not in KERNEL_SETS:
         raise ValueError(f"unknown kernel set {args.kernels!r}; available: {', '.join(KERNEL_SETS)}")
@@ -89,13 +88,13 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
-    from .measure import energy_from_csv
+    from ..mcu.measure import energy_from_csv
 
     report: dict = {}
     if args.port:
         import serial
 
-        from .measure import measure_board
+        from ..mcu.measure import measure_board
 
         if not args.model:
             raise ValueError("--model is needed to check the board's outputs against the host reference")
@@ -130,9 +129,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
 
 def cmd_emulate(args: argparse.Namespace) -> int:
-    import time
-
-    from .virtual_board import VirtualBoard
+    from ..mcu.virtual_board import VirtualBoard
 
     with VirtualBoard(args.uf2) as board:
         print(f"virtual Pico running {args.uf2}; UART0 at {board.port} (Ctrl-C to stop)", flush=True)
@@ -145,9 +142,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_mcu_commands(sub: argparse._SubParsersAction) -> None:
-    from ..cli import add_data_option, non_negative_int, positive_float, positive_int
-
+def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("deploy", help="UF2 and C sources to run a model on a physical Raspberry Pi Pico")
     p.add_argument("model", help=".pt or .tflite")
     p.add_argument("--board", default="pico")

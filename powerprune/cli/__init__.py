@@ -1,0 +1,49 @@
+"""``powerprune`` command line. Every command fails with one clear line and a non-zero exit on bad input,
+and writes its outputs atomically, so nothing existing is lost on error.
+
+One module per command group: ``model`` (train, prune, evaluate, export, infer, inspect), ``experiment``
+(run, calibrate), ``device`` (deploy, measure, emulate, profile); what they share is in ``options``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+from . import device, experiment, model
+from .options import OneLineParser, one_line
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = OneLineParser(prog="powerprune", description=__doc__.split("\n")[0] if __doc__ else None)
+    ap.add_argument("--version", action="version", version=f"powerprune {__version__}")
+    ap.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in (model, experiment, device):  # the order `powerprune --help` lists them in
+        group.add_commands(sub)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command. Bad input ends with exactly one line on stderr and exit 2; anything we did not
+    foresee too (with its type and a pointer to --debug), so a user never has to read a traceback."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("powerprune: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, RuntimeError, OSError) as exc:
+        if args.debug:
+            raise
+        print(f"powerprune {args.command}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # the last resort: a bug or a check we missed, still one line
+        if args.debug:
+            raise
+        print(f"powerprune {args.command}: error: {type(exc).__name__}: {one_line(exc)} "
+              "(run with --debug for the traceback)", file=sys.stderr)
+        return 2

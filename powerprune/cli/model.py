@@ -1,0 +1,244 @@
+"""Commands on one model file: ``train``, ``prune``, ``evaluate``, ``export``, ``infer``, ``inspect``."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .options import (
+    add_data_limits,
+    add_data_option,
+    add_test_limit,
+    calibration_data,
+    data_split,
+    finite_float,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    refuse_overwrite_input,
+)
+
+
+def model_factory(spec: str):
+    """``path/to/file.py:function`` -> the function (it returns an nn.Module)."""
+    import importlib.util
+
+    file, _, func = spec.rpartition(":")
+    if not file or not func:
+        raise ValueError(f"--model-def {spec!r}: expected FILE.py:FUNCTION")
+    path = Path(file)
+    if not path.is_file():
+        raise ValueError(f"--model-def: {path} not found")
+    module_spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not callable(getattr(module, func, None)):
+        raise ValueError(f"--model-def: {path} has no function {func!r}")
+    return getattr(module, func)
+
+
+def _model_def_file(spec: str | None) -> str | None:
+    return spec.rpartition(":")[0] or None if spec else None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..model import ModelInfo, lenet5, save_model
+    from ..train import Recipe, accuracy, fit, seed_everything
+
+    refuse_overwrite_input(args.out, args.data, _model_def_file(args.model_def))
+    recipe = Recipe(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed)
+    train, test = data_split(args, "train"), data_split(args, "test")
+    seed_everything(args.seed)
+    if args.model_def:
+        from ..seqnet import from_torch
+
+        h, w, c = train.images.shape[1:]
+        model = from_torch(model_factory(args.model_def)(), (c, h, w))
+        what = f"{args.model_def} ({', '.join(model.layer_names)})"
+    else:
+        model = lenet5()
+        what = "LeNet-5"
+    t0 = time.perf_counter()
+    fit(model, train, recipe, desc="train")
+    per_epoch = (time.perf_counter() - t0) / recipe.epochs
+    acc = accuracy(model, test)
+    save_model(model, args.out, ModelInfo(history=[{"step": "train", "recipe": vars(recipe), "accuracy": acc,
+                                                    "seconds_per_epoch": per_epoch}]))
+    print(f"trained {what} ({recipe.epochs} epochs, {per_epoch:.1f} s/epoch, seed {args.seed}): "
+          f"test accuracy {acc:.2%} -> {args.out}")
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from ..mcu.costmodel import auto_cycles
+    from ..model import load_model, save_model
+    from ..prune import prune
+    from ..train import Recipe
+
+    refuse_overwrite_input(args.out, args.model, args.data)
+    model, _ = load_model(args.model)
+    train, test = data_split(args, "train"), data_split(args, "test")
+    recipe = Recipe(epochs=args.finetune_epochs, lr=args.lr, seed=args.seed)
+    res = prune(model, args.method, args.compression, train, test, finetune=recipe, cycles=auto_cycles,
+                schedule=args.schedule, scope=args.scope, energy_budget=args.energy_budget,
+                accuracy_budget=None if args.accuracy_budget is None else args.accuracy_budget / 100)
+    save_model(res.model, args.out, res.info)
+    before = res.accuracy_before_finetune
+    before_text = "n/a (pruning happens during fine-tuning)" if before is None else f"{before:.2%}"
+    request = f"{args.compression:g}x" if args.compression is not None else (
+        f"to {args.energy_budget:g} of the predicted cycles" if args.energy_budget is not None
+        else f"within a {args.accuracy_budget:g} pp accuracy drop")
+    print(f"{args.method} {request}: achieved {res.compression:.3f}x "
+          f"(weights only {res.weight_compression:.3f}x); accuracy before fine-tuning "
+          f"{before_text}, after {res.accuracy_after_finetune:.2%} -> {args.out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..api import evaluate_file
+
+    r = evaluate_file(args.model, data_split(args, "test"))
+    if args.json:
+        print(json.dumps(r))
+    else:
+        for k, v in r.items():
+            print(f"{k:>18}: {v:.4f}" if isinstance(v, float) else f"{k:>18}: {v}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..api import int8_accuracy, load_graph
+    from ..tflite import save_tflite
+
+    refuse_overwrite_input(args.out, args.model, args.data)
+    graph = load_graph(args.model, args.calibration, calibration_data=data_split(args, "train"))
+    acc = int8_accuracy(graph, data_split(args, "test"))  # everything that can fail, before writing
+    save_tflite(graph, args.out)
+    print(f"exported int8 model ({graph.totals()['params']} params) -> {args.out}; int8 test accuracy {acc:.2%}")
+    return 0
+
+
+def cmd_infer(args: argparse.Namespace) -> int:
+    from ..api import load_graph, load_inputs
+    from ..atomic import write_bytes
+
+    refuse_overwrite_input(args.output, args.model, args.inputs, args.data, option="--output")
+    graph = load_graph(args.model, args.calibration, calibration_data=calibration_data(args))
+    x = load_inputs(args.inputs, graph)
+    if args.on == "host":
+        from ..reference import run
+
+        y = run(graph, x)
+    else:
+        from ..mcu.profile import run_on_rp2040
+
+        y = run_on_rp2040(graph, x, kernels=args.kernels, layout=args.layout).outputs
+    buf = io.BytesIO()
+    np.save(buf, y.reshape(len(x), -1))
+    write_bytes(args.output, buf.getvalue())
+    print(f"{len(x)} inference(s) on {args.on} -> {args.output} (int8, shape {y.reshape(len(x), -1).shape})")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from ..api import load_graph
+
+    graph = load_graph(args.model, calibration_data=calibration_data(args))
+    rows = graph.layer_stats()
+    if args.json:
+        print(json.dumps([{**r, "input": list(r["input"]), "output": list(r["output"])} for r in rows]))
+        return 0
+    head = (f"{'#':>2}  {'op':<18} {'input':<14} {'output':<14} {'params':>8} {'nonzeros':>9} {'MACs':>9} "
+            f"{'sparsity':>8}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(f"{r['index']:>2}  {r['op']:<18} {str(r['input']):<14} {str(r['output']):<14} {r['params']:>8} "
+              f"{r['nonzeros']:>9} {r['macs']:>9} {r['sparsity']:>8.1%}")
+    t = graph.totals()
+    print(f"    {'total':<48} {t['params']:>8} {t['nonzeros']:>9} {t['macs']:>9}")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """The model commands, with the defaults the library uses (so the CLI and the API cannot drift)."""
+    from ..prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE, METHODS
+    from ..quantize import DEFAULT_CALIBRATION
+    from ..train import DEFAULT_TRAINING
+
+    p = sub.add_parser("train", help="train the LeNet-5-like baseline on FashionMNIST (or your model/data)")
+    p.add_argument("--out", required=True, help="model file to write (.pt)")
+    p.add_argument("--model-def", default=None, metavar="FILE.py:FUNC",
+                   help="train your own network: FUNC() returns a PyTorch module built from supported layers")
+    p.add_argument("--epochs", type=positive_int, default=DEFAULT_TRAINING.epochs)
+    p.add_argument("--lr", type=positive_float, default=DEFAULT_TRAINING.lr)
+    p.add_argument("--batch-size", type=positive_int, default=DEFAULT_TRAINING.batch_size)
+    p.add_argument("--seed", type=non_negative_int, default=DEFAULT_TRAINING.seed)
+    add_data_limits(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("prune", help="prune a trained model to a compression rate and fine-tune it")
+    p.add_argument("model", help="trained model (.pt)")
+    p.add_argument("--method", required=True, metavar="{" + ",".join(METHODS) + "}",
+                   help="magnitude (unstructured), apoz (structured), hybrid (apoz then magnitude) or energy "
+                        "(energy-aware: cycles from the RP2040 cost model)")
+    p.add_argument("--compression", type=finite_float, default=None,
+                   help="dense parameters / nonzero parameters, e.g. 2, 4, 8, 16, 32, 64")
+    p.add_argument("--energy-budget", type=positive_float, default=None, metavar="FRACTION",
+                   help="energy method: prune until the predicted kernel cycles are this fraction of the model's")
+    p.add_argument("--accuracy-budget", type=non_negative_float, default=None, metavar="PP",
+                   help="energy method: prune as far as a validation accuracy drop of PP points allows")
+    p.add_argument("--out", required=True)
+    p.add_argument("--finetune-epochs", type=non_negative_int, default=DEFAULT_FINETUNE.epochs,
+                   help=f"total fine-tuning epochs (default {DEFAULT_FINETUNE.epochs}; 0: prune without "
+                        "fine-tuning)")
+    p.add_argument("--lr", type=positive_float, default=DEFAULT_FINETUNE.lr,
+                   help=f"fine-tuning learning rate (default {DEFAULT_FINETUNE.lr:g})")
+    p.add_argument("--schedule", choices=("oneshot", "gradual"), default=DEFAULT_SCHEDULE,
+                   help="magnitude: raise sparsity along a cubic schedule while fine-tuning (gradual, default), "
+                        "or prune at once and fine-tune (oneshot)")
+    p.add_argument("--scope", choices=("global", "layer"), default=DEFAULT_SCOPE,
+                   help="magnitude: rank weights across all layers (global, default) or give each layer the same "
+                        "density (layer: more energy saved, a little more accuracy lost)")
+    p.add_argument("--seed", type=non_negative_int, default=DEFAULT_FINETUNE.seed)
+    add_data_limits(p)
+    p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser("evaluate", help="test accuracy, parameters, nonzeros, compression and MACs")
+    p.add_argument("model", help=".pt or .tflite")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_test_limit(p)
+    add_data_option(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export", help="quantize to int8 and write a .tflite that TFLite Micro runs")
+    p.add_argument("model", help="model (.pt)")
+    add_data_option(p)
+    p.add_argument("--out", required=True, help=".tflite file to write")
+    p.add_argument("--calibration", type=positive_int, default=DEFAULT_CALIBRATION, metavar="N",
+                   help=f"calibration images (default {DEFAULT_CALIBRATION})")
+    add_test_limit(p)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("infer", help="run int8 inference on inputs from a .npy file")
+    p.add_argument("model", help=".pt or .tflite")
+    p.add_argument("--inputs", required=True, help="X.npy: int8 (already quantized), float32 or uint8 pixels")
+    p.add_argument("--output", required=True, help="Y.npy: int8 outputs, one row per input")
+    p.add_argument("--on", choices=("host", "rp2040"), default="host")
+    p.add_argument("--kernels", default="tflm-ref", help="kernel set on rp2040")
+    p.add_argument("--layout", choices=("flash", "sram"), default="flash")
+    p.add_argument("--calibration", type=positive_int, default=DEFAULT_CALIBRATION, metavar="N")
+    add_data_option(p)
+    p.set_defaults(func=cmd_infer)
+
+    p = sub.add_parser("inspect", help="layer table of a model: op, shapes, params, nonzeros, MACs, sparsity")
+    p.add_argument("model", help=".tflite or .pt")
+    p.add_argument("--json", action="store_true")
+    add_data_option(p)
+    p.set_defaults(func=cmd_inspect)
