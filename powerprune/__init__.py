@@ -19,17 +19,17 @@ __version__ = "0.1.0"
 from .api import evaluate_file, int8_accuracy, load_graph  # noqa: E402
 from .data import Dataset, from_arrays, from_torch_dataset, load_fashion_mnist, load_npz  # noqa: E402
 from .ir import Graph  # noqa: E402
-from .model import LeNetArch, lenet5, load_model, save_model  # noqa: E402
+from .model import ARCHS, LeNetArch, build_arch, lenet5, load_model, paper_cnn, save_model  # noqa: E402
 from .prune import prune  # noqa: E402
 from .quantize import quantize  # noqa: E402
 from .reference import run as run_reference  # noqa: E402
 from .seqnet import SeqNet, from_torch  # noqa: E402
 from .tflite import export_tflite, import_tflite, load_tflite  # noqa: E402
-from .train import Recipe, accuracy, fit  # noqa: E402
+from .train import PAPER_TRAINING, Recipe, accuracy, fit  # noqa: E402
 
 __all__ = [
-    "Dataset", "Graph", "LeNetArch", "Recipe", "SeqNet", "accuracy", "evaluate_file", "export_tflite",
-    "fit", "from_arrays", "from_torch", "from_torch_dataset", "import_tflite", "int8_accuracy", "lenet5",
-    "load_fashion_mnist", "load_graph", "load_model", "load_npz", "load_tflite", "prune", "quantize",
-    "run_reference", "save_model",
+    "ARCHS", "PAPER_TRAINING", "Dataset", "Graph", "LeNetArch", "Recipe", "SeqNet", "accuracy", "build_arch",
+    "evaluate_file", "export_tflite", "fit", "from_arrays", "from_torch", "from_torch_dataset", "import_tflite",
+    "int8_accuracy", "lenet5", "load_fashion_mnist", "load_graph", "load_model", "load_npz", "load_tflite",
+    "paper_cnn", "prune", "quantize", "run_reference", "save_model",
 ]

@@ -4,6 +4,8 @@ conv 6@5x5 (same) - ReLU - maxpool 2 - conv 16@5x5 (valid) - ReLU - maxpool 2 - 
 - FC 10: 61,706 parameters at full width. ``lenet5(arch)`` builds it as a ``SeqNet``, so training,
 pruning (structured pruning rebuilds it with smaller widths), quantization and saving treat it like any
 other chain; its layers are named by position like every SeqNet's: conv0, conv3, fc7, fc9, fc11.
+``paper_cnn()`` is the network the paper's published measurements were made with (3x3 convs, average
+pools, 110,742 parameters); ``ARCHS`` names both.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +66,40 @@ def lenet5(arch: LeNetArch | None = None) -> SeqNet:
             {"type": "linear", "in": a.flat_size, "out": a.fc1}, relu, {"type": "linear", "in": a.fc1, "out": a.fc2},
             relu, {"type": "linear", "in": a.fc2, "out": a.num_classes}]
     return SeqNet(spec, (a.in_channels, a.image_size, a.image_size))
+
+
+def paper_cnn(num_classes: int = 10, in_channels: int = 1, image_size: int = 28) -> SeqNet:
+    """The network Widmann et al. (EANN 2023) actually measured, as their repository builds it in Keras:
+    conv 12@3x3 (valid) - ReLU - avgpool 2 - conv 32@3x3 (valid) - ReLU - avgpool 2 - flatten (800) -
+    FC 120 - ReLU - FC 84 - ReLU - FC 10: 110,742 parameters at 28x28x1.
+
+    ``lenet5`` is our LeNet-5 reading of the paper's text; this one is the network behind its
+    measured rows, layer for layer. The softmax is left out as in every SeqNet: it does not change
+    the argmax, and training applies it inside the cross-entropy loss."""
+    def conv(cin: int, cout: int) -> dict:
+        return {"type": "conv", "in": cin, "out": cout, "kernel": [3, 3], "stride": [1, 1], "padding": [0, 0],
+                "groups": 1}
+
+    pool = {"type": "avgpool", "kernel": [2, 2], "stride": [2, 2]}
+    relu = {"type": "relu"}
+    side = ((image_size - 2) // 2 - 2) // 2  # valid 3x3 loses 2, the pool halves (floor, as Keras does)
+    spec = [conv(in_channels, 12), relu, pool, conv(12, 32), relu, pool, {"type": "flatten"},
+            {"type": "linear", "in": 32 * side * side, "out": 120}, relu, {"type": "linear", "in": 120, "out": 84},
+            relu, {"type": "linear", "in": 84, "out": num_classes}]
+    return SeqNet(spec, (in_channels, image_size, image_size))
+
+
+# Full-width networks by name, for configs and the command line: "lenet" is the default everywhere,
+# "paper" the network of the paper's published measurements.
+ARCHS: dict[str, Callable[[], SeqNet]] = {"lenet": lenet5, "paper": paper_cnn}
+DEFAULT_ARCH = "lenet"
+
+
+def build_arch(name: str) -> SeqNet:
+    """A freshly initialized full-width network by its ``ARCHS`` name."""
+    if name not in ARCHS:
+        raise ValueError(f"unknown architecture {name!r}; choose from {list(ARCHS)}")
+    return ARCHS[name]()
 
 
 def _renamed(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -35,7 +35,7 @@ from .mcu.costmodel import auto_cycles
 from .mcu.emulator import DEFAULT_XIP_MISS_CYCLES
 from .mcu.profile import profile
 from .metrics import model_stats, reference_params, widths
-from .model import ModelInfo, lenet5, load_model, save_model
+from .model import ARCHS, DEFAULT_ARCH, ModelInfo, build_arch, load_model, save_model
 from .progress import Progress, format_seconds
 from .prune import prune
 from .prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE, METHODS
@@ -80,6 +80,7 @@ class SweepConfig:
     test_limit: Annotated[int | None, COUNT] = None
     jobs: Annotated[int, COUNT] = 2
     dataset: str = "fashion-mnist"
+    arch: str = DEFAULT_ARCH  # the network trained as the baseline: a name in model.ARCHS
 
     @classmethod
     def quick(cls) -> SweepConfig:
@@ -92,6 +93,8 @@ class SweepConfig:
         check_fields(self, ConfigError)
         if self.dataset != "fashion-mnist":
             raise ConfigError(f"dataset {self.dataset!r} is not supported by `run`; use 'fashion-mnist'")
+        if self.arch not in ARCHS:
+            raise ConfigError(f"unknown arch {self.arch!r}; choose from {list(ARCHS)}")
         bad = [m for m in self.methods if m not in METHODS]
         if bad:
             raise ConfigError(f"unknown method(s) {bad}; choose from {list(METHODS)}")
@@ -207,6 +210,15 @@ def cached(cache: Path, key: str, compute: Callable[[Path], dict]) -> dict:
     return result
 
 
+def recipe_inputs(recipe: Recipe) -> dict[str, Any]:
+    """A recipe as a stage key sees it. The optimizer appears only when it is not the default (Adam):
+    keys made before recipes had a choice of optimizer, and the results cached under them, stay valid."""
+    inputs = asdict(recipe)
+    if inputs["optimizer"] == DEFAULT_TRAINING.optimizer:
+        del inputs["optimizer"]
+    return inputs
+
+
 STAGE_SECONDS = "stage_seconds"  # compute time kept in each stage record: where a run's time went
 
 
@@ -226,14 +238,22 @@ def _datasets(cfg: SweepConfig):
     return load_fashion_mnist("train", cfg.train_limit), load_fashion_mnist("test", cfg.test_limit)
 
 
+def train_key(cfg: SweepConfig, recipe: Recipe) -> str:
+    """The baseline's stage key. The arch joins it only when it is not the default, so every LeNet run
+    keeps the key (and the cached model) it had before there was a choice."""
+    by_arch = {"arch": cfg.arch} if cfg.arch != DEFAULT_ARCH else {}
+    return stage_key("train", recipe=recipe_inputs(recipe), train_limit=cfg.train_limit,
+                     test_limit=cfg.test_limit, **by_arch)
+
+
 def train_stage(cfg: SweepConfig, seed: int, cache: Path, progress: bool = True) -> tuple[str, dict]:
     recipe = Recipe(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=seed)
-    key = stage_key("train", recipe=asdict(recipe), train_limit=cfg.train_limit, test_limit=cfg.test_limit)
+    key = train_key(cfg, recipe)
 
     def compute(stem: Path) -> dict:
         train, test = _datasets(cfg)
         seed_everything(seed)
-        model = lenet5()
+        model = build_arch(cfg.arch)
         fit(model, train, recipe, desc=f"train baseline (seed {seed})", progress=progress)
         acc = accuracy(model, test)
         save_model(model, stem.with_suffix(".pt"), ModelInfo(history=[{"step": "train", "accuracy": acc}]))
@@ -260,7 +280,7 @@ def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: flo
     else:
         recipe = Recipe(epochs=cfg.finetune_epochs, lr=cfg.finetune_lr, batch_size=cfg.batch_size, seed=seed)
         by_energy = {"target": "energy"} if method == "energy" else {}
-        model_key = stage_key("prune", base=base_key, method=method, rate=rate, recipe=asdict(recipe),
+        model_key = stage_key("prune", base=base_key, method=method, rate=rate, recipe=recipe_inputs(recipe),
                               schedule=cfg.magnitude_schedule, scope=cfg.magnitude_scope, **by_energy)
 
         def do_prune(stem: Path) -> dict:
