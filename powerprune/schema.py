@@ -19,9 +19,13 @@ class Limits:
     at_least: float | None = None
     above: float | None = None
     non_empty: bool = False
+    one_of: tuple[str, ...] = ()   # the names a string (or each string of a list) may take
 
     def allows(self, v: float) -> bool:
         return (self.at_least is None or v >= self.at_least) and (self.above is None or v > self.above)
+
+    def names(self, v: str) -> bool:
+        return not self.one_of or v in self.one_of
 
     def describe(self) -> str:
         return (f" >= {self.at_least:g}" if self.at_least is not None else "") + \
@@ -64,6 +68,8 @@ def _check_field(name: str, hint: Any, value: Any, error: type[Exception]) -> No
     items = value if is_list else (value,)
     ok = (not is_list or isinstance(value, tuple | list)) and (items or not limits.non_empty) \
         and all(_scalar_ok(v, typ) and (typ is str or limits.allows(v)) for v in items)
+    if ok and typ is str and not all(limits.names(v) for v in items):
+        raise error(f"{name} = {toml_repr(value)}: unknown {name}; choose from {list(limits.one_of)}")
     if not ok:
         want = _NOUNS[typ][is_list] + limits.describe()
         if is_list:

@@ -30,6 +30,7 @@ from .api import int8_accuracy
 from .atomic import write_bytes, write_json
 from .board import Board, load_board
 from .data import load_fashion_mnist
+from .mcu.build import LAYOUTS
 from .mcu.codegen import KERNEL_SETS
 from .mcu.costmodel import auto_cycles
 from .mcu.emulator import DEFAULT_XIP_MISS_CYCLES
@@ -38,7 +39,7 @@ from .metrics import model_stats, reference_params, widths
 from .model import ARCHS, DEFAULT_ARCH, ModelInfo, build_arch, load_model, save_model
 from .progress import Progress, format_seconds
 from .prune import prune
-from .prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE, METHODS
+from .prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE, METHODS, SCHEDULES, SCOPES
 from .quantize import DEFAULT_CALIBRATION, quantize, quantize_images
 from .schema import COUNT, NON_NEGATIVE, POSITIVE, Limits, check_fields, toml_repr
 from .tflite import load_tflite, save_tflite
@@ -58,7 +59,7 @@ class SweepConfig:
     """Everything a run depends on; the defaults are the paper's experiment."""
 
     rates: Annotated[tuple[float, ...], Limits(at_least=1)] = PAPER_RATES
-    methods: tuple[str, ...] = METHODS
+    methods: Annotated[tuple[str, ...], Limits(one_of=METHODS)] = METHODS
     # The energy method is asked for energy, not size: rate R = 1/R of the dense model's predicted
     # kernel cycles (auto kernels). The paper's rates span about 1.5x to 10x less energy on them.
     energy_rates: Annotated[tuple[float, ...], Limits(above=1)] = (2.0, 3.0, 4.0, 6.0, 8.0, 12.0)
@@ -68,10 +69,10 @@ class SweepConfig:
     batch_size: Annotated[int, COUNT] = DEFAULT_TRAINING.batch_size
     finetune_epochs: Annotated[int, NON_NEGATIVE] = DEFAULT_FINETUNE.epochs
     finetune_lr: Annotated[float, POSITIVE] = DEFAULT_FINETUNE.lr
-    magnitude_schedule: str = DEFAULT_SCHEDULE
-    magnitude_scope: str = DEFAULT_SCOPE
-    kernels: Annotated[tuple[str, ...], Limits(non_empty=True)] = KERNEL_SETS
-    layout: str = "flash"
+    magnitude_schedule: Annotated[str, Limits(one_of=SCHEDULES)] = DEFAULT_SCHEDULE
+    magnitude_scope: Annotated[str, Limits(one_of=SCOPES)] = DEFAULT_SCOPE
+    kernels: Annotated[tuple[str, ...], Limits(non_empty=True, one_of=KERNEL_SETS)] = KERNEL_SETS
+    layout: Annotated[str, Limits(one_of=LAYOUTS)] = "flash"
     board: str = "pico"
     calibration: Annotated[int, COUNT] = DEFAULT_CALIBRATION
     profile_images: Annotated[int, COUNT] = 3
@@ -80,7 +81,7 @@ class SweepConfig:
     test_limit: Annotated[int | None, COUNT] = None
     jobs: Annotated[int, COUNT] = 2
     dataset: str = "fashion-mnist"
-    arch: str = DEFAULT_ARCH  # the network trained as the baseline: a name in model.ARCHS
+    arch: Annotated[str, Limits(one_of=tuple(ARCHS))] = DEFAULT_ARCH  # the network trained as the baseline
 
     @classmethod
     def quick(cls) -> SweepConfig:
@@ -93,18 +94,6 @@ class SweepConfig:
         check_fields(self, ConfigError)
         if self.dataset != "fashion-mnist":
             raise ConfigError(f"dataset {self.dataset!r} is not supported by `run`; use 'fashion-mnist'")
-        if self.arch not in ARCHS:
-            raise ConfigError(f"unknown arch {self.arch!r}; choose from {list(ARCHS)}")
-        bad = [m for m in self.methods if m not in METHODS]
-        if bad:
-            raise ConfigError(f"unknown method(s) {bad}; choose from {list(METHODS)}")
-        bad = [k for k in self.kernels if k not in KERNEL_SETS]
-        if bad:
-            raise ConfigError(f"unknown kernel set(s) {bad}; choose from {list(KERNEL_SETS)}")
-        for name, allowed in (("magnitude_schedule", ("oneshot", "gradual")), ("magnitude_scope", ("global", "layer")),
-                              ("layout", ("flash", "sram"))):
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"{name} = {getattr(self, name)!r}: choose from {list(allowed)}")
         return self
 
 
@@ -268,8 +257,7 @@ def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: flo
     independent unit of work, run in a worker process."""
     # One torch thread per job, as every cached result was computed with (thread count changes the
     # order of float sums in training). numpy's BLAS gets this job's share of the cores: forked
-    # workers inherit a pool sized for the whole machine, and with two workers spin-waiting on
-    # each other's cores the int8 evaluation ran several times slower.
+    # workers inherit a pool sized for the whole machine, so parallel jobs would oversubscribe it.
     torch.set_num_threads(1)
     threadpool_limits(max(1, (os.cpu_count() or 1) // cfg.jobs))
     cache_dir = Path(cache)

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from ..mcu.build import DEFAULT_CFLAGS
+from ..mcu.build import DEFAULT_CFLAGS, LAYOUTS
 from ..mcu.codegen import KERNEL_SETS
 from ..mcu.emulator import CLOCK_HZ, DEFAULT_CYCLE_BUDGET, DEFAULT_XIP_MISS_CYCLES
 from .options import add_data_option, calibration_data, images_for_model, non_negative_int, positive_float, positive_int
@@ -170,7 +170,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help=".pt or .tflite")
     p.add_argument("--kernels", default="tflm-ref", help=f"comma-separated kernel sets ({', '.join(KERNEL_SETS)})")
     p.add_argument("--images", type=positive_int, default=3, help="test images to run (default 3)")
-    p.add_argument("--layout", choices=("flash", "sram"), default="flash",
+    p.add_argument("--layout", choices=LAYOUTS, default="flash",
                    help="flash: code and weights execute in place from QSPI flash (default); sram: all in SRAM")
     p.add_argument("--xip-miss-cycles", type=non_negative_int, default=DEFAULT_XIP_MISS_CYCLES,
                    help=f"cycles one XIP cache miss costs (default {DEFAULT_XIP_MISS_CYCLES})")

@@ -168,7 +168,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """The model commands, with the defaults the library uses (so the CLI and the API cannot drift)."""
-    from ..prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE, METHODS
+    from ..mcu.build import LAYOUTS
+    from ..prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE, METHODS, SCHEDULES, SCOPES
     from ..quantize import DEFAULT_CALIBRATION
     from ..train import DEFAULT_TRAINING
 
@@ -200,10 +201,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "fine-tuning)")
     p.add_argument("--lr", type=positive_float, default=DEFAULT_FINETUNE.lr,
                    help=f"fine-tuning learning rate (default {DEFAULT_FINETUNE.lr:g})")
-    p.add_argument("--schedule", choices=("oneshot", "gradual"), default=DEFAULT_SCHEDULE,
+    p.add_argument("--schedule", choices=SCHEDULES, default=DEFAULT_SCHEDULE,
                    help="magnitude: raise sparsity along a cubic schedule while fine-tuning (gradual, default), "
                         "or prune at once and fine-tune (oneshot)")
-    p.add_argument("--scope", choices=("global", "layer"), default=DEFAULT_SCOPE,
+    p.add_argument("--scope", choices=SCOPES, default=DEFAULT_SCOPE,
                    help="magnitude: rank weights across all layers (global, default) or give each layer the same "
                         "density (layer: more energy saved, a little more accuracy lost)")
     p.add_argument("--seed", type=non_negative_int, default=DEFAULT_FINETUNE.seed)
@@ -232,7 +233,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", required=True, help="Y.npy: int8 outputs, one row per input")
     p.add_argument("--on", choices=("host", "rp2040"), default="host")
     p.add_argument("--kernels", default="tflm-ref", help="kernel set on rp2040")
-    p.add_argument("--layout", choices=("flash", "sram"), default="flash")
+    p.add_argument("--layout", choices=LAYOUTS, default="flash")
     p.add_argument("--calibration", type=positive_int, default=DEFAULT_CALIBRATION, metavar="N")
     add_data_option(p)
     p.set_defaults(func=cmd_infer)

@@ -27,6 +27,8 @@ METHODS = PAPER_METHODS + NEW_METHODS
 TOLERANCE = 0.01  # achieved compression within 1% of the request
 # Defaults shared by the CLI, the Python API and `powerprune run` (BENCHMARKS.md measures these).
 DEFAULT_FINETUNE = Recipe(epochs=10, lr=1e-3)
+SCHEDULES = ("oneshot", "gradual")  # magnitude: prune at once, or along a cubic schedule while fine-tuning
+SCOPES = ("global", "layer")        # magnitude: rank all weights together, or each layer to the same sparsity
 DEFAULT_SCHEDULE = "gradual"
 DEFAULT_SCOPE = "global"
 
