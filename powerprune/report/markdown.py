@@ -9,6 +9,7 @@ from collections import defaultdict
 
 from ..board import Board
 from ..prune.api import PAPER_METHODS
+from ..sweep import STOCK_KERNELS
 from .analysis import COMPARE_KERNELS, equal_energy_comparison, label, paper_comparison, pareto
 
 
@@ -109,8 +110,8 @@ def terminal_summary(agg: list[dict]) -> str:
     for a in agg:
         models[(a["method"], a["rate"])].append(a)
     for rows in models.values():
-        stock = [a for a in rows if a["kernels"] == "tflm-ref"]
-        best = sorted((a for a in rows if a["kernels"] != "tflm-ref"), key=lambda a: a["energy_mj"])[:1]
+        stock = [a for a in rows if a["kernels"] == STOCK_KERNELS]
+        best = sorted((a for a in rows if a["kernels"] != STOCK_KERNELS), key=lambda a: a["energy_mj"])[:1]
         for a in stock + best:
             lines.append(f"{label(a):<16} {a['kernels']:<9} {a['compression']:>5.1f}x "
                          f"{100 * a['int8_accuracy']:>8.2f}% {a['accuracy_delta_pp']:>+8.2f} {a['latency_ms']:>8.2f} "

@@ -8,6 +8,7 @@ from pathlib import Path
 from ..atomic import write_bytes
 from ..mcu.codegen import KERNEL_SETS
 from ..prune.api import NEW_METHODS, PAPER_METHODS
+from ..sweep import STOCK_KERNELS
 from .analysis import COMPARE_KERNELS, label, method_curves, pareto
 
 MARKERS = {"dense": "*", "magnitude": "o", "apoz": "s", "hybrid": "D", "energy": "^"}
@@ -78,7 +79,7 @@ def plots(agg: list[dict], run_dir: Path) -> dict[str, str]:
             for p in pts:
                 ax.annotate(label(p).split(" ", 1)[-1], (p["energy_mj"], 100 * p["int8_accuracy"]), fontsize=6,
                             xytext=(3, 3), textcoords="offset points", color=METHOD_COLORS[method])
-        stock = [a for a in agg if a["kernels"] == "tflm-ref" and a["method"] in ("dense", *PAPER_METHODS)]
+        stock = [a for a in agg if a["kernels"] == STOCK_KERNELS and a["method"] in ("dense", *PAPER_METHODS)]
         for a in stock:
             ax.scatter(a["energy_mj"], 100 * a["int8_accuracy"], marker=MARKERS[a["method"]], color="#888", s=22)
         ax.scatter([], [], color="#888", marker="o", label="paper methods on stock TFLM kernels (tflm-ref)")
