@@ -3,7 +3,12 @@
 Each 512-byte block carries 256 bytes for one target address, tagged with the RP2040 family id.
 The bootrom decides by the first block's address whether the file is a flash image
 (0x10000000...) or a RAM-only image (0x20000000...); for a RAM image it starts executing at the
-lowest address it loaded.
+lowest address it loaded, a flash image it writes to flash and boots through its boot2.
+
+Flash is programmed in 256-byte pages, so every block covers one whole page at a 256-byte aligned
+address: ELF segments (.text, then the .data load image right after .rodata, at any alignment) are
+merged into pages first, never cut where each segment happens to start; two blocks for one page
+would make the second erase what the first wrote.
 """
 
 from __future__ import annotations
@@ -30,12 +35,21 @@ class Block:
 
 
 def write_uf2(segments: list[tuple[int, bytes]], family_id: int = RP2040_FAMILY_ID) -> bytes:
-    """UF2 bytes for (address, data) segments, cut into 256-byte blocks."""
-    blocks = []
+    """UF2 bytes for (address, data) segments: one block per 256-byte page they touch, in address
+    order, bytes no segment covers zero. Overlapping segments are an error (one would be lost)."""
+    pages: dict[int, bytearray] = {}
+    end = 0
     for addr, data in sorted(segments):
-        for off in range(0, len(data), PAYLOAD):
-            chunk = data[off:off + PAYLOAD]
-            blocks.append(Block(addr + off, chunk + bytes(PAYLOAD - len(chunk))))
+        if addr < end:
+            raise UF2Error(f"segment at 0x{addr:08x} overlaps the one before it (ends at 0x{end:08x})")
+        end = addr + len(data)
+        off = 0
+        while off < len(data):
+            page, at = divmod(addr + off, PAYLOAD)
+            n = min(PAYLOAD - at, len(data) - off)
+            pages.setdefault(page * PAYLOAD, bytearray(PAYLOAD))[at:at + n] = data[off:off + n]
+            off += n
+    blocks = [Block(a, bytes(pages[a])) for a in sorted(pages)]
     out = bytearray()
     for n, b in enumerate(blocks):
         head = struct.pack("<8I", MAGIC_START0, MAGIC_START1, FLAG_FAMILY_ID, b.address, PAYLOAD, n,
