@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -16,6 +17,8 @@ from importlib import resources
 from pathlib import Path
 
 from ..ir import Graph
+from .boot2 import assemble, boot2_c_source
+from .boot2 import source as boot2_source
 from .codegen import GeneratedModel, generate
 from .elf import read_elf
 
@@ -24,8 +27,18 @@ DEFAULT_CFLAGS = ("-mcpu=cortex-m0plus", "-mthumb", "-O2", "-ffunction-sections"
                   "-fno-common", "-Wall", "-Wno-unused-function")
 LAYOUTS = ("flash", "sram")
 # what the image is for: the virtual Pico's profiling harness (BKPT markers, main.c) or a real board
-# (UART protocol, SysTick, marker pin: device_main.c; a RAM-only image for a UF2 download)
+# (UART protocol, SysTick, marker pin: device_main.c)
 TARGETS = {"emu": ("main.c", "-DPP_TARGET_EMU=1"), "device": ("device_main.c", "-DPP_TARGET_DEVICE=1")}
+# a real board's images: "flash" boots from flash through our boot2 and executes in place (code and
+# weights read through XIP, .data/.bss/arena/stack in SRAM); "ram" is a RAM-only UF2 the bootrom loads
+# into SRAM and starts at its lowest address (everything in SRAM, gone after a power cycle)
+IMAGES = ("flash", "ram")
+# the profiling harness starts at the reset handler (no boot2: its .boot2 is 256 zero bytes), so its
+# 'flash' layout and the device's flash image share one linker script
+LINKER_SCRIPTS = {("emu", "flash"): "link_flash.ld", ("emu", "sram"): "link_sram.ld",
+                  ("device", "flash"): "link_flash.ld", ("device", "ram"): "link_uf2.ld"}
+# linker region -> (our name, what it is); FitError and the linker's messages use these
+MEMORY = {"FLASH": ("flash", "the Pico's 2 MB flash"), "RAM": ("SRAM", "the RP2040's 264 KB SRAM")}
 FLASH_BYTES = 2 * 1024 * 1024
 SRAM_BYTES = 264 * 1024
 STACK_BYTES = 4096
@@ -35,12 +48,26 @@ class BuildError(RuntimeError):
     pass
 
 
+class FitError(BuildError):
+    """The image does not fit: ``over`` maps "flash" / "SRAM" to how many bytes too many (from the
+    linker, so code, weights, .data, .bss, arena, I/O buffers and the stack reservation all count)."""
+
+    def __init__(self, layout: str, over: dict[str, int], target: str = "emu"):
+        self.layout, self.over = layout, over
+        what = f"with layout '{layout}'" if target == "emu" else f"as a {layout} image"
+        capacity = {"flash": FLASH_BYTES, "SRAM": SRAM_BYTES}
+        stack = {"flash": "", "SRAM": f" (its {STACK_BYTES}-byte stack included)"}
+        parts = [f"{capacity[m] + n} bytes of {m}{stack[m]}, {n} more than {text}"
+                 for m, text in MEMORY.values() if (n := over.get(m)) is not None]
+        super().__init__(f"model does not fit {what}: it needs " + "; and ".join(parts))
+
+
 @dataclass(frozen=True)
 class Firmware:
     elf: Path
     layout: str
     kernels: str
-    flash_bytes: int   # .text + .rodata + .data load image (0 for the SRAM layout)
+    flash_bytes: int   # .boot2 + .text + .rodata + .data load image (0 for the sram layout and ram image)
     sram_bytes: int    # .data + .bss (arena, I/O buffers) + stack, plus code and weights for SRAM layout
     arena_bytes: int
     layer_kernels: tuple[str, ...] = ()   # implementation each layer got (auto's choices show here)
@@ -77,25 +104,27 @@ def firmware_sources(graph: Graph, kernels: str, target: str = "emu") -> tuple[d
 def build_firmware(graph: Graph, kernels: str = "tflm-ref", layout: str = "flash",
                    cflags: tuple[str, ...] = DEFAULT_CFLAGS, out_dir: Path | None = None,
                    target: str = "emu") -> Firmware:
-    """``layout`` is flash or sram for the emulator target; the device target is always a RAM image."""
+    """``layout`` is one of LAYOUTS for the emulator target, one of IMAGES for the device target."""
     if target not in TARGETS:
         raise BuildError(f"unknown target {target!r}")
-    if target == "device":
-        layout = "uf2"
-    elif layout not in LAYOUTS:
-        raise BuildError(f"unknown layout {layout!r}; use 'flash' or 'sram'")
+    if (target, layout) not in LINKER_SCRIPTS:
+        choices = LAYOUTS if target == "emu" else IMAGES
+        raise BuildError(f"unknown layout {layout!r} for target {target!r}; use {' or '.join(map(repr, choices))}")
     gcc = toolchain()
     sources, gen = firmware_sources(graph, kernels, target)
+    if (target, layout) == ("device", "flash"):
+        sources["pp_boot2.c"] = boot2_c_source(assemble(gcc, boot2_source()))
     key = hashlib.sha256(repr((sorted(sources.items()), cflags, layout, target, STACK_BYTES, gcc)).encode()
                          ).hexdigest()[:16]
     out_dir = Path(out_dir) if out_dir else cache_dir() / key
     elf = out_dir / "firmware.elf"
     if not elf.exists():
-        _compile(gcc, sources, (*cflags, TARGETS[target][1]), layout, elf)
-    return _footprint(elf, layout, kernels, gen.arena_bytes, gen.kernels)
+        _compile(gcc, sources, (*cflags, TARGETS[target][1]), layout, target, elf)
+    return _footprint(elf, layout, target, kernels, gen.arena_bytes, gen.kernels)
 
 
-def _compile(gcc: str, sources: dict[str, str], cflags: tuple[str, ...], layout: str, elf: Path) -> None:
+def _compile(gcc: str, sources: dict[str, str], cflags: tuple[str, ...], layout: str, target: str,
+             elf: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="powerprune-build-") as tmp:
         t = Path(tmp)
         for name, text in sources.items():
@@ -103,16 +132,17 @@ def _compile(gcc: str, sources: dict[str, str], cflags: tuple[str, ...], layout:
         c_files = sorted(n for n in sources if n.endswith(".c"))
         cmd = [gcc, *cflags, "-I", str(t), "-nostdlib", "-nostartfiles",
                f"-Wl,--defsym=PP_STACK_SIZE={STACK_BYTES}", "-Wl,--gc-sections", "-L", str(t),
-               "-T", str(t / f"link_{layout}.ld"), "-o", str(t / "firmware.elf"),
+               "-T", str(t / LINKER_SCRIPTS[target, layout]), "-o", str(t / "firmware.elf"),
                *[str(t / c) for c in c_files], "-lgcc"]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             msg = proc.stderr.strip()
-            if "region `RAM' overflowed" in msg or "does not fit the RP2040" in msg:
-                raise BuildError(f"model does not fit the RP2040 SRAM ({SRAM_BYTES // 1024} KB) with layout "
-                                 f"'{layout}': {_overflow_detail(msg)}")
-            if "region `FLASH' overflowed" in msg:
-                raise BuildError(f"model does not fit the Pico's 2 MB flash: {_overflow_detail(msg)}")
+            over = {MEMORY[region][0]: int(n) for region, n in
+                    re.findall(r"region `(FLASH|RAM)' overflowed by (\d+) bytes", msg)}
+            if over:
+                raise FitError(layout, over, target)
+            if "does not fit the RP2040" in msg:  # the stack assertion alone (ld reports the region too)
+                raise BuildError(f"model does not fit the RP2040's 264 KB SRAM with layout '{layout}'")
             raise BuildError(f"firmware build failed:\n{msg}")
         elf.parent.mkdir(parents=True, exist_ok=True)
         tmp_elf = elf.with_suffix(".tmp")
@@ -120,12 +150,8 @@ def _compile(gcc: str, sources: dict[str, str], cflags: tuple[str, ...], layout:
         os.replace(tmp_elf, elf)
 
 
-def _overflow_detail(msg: str) -> str:
-    lines = [ln for ln in msg.splitlines() if "overflowed" in ln or "does not fit" in ln]
-    return "; ".join(ln.split(": ", 1)[-1] for ln in lines) or msg
-
-
-def _footprint(elf: Path, layout: str, kernels: str, arena: int, layer_kernels: tuple[str, ...]) -> Firmware:
+def _footprint(elf: Path, layout: str, target: str, kernels: str, arena: int,
+               layer_kernels: tuple[str, ...]) -> Firmware:
     image = read_elf(elf)
     size = {s.name: s.size for s in image.sections}
     code_const = size.get(".text", 0) + size.get(".rodata", 0) + size.get(".boot2", 0)
@@ -134,6 +160,7 @@ def _footprint(elf: Path, layout: str, kernels: str, arena: int, layer_kernels: 
         flash, sram = code_const + size.get(".data", 0), ram
     else:
         flash, sram = 0, ram + code_const
-    if flash > FLASH_BYTES or sram > SRAM_BYTES:
-        raise BuildError(f"model needs {flash} B flash / {sram} B SRAM; the Pico has {FLASH_BYTES} / {SRAM_BYTES}")
+    over = {m: n - cap for m, n, cap in (("flash", flash, FLASH_BYTES), ("SRAM", sram, SRAM_BYTES)) if n > cap}
+    if over:  # the linker checks first; this guards a linker script that forgot a region
+        raise FitError(layout, over, target)
     return Firmware(elf, layout, kernels, flash, sram, arena, layer_kernels)
