@@ -2,7 +2,9 @@
 
 ``powerprune measure --port <pty>`` then talks to it exactly as to a real board on /dev/ttyACM0.
 The marker pin's high times (in cycles, from the emulator) are collected so tests can compare them
-with the cycle counts the firmware reports over UART.
+with the cycle counts the firmware reports over UART. A flash image boots through its own boot2
+(runner/device.mjs does the bootrom's CRC check and copy); ``xip`` then holds the serial read boot2
+configured and its cost per XIP cache miss, and ``xip_misses`` the misses of each inference.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ class VirtualBoard:
         blocks = read_uf2(Path(uf2_path).read_bytes())
         self._image = {"segments": [{"addr": b.address, "data": b64encode(b.data).decode()} for b in blocks]}
         self.marker_high_cycles: list[int] = []
+        self.xip_misses: list[int] = []
+        self.xip: dict = {}
         self.errors: list[str] = []
 
     def __enter__(self) -> VirtualBoard:
@@ -71,6 +75,9 @@ class VirtualBoard:
                 continue
             if "marker_high_cycles" in event:
                 self.marker_high_cycles.append(int(event["marker_high_cycles"]))
+                self.xip_misses.append(int(event.get("xip_misses", 0)))
+            if "xip" in event:
+                self.xip = event["xip"]
             if "error" in event:
                 self.errors.append(event["error"])
 

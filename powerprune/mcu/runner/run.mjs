@@ -11,47 +11,14 @@
 // 0x7f = fault.
 import { readFileSync } from 'node:fs';
 import { RP2040 } from 'rp2040js';
+import { FLASH_BASE, XipCache, hookXipReads } from './xip.mjs';
 
-const FLASH_BASE = 0x10000000;
-const XIP_END = 0x14000000;
 const SRAM_BASE = 0x20000000;
 const MARK = { READY: 1, LAYER: 2, DONE: 3, FAULT: 0x7f };
 
 function fail(message) {
   process.stdout.write(JSON.stringify({ error: message }) + '\n');
   process.exit(3);
-}
-
-// RP2040 XIP cache: 16 KB, 2-way set associative, 8-byte lines -> 1024 sets. Aliases of flash:
-// 0x10.. cached+allocate, 0x11.. cached no-allocate, 0x12../0x13.. uncached.
-class XipCache {
-  constructor(missCycles, core) {
-    this.missCycles = missCycles;
-    this.core = core;
-    this.tags = new Int32Array(2048).fill(-1);
-    this.nextVictim = new Uint8Array(1024);
-    this.hits = 0;
-    this.misses = 0;
-  }
-
-  access(addr) {
-    const alias = (addr >>> 24) & 3;
-    const line = (addr & 0xffffff) >>> 3;
-    const set = line & 1023;
-    const tag = line >>> 10;
-    if (alias < 2) {
-      const base = set * 2;
-      if (this.tags[base] === tag) { this.hits++; this.nextVictim[set] = 1; return; }
-      if (this.tags[base + 1] === tag) { this.hits++; this.nextVictim[set] = 0; return; }
-      if (alias === 0) {
-        const way = this.nextVictim[set];
-        this.tags[base + way] = tag;
-        this.nextVictim[set] = way ^ 1;
-      }
-    }
-    this.misses++;
-    this.core.cycles += this.missCycles;
-  }
 }
 
 const job = JSON.parse(readFileSync(0, 'utf8'));
@@ -81,16 +48,8 @@ core.SP = job.sp;
 core.PC = job.entry & ~1;
 core.cycles = 0;
 
-const cache = new XipCache(job.xip.miss_cycles, core);
-if (job.xip.enabled) {
-  for (const name of ['readUint32', 'readUint16', 'readUint8']) {
-    const original = rp[name].bind(rp);
-    rp[name] = (addr) => {
-      if (addr >= FLASH_BASE && addr < XIP_END) cache.access(addr >>> 0);
-      return original(addr);
-    };
-  }
-}
+const cache = new XipCache(core, () => job.xip.miss_cycles);
+if (job.xip.enabled) hookXipReads(rp, cache);
 
 let mark = -1;
 rp.onBreak = (code) => { mark = code; };
