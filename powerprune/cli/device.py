@@ -10,8 +10,10 @@ import time
 
 import numpy as np
 
+from ..mcu.boot2 import FLASH_CLKDIV
 from ..mcu.build import DEFAULT_CFLAGS, LAYOUTS
 from ..mcu.codegen import KERNEL_SETS
+from ..mcu.deploy import IMAGE_CHOICES
 from ..mcu.emulator import CLOCK_HZ, DEFAULT_CYCLE_BUDGET, DEFAULT_XIP_MISS_CYCLES
 from .options import add_data_option, calibration_data, images_for_model, non_negative_int, positive_float, positive_int
 
@@ -80,10 +82,18 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
     if args.kernels not in KERNEL_SETS:
         raise ValueError(f"unknown kernel set {args.kernels!r}; available: {', '.join(KERNEL_SETS)}")
-    res = deploy(_graph(args), args.out, args.kernels, args.board)
-    print(f"{res['uf2']}: RAM-only UF2 ({res['uf2_bytes']} bytes, {res['sram_bytes']} B of the 264 KB SRAM)")
-    print("  hold BOOTSEL while plugging the Pico in, copy the .uf2 onto the RPI-RP2 drive; it runs at once")
-    print(f"  (RAM images do not survive a power cycle). C sources + CMakeLists.txt for pico-sdk: {res['sources']}")
+    res = deploy(_graph(args), args.out, args.kernels, args.board, args.image)
+    if res["image"] == "flash":
+        print(f"{res['uf2']}: flash UF2 ({res['uf2_bytes']} bytes; {res['flash_bytes']} B of the 2 MB flash, "
+              f"{res['sram_bytes']} B of the 264 KB SRAM)")
+        print("  hold BOOTSEL while plugging the Pico in, copy the .uf2 onto the RPI-RP2 drive; it is written to flash")
+        print("  and boots at once and after every power-up (our boot2: standard 03h serial reads, "
+              f"SCK = clk_sys / {FLASH_CLKDIV})")
+    else:
+        print(f"{res['uf2']}: RAM-only UF2 ({res['uf2_bytes']} bytes, {res['sram_bytes']} B of the 264 KB SRAM)")
+        print("  hold BOOTSEL while plugging the Pico in, copy the .uf2 onto the RPI-RP2 drive; it runs at once")
+        print("  (RAM images do not survive a power cycle; --image flash makes one that does)")
+    print(f"  C sources + CMakeLists.txt for pico-sdk: {res['sources']}")
     return 0
 
 
@@ -147,6 +157,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help=".pt or .tflite")
     p.add_argument("--board", default="pico")
     p.add_argument("--kernels", default="auto", help=f"kernel set ({', '.join(KERNEL_SETS)}; default auto)")
+    p.add_argument("--image", choices=IMAGE_CHOICES, default="auto",
+                   help="flash: boots from flash through our boot2, code and weights execute in place (any model "
+                        "up to 2 MB, survives power cycles); ram: RAM-only, everything in SRAM (faster, must fit "
+                        "264 KB, lost at power-off); auto (default): ram when it fits, else flash")
     p.add_argument("--out", required=True, help="output directory")
     add_data_option(p)
     p.set_defaults(func=cmd_deploy)

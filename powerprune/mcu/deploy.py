@@ -1,10 +1,19 @@
 """``powerprune deploy``: everything needed to run a model on a physical Raspberry Pi Pico.
 
-Writes a RAM-only UF2 (drag it onto the RPI-RP2 drive), the ELF, and the C sources with a
-CMakeLists.txt for pico-sdk users. Why RAM-only: a flash image needs a second-stage bootloader
-that programs the board's QSPI flash chip, and we cannot test one without hardware; a RAM image
-needs none (the bootrom loads it and jumps to its lowest address), and it runs with weights in
-SRAM, the faster `sram` layout. The price: it is gone after a power cycle, so drag it again.
+Writes a UF2 (drag it onto the RPI-RP2 drive), the ELF, and the C sources with a CMakeLists.txt for
+pico-sdk users. Two kinds of image (``build.IMAGES``):
+
+- ``flash``: our boot2 (``firmware/boot2.S``, standard 03h serial reads) in the first 256 bytes, then
+  code and weights executed and read in place through the XIP cache; .data, .bss, the arena and the
+  stack in SRAM. Any model up to the 2 MB flash (and 264 KB of RAM for its arena) deploys, and it
+  survives a power cycle; every XIP cache miss costs a serial flash read.
+- ``ram``: a RAM-only UF2; the bootrom loads it into SRAM and jumps to its lowest address. Everything
+  runs from SRAM (the profiler's ``sram`` layout, no XIP misses), but it must fit 264 KB and is gone
+  after a power cycle.
+
+``auto`` (the default) takes ``ram`` when the whole image fits the SRAM, else ``flash``: models that
+deployed before deploy exactly as before (same image, same cycles on the board), bigger ones boot
+from flash.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ from pathlib import Path
 
 from ..atomic import write_bytes, write_text
 from ..ir import Graph
-from .build import build_firmware, firmware_sources
+from .build import IMAGES, Firmware, FitError, build_firmware, firmware_sources
 from .elf import read_elf
 from .protocol import check_frame_sizes
 from .uf2 import write_uf2
@@ -33,14 +42,29 @@ pico_add_extra_outputs(powerprune_{name})
 """
 
 
-def deploy(graph: Graph, out_dir: str | Path, kernels: str = "auto", board: str = "pico") -> dict:
+IMAGE_CHOICES = ("auto", *IMAGES)
+
+
+def build_image(graph: Graph, kernels: str, image: str = "auto") -> Firmware:
+    """The device firmware as a ``flash`` or ``ram`` image; ``auto``: ram if it fits, else flash."""
+    if image not in IMAGE_CHOICES:
+        raise ValueError(f"unknown image kind {image!r}; use {', '.join(IMAGE_CHOICES)}")
+    if image != "auto":
+        return build_firmware(graph, kernels, image, target="device")
+    try:
+        return build_firmware(graph, kernels, "ram", target="device")
+    except FitError:
+        return build_firmware(graph, kernels, "flash", target="device")
+
+
+def deploy(graph: Graph, out_dir: str | Path, kernels: str = "auto", board: str = "pico",
+           image: str = "auto") -> dict:
     if board != "pico":
         raise ValueError(f"deploy supports --board pico (RP2040); got {board!r}")
     check_frame_sizes(graph.input.size, graph.output.size)
     out = Path(out_dir)
-    fw = build_firmware(graph, kernels, target="device")
-    image = read_elf(fw.elf)
-    uf2 = write_uf2([(s.paddr, s.data) for s in image.segments])
+    fw = build_image(graph, kernels, image)
+    uf2 = write_uf2([(s.paddr, s.data) for s in read_elf(fw.elf).segments])
     write_bytes(out / "firmware.uf2", uf2)
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(fw.elf, out / "firmware.elf")
@@ -52,4 +76,4 @@ def deploy(graph: Graph, out_dir: str | Path, kernels: str = "auto", board: str 
     name = "".join(ch if ch.isalnum() else "_" for ch in graph.name)
     write_text(src / "CMakeLists.txt", CMAKE.format(name=name, sources=" ".join(c_files)))
     return {"uf2": str(out / "firmware.uf2"), "elf": str(out / "firmware.elf"), "sources": str(src),
-            "sram_bytes": fw.sram_bytes, "uf2_bytes": len(uf2)}
+            "image": fw.layout, "flash_bytes": fw.flash_bytes, "sram_bytes": fw.sram_bytes, "uf2_bytes": len(uf2)}
