@@ -143,9 +143,21 @@ def cmd_emulate(args: argparse.Namespace) -> int:
 
     with VirtualBoard(args.uf2) as board:
         print(f"virtual Pico running {args.uf2}; UART0 at {board.port} (Ctrl-C to stop)", flush=True)
+        shown, xip_shown = 0, False
         try:
             while True:
                 board.check()  # a fault or a dead emulator ends the command with an error
+                # what only the emulator sees: the flash read boot2 set up, and per inference the
+                # marker pin's high time and (flash images) the XIP cache misses in it
+                if board.xip and not xip_shown:
+                    x = board.xip
+                    print(f"boot2 set up XIP: {x['command']:02x}h serial reads, SCK = clk_sys / {x['sck_divider']}, "
+                          f"{x['cycles']} cycles per XIP cache miss", flush=True)
+                    xip_shown = True
+                while shown < len(board.xip_misses):
+                    misses = f", {board.xip_misses[shown]} XIP cache misses" if board.xip else ""
+                    print(f"inference: {board.marker_high_cycles[shown]} cycles with GP2 high{misses}", flush=True)
+                    shown += 1
                 time.sleep(0.5)
         except KeyboardInterrupt:
             pass
