@@ -36,7 +36,7 @@ pico_add_extra_outputs(powerprune_{name})
 def deploy(graph: Graph, out_dir: str | Path, kernels: str = "auto", board: str = "pico") -> dict:
     if board != "pico":
         raise ValueError(f"deploy supports --board pico (RP2040); got {board!r}")
-    check_frame_sizes(graph.input.size, graph.output.size)
+    check_frame_sizes(graph.input.nbytes, graph.output.nbytes)
     out = Path(out_dir)
     fw = build_firmware(graph, kernels, target="device")
     image = read_elf(fw.elf)
