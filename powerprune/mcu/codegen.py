@@ -187,6 +187,12 @@ def choose_kernel(layer: Layer, inp: TensorInfo, kernels: str) -> str:
     return "sparse" if costmodel.prefers_sparse(layer) else "dense"
 
 
+def shared_kernel(layer: Layer, inp: TensorInfo) -> str | None:
+    """'stock' when every kernel set runs ``layer`` on the one stock kernel, else None."""
+    impls = {choose_kernel(layer, inp, k) for k in KERNEL_SETS}
+    return "stock" if impls == {"stock"} else None
+
+
 # --- descriptors ---------------------------------------------------------------------------------
 
 def _padded_row(layer: Conv2D, inp: TensorInfo) -> tuple[int, int]:
