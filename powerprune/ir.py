@@ -75,11 +75,11 @@ class TensorInfo:
         return self.size * np.dtype(self.np_dtype).itemsize
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
-        """Real values -> what this tensor holds: int8 with its parameters (float32 division, round
-        half away from zero, as TFLite), or float32 unchanged for a float tensor."""
+        """Real values -> what this tensor holds: int8 with its parameters (round half away from zero,
+        as TFLite), or float32 unchanged for a float tensor."""
         if self.is_float:
             return np.asarray(x, dtype=np.float32)
-        q = round_half_away(np.asarray(x, np.float32) / np.float32(self.scale)) + self.zero_point
+        q = round_half_away(x / np.float32(self.scale)) + self.zero_point
         return np.clip(q, -128, 127).astype(np.int8)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:

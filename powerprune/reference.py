@@ -211,8 +211,7 @@ def run_layer(x: np.ndarray, layer: Layer, inp: TensorInfo) -> np.ndarray:
     if isinstance(layer, Quantize):
         return _quantize(x, layer, inp)
     if isinstance(layer, Dequantize):
-        # float32(scale x (q - zero point)): the product of a float32 scale and an int below 2^9 is
-        # exact in double, so TFLM's double product rounded once to float32 equals a float32 product
+        # scale x (q - zero point) as one float32 multiplication, as TFLM's reference Dequantize
         return (np.float32(inp.scale) * (x.astype(np.float32) - np.float32(inp.zero_point))).astype(np.float32)
     raise TypeError(f"no reference kernel for {type(layer).__name__}")
 

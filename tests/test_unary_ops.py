@@ -2,10 +2,11 @@
 
 Hypothesis draws single-op models (shapes, scales, zero points, beta), our exporter writes them and TFLM's
 own interpreter runs them. Elementwise int8 ops see all 256 input codes, so every rounding case their
-scales produce is met. Hard cases are built on purpose: softmax rows with a difference exactly at
-diff_min and one below it, rows of equal values; exact half-way requantizations (scale ratios that are
-powers of two, and means over a power-of-two count); float inputs at exactly k + 1/2 quantization steps
-and beyond the int32 range. Two chains of every op run on the virtual Pico on every kernel set.
+scales produce is met. Hard cases are built on purpose: softmax rows of equal values up to the 511 TFLM
+allows (the largest output shift it accepts, and sums that are exact powers of two, where the
+reciprocal's input is 0); exact half-way requantizations (scale ratios that are powers of two, and
+means over a power-of-two count); float inputs at exactly k + 1/2 quantization steps and beyond the
+int32 range. Two chains of every op run on the virtual Pico on every kernel set.
 """
 
 from __future__ import annotations
@@ -84,13 +85,26 @@ def test_softmax_matches_tflm(depth, outer, scale, zp, beta, seed):
     rng = np.random.default_rng(seed)
     x = rng.integers(-128, 128, (6, *shape)).astype(np.int8)
     x[0] = np.int8(rng.integers(-128, 128))                 # every value ties for the maximum
+    # the cut-off: the smallest difference that still counts and the first that does not (their exps
+    # are below the output's resolution, so this row checks that nothing breaks there)
     _, _, diff_min = softmax_input_params(beta, scale)
-    row = x[1].reshape(-1, depth)                            # differences at diff_min and one below it
+    row = x[1].reshape(-1, depth)
     row[:, 0] = 127
     if depth > 1 and 127 + diff_min >= -128:
         row[:, 1] = 127 + diff_min
     if depth > 2 and 127 + diff_min - 1 >= -128:
         row[:, 2] = 127 + diff_min - 1
+    agree_with_tflm(graph, x)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 64, 255, 256, 257, 500, 511])
+def test_softmax_rows_of_equal_values_up_to_the_largest_shift_tflm_accepts(depth):
+    """k equal maxima sum to k x 2^19 in Q12.19: a power of two gives the reciprocal the input 0, and
+    k = 257 .. 511 makes TFLM's final rounding shift 31, the largest it allows."""
+    graph = Graph(TensorInfo((depth,), 0.05, 0), [Softmax(1.0, TensorInfo((depth,), *SOFTMAX_OUT))])
+    x = np.full((3, depth), 7, np.int8)
+    x[1, ::2] = 6                          # two levels: half the row one step below the maximum
+    x[2, : depth // 2] = -128
     agree_with_tflm(graph, x)
 
 
@@ -282,6 +296,17 @@ def test_chains_of_every_op_are_bit_exact_on_every_kernel_set():
             assert np.array_equal(pico, ours), f"{graph.name} on {kernels}: {(pico != ours).sum()} values differ"
 
 
+def test_the_largest_softmax_shift_on_the_pico():
+    """511 equal values (rounding shift 31) and two-level rows; the stock kernel is the same C on every
+    set, so one set runs it."""
+    graph = Graph(TensorInfo((511,), 0.05, 0), [Softmax(1.0, TensorInfo((511,), *SOFTMAX_OUT))])
+    x = np.full((3, 511), 7, np.int8)
+    x[1, ::2] = 6
+    x[2, :255] = -128
+    ours = agree_with_tflm(graph, x)
+    assert np.array_equal(run_on_rp2040(graph, x, kernels="tflm-ref").outputs.reshape(ours.shape), ours)
+
+
 def test_every_kernel_set_uses_the_one_stock_kernel():
     for _, layer, inp in float_chain().steps():
         if not isinstance(layer, Reshape):
@@ -387,3 +412,20 @@ def test_cli_runs_a_float_model_and_inspect_names_the_stock_kernel(tmp_path, cap
     assert main(["infer", str(tmp_path / "f.tflite"), "--inputs", str(tmp_path / "q.npy"), "--output",
                  str(tmp_path / "y.npy")]) == 2
     assert "takes float32 inputs" in capsys.readouterr().err
+
+
+def test_a_float_model_over_the_serial_protocol_of_a_virtual_board(tmp_path, capsys):
+    """deploy + measure: float32 rows go out as 4 bytes per value, float32 outputs come back and match
+    the host reference bit for bit."""
+    from powerprune.cli import main
+    from powerprune.mcu.deploy import deploy
+    from powerprune.mcu.virtual_board import VirtualBoard
+
+    graph = float_chain()
+    (tmp_path / "f.tflite").write_bytes(export_tflite(graph))
+    deploy(graph, tmp_path / "out", kernels="dense")
+    with VirtualBoard(tmp_path / "out" / "firmware.uf2") as board:
+        assert main(["measure", "--port", board.port, "--model", str(tmp_path / "f.tflite"), "--images", "3",
+                     "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.splitlines()[-1])["board"]
+    assert report["images"] == 3 and report["bit_exact"]
