@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import Dataset, check_labels, load_fashion_mnist, load_npy
-from .ir import Graph
+from .ir import Graph, TensorInfo
 from .metrics import dense_reference, model_stats, reference_params, widths
 from .model import ModelFileError, load_model
 from .quantize import DEFAULT_CALIBRATION, quantize, quantize_images
@@ -73,6 +73,9 @@ def load_inputs(path: str | Path, graph: Graph) -> np.ndarray:
         else:
             raise ValueError(f"{path}: inputs have shape {x.shape}, the model takes (N, {graph.input.shape})")
     if x.dtype == np.int8:
+        if graph.input.is_float:
+            raise ValueError(f"{path}: the model takes float32 inputs (it quantizes them itself); save the real "
+                             "values as float32")
         return x
     if x.dtype == np.uint8:
         return quantize_images(graph, x)
@@ -82,13 +85,26 @@ def load_inputs(path: str | Path, graph: Graph) -> np.ndarray:
     raise ValueError(f"{path}: inputs must be int8 (quantized), float32 or uint8, got {x.dtype}")
 
 
+def input_quantization(graph: Graph) -> TensorInfo:
+    """The int8 encoding the model's inputs end up in: the input itself, or for a float-input model
+    the output of its first layer (the QUANTIZE)."""
+    return graph.layers[0].output if graph.input.is_float else graph.input
+
+
+def random_inputs(graph: Graph, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` seeded random inputs covering the model's whole int8 input range (for a float-input model,
+    those int8 values dequantized, so its QUANTIZE sees every code)."""
+    q = np.random.default_rng(seed).integers(-128, 128, (n, *graph.input.shape), dtype=np.int8)
+    return input_quantization(graph).dequantize(q) if graph.input.is_float else q
+
+
 def _check_float_inputs(path: str | Path, x: np.ndarray, graph: Graph) -> None:
     """Float inputs are real values of the model's input tensor: NaN, infinity or values outside what
     its int8 encoding can hold (e.g. pixels 0..255 saved as float for a [0, 1] model) would be clipped
-    into wrong inputs without a word."""
+    into wrong inputs without a word. A float-input model quantizes them itself, with its QUANTIZE."""
     if not np.isfinite(x).all():
         raise ValueError(f"{path}: float inputs contain NaN or infinity")
-    inp = graph.input
+    inp = input_quantization(graph)
     lo, hi = (-128 - inp.zero_point) * inp.scale, (127 - inp.zero_point) * inp.scale
     if x.size and (x.min() < lo - inp.scale / 2 or x.max() > hi + inp.scale / 2):
         raise ValueError(f"{path}: float inputs span [{x.min():g}, {x.max():g}], the model's int8 input holds "

@@ -94,3 +94,149 @@ def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: np.ndarray, shif
     right = np.maximum(-shift, 0)
     shifted = _wrap32(np.asarray(x, dtype=np.int64) * (np.int64(1) << left))  # int32 in C
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
+
+
+# --- gemmlowp's fixed-point transcendental functions (what TFLM's int8 SOFTMAX and LOGISTIC use) ----
+#
+# A raw int32 ``v`` in the format Q``ib``.``31 - ib`` stands for v / 2**(31 - ib). TFLM evaluates exp and
+# 1 / (1 + x) on such numbers with gemmlowp's polynomial and Newton-Raphson recipes; every step rounds
+# in a particular way, so the host has to take exactly the same steps to produce the same bits. The
+# functions below work elementwise on int64 arrays holding int32 values and wrap where the C code adds
+# or subtracts plain int32s. The C twin is kernels/pp_fixedpoint.h (tests/test_fixedpoint_c.py).
+
+
+def q_constant(value: float, integer_bits: int) -> int:
+    """``value`` as a raw Q``integer_bits`` number, rounded to nearest (how gemmlowp writes its constants)."""
+    return int(round(value * 2.0 ** (31 - integer_bits)))
+
+
+# exp(-1/8) and 1/3 (Taylor series around -1/8), exp(-2**k) for the barrel shifter, and the initial
+# Newton-Raphson guess 48/17 - 32/17 x for 1 / (1 + x) in Q2.29
+EXP_MINUS_ONE_EIGHTH = q_constant(math.exp(-1 / 8), 0)
+ONE_THIRD = q_constant(1 / 3, 0)
+EXP_MINUS_POW2 = {k: q_constant(math.exp(-(2.0**k)), 0) for k in range(-2, 5)}
+FORTY_EIGHT_OVER_17 = q_constant(48 / 17, 2)
+MINUS_32_OVER_17 = q_constant(-32 / 17, 2)
+
+
+def wrap32(x: np.ndarray) -> np.ndarray:
+    """int32 two's-complement wrap-around of an int64 array (what a C int32 addition does)."""
+    return _wrap32(np.asarray(x))
+
+
+def saturating_rounding_multiply_by_pot(x: np.ndarray, exponent: int) -> np.ndarray:
+    """x * 2**exponent: a saturating left shift for exponent > 0, a rounding right shift for < 0."""
+    x = np.asarray(x, dtype=np.int64)
+    if exponent > 0:
+        limit = (1 << (31 - exponent)) - 1
+        return np.where(x > limit, INT32_MAX, np.where(x < -limit, INT32_MIN, x << exponent))
+    if exponent < 0:
+        return rounding_divide_by_pot(x, -exponent)
+    return x
+
+
+def rounding_half_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(a + b) / 2 rounded half away from zero, in 64 bits so the sum cannot overflow."""
+    s = np.asarray(a, dtype=np.int64) + np.asarray(b, dtype=np.int64)
+    s = s + np.where(s >= 0, 1, -1)
+    return np.where(s >= 0, s // 2, -((-s) // 2))  # C division truncates toward zero
+
+
+def _exp_on_interval_minus_quarter_to_0(a: np.ndarray) -> np.ndarray:
+    """exp(a) for a in [-1/4, 0), a and result in Q0.31: a Taylor polynomial around -1/8."""
+    srdhm = saturating_rounding_doubling_high_mul
+    x = wrap32(a + (1 << 28))  # x = a + 1/8
+    x2 = srdhm(x, x)
+    x3 = srdhm(x2, x)
+    x4 = srdhm(x2, x2)
+    x4_over_4 = saturating_rounding_multiply_by_pot(x4, -2)
+    poly = saturating_rounding_multiply_by_pot(wrap32(srdhm(wrap32(x4_over_4 + x3), ONE_THIRD) + x2), -1)
+    return wrap32(EXP_MINUS_ONE_EIGHTH + srdhm(EXP_MINUS_ONE_EIGHTH, wrap32(x + poly)))
+
+
+def exp_on_negative_values(a: np.ndarray, integer_bits: int) -> np.ndarray:
+    """exp(a) for a <= 0 given in Q``integer_bits``; the result is Q0.31 (exp(0) saturates to the
+    largest raw value). a = -(k/4 + r) with r in (0, 1/4]: exp(-r) by the polynomial, then one
+    multiplication by exp(-2**j) for every bit j set in k."""
+    a = np.asarray(a, dtype=np.int64)
+    frac_bits = 31 - integer_bits
+    quarter = 1 << (frac_bits - 2)
+    a_mod = (a & (quarter - 1)) - quarter
+    result = _exp_on_interval_minus_quarter_to_0(saturating_rounding_multiply_by_pot(a_mod, integer_bits))
+    remainder = wrap32(a_mod - a)
+    for k, multiplier in EXP_MINUS_POW2.items():
+        if integer_bits > k:
+            bit = np.int64(1) << (frac_bits + k)
+            result = np.where(remainder & bit, saturating_rounding_doubling_high_mul(result, multiplier), result)
+    if integer_bits > 5:  # below -32 the result is 0 (only formats with more than 5 integer bits reach it)
+        result = np.where(a < -(1 << (36 - integer_bits)), 0, result)
+    return np.where(a == 0, INT32_MAX, result)
+
+
+def one_over_one_plus_x_for_x_in_0_1(a: np.ndarray) -> np.ndarray:
+    """1 / (1 + a) for a in [0, 1) in Q0.31, by three Newton-Raphson steps on the half denominator
+    (intermediates in Q2.29)."""
+    srdhm = saturating_rounding_doubling_high_mul
+    half_denominator = rounding_half_sum(a, INT32_MAX)
+    x = wrap32(FORTY_EIGHT_OVER_17 + srdhm(half_denominator, MINUS_32_OVER_17))
+    for _ in range(3):
+        one_minus = wrap32((1 << 29) - srdhm(half_denominator, x))
+        x = wrap32(x + saturating_rounding_multiply_by_pot(srdhm(x, one_minus), 2))
+    return saturating_rounding_multiply_by_pot(x, 1)  # x / 2 (Q1.30) read as Q0.31
+
+
+def logistic_q(a: np.ndarray, integer_bits: int) -> np.ndarray:
+    """1 / (1 + exp(-a)) for any a in Q``integer_bits``, result in Q0.31: computed for |a| and
+    mirrored as 1 - f(|a|) for negative a; logistic(0) is exactly 1/2."""
+    a = np.asarray(a, dtype=np.int64)
+    abs_a = np.where(a > 0, a, wrap32(-a))
+    positive = one_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(wrap32(-abs_a), integer_bits))
+    result = np.where(a > 0, positive, wrap32(INT32_MAX - positive))
+    return np.where(a == 0, 1 << 30, result)
+
+
+def count_leading_zeros32(x: np.ndarray) -> np.ndarray:
+    """Leading zero bits of x read as uint32 (32 for 0)."""
+    u = np.asarray(x, dtype=np.int64) & 0xFFFFFFFF
+    bits = np.zeros(u.shape, dtype=np.int64)
+    for shift in (16, 8, 4, 2, 1):
+        small = u < (np.int64(1) << (32 - shift))
+        bits = bits + np.where(small, shift, 0)
+        u = np.where(small, u << shift, u)
+    return np.where(np.asarray(x, dtype=np.int64) & 0xFFFFFFFF == 0, 32, bits)
+
+
+# --- Prepare-time parameters of SOFTMAX and LOGISTIC, derived from the scales as TFLM derives them ----
+
+SOFTMAX_DIFF_INTEGER_BITS = 5     # input differences are rescaled to Q5.26 before exp
+SOFTMAX_SUM_INTEGER_BITS = 12     # the sum of exps accumulates in Q12.19
+LOGISTIC_INPUT_INTEGER_BITS = 4   # logistic inputs are rescaled to Q4.27
+
+
+def input_radius(integer_bits: int, left_shift: int) -> int:
+    """CalculateInputRadius: the largest |input| whose rescaled value still fits Q``integer_bits``
+    (TFLM forms it in double and floors; for left_shift >= 0 that is this exact integer shift)."""
+    return (((1 << integer_bits) - 1) << (31 - integer_bits)) >> left_shift
+
+
+def softmax_real_multiplier(beta: float, input_scale: float) -> float:
+    """beta x input scale in Q5.26, formed in double from the float32 values and capped below 2**31
+    (PreprocessSoftmaxScaling); TFLM requires it to exceed 1."""
+    real = float(np.float32(beta)) * float(np.float32(input_scale)) * 2.0 ** (31 - SOFTMAX_DIFF_INTEGER_BITS)
+    return min(real, 2.0**31 - 1.0)
+
+
+def softmax_input_params(beta: float, input_scale: float) -> tuple[int, int, int]:
+    """(multiplier, left shift, diff_min) of TFLM's int8 softmax: the Q5.26 input multiplier and the
+    most negative input difference that still counts."""
+    multiplier, shift = quantize_multiplier(softmax_real_multiplier(beta, input_scale))
+    return multiplier, shift, -input_radius(SOFTMAX_DIFF_INTEGER_BITS, shift)
+
+
+def logistic_input_params(input_scale: float) -> tuple[int, int, int]:
+    """(multiplier, shift, input radius) of TFLM's int8 logistic: the input scale as a Q4.27
+    multiplier. TFLM rounds frexp's significand without QuantizeMultiplier's overflow guard; for a
+    float32 scale the significand has 24 bits, so the rounding is exact and the guard never matters.
+    Needs input_scale >= 2**-28 (shift >= 0), which ``Graph.validate`` checks."""
+    frac, shift = math.frexp(float(np.float32(input_scale)) * 2.0 ** (31 - LOGISTIC_INPUT_INTEGER_BITS))
+    return int(round_half_away(frac * 2.0**31)), shift, input_radius(LOGISTIC_INPUT_INTEGER_BITS, shift)

@@ -9,6 +9,10 @@ activations (scale, zero point per tensor), symmetric int8 weights (zero point 0
 per-tensor scales, int32 biases with scale = input scale x weight scale. Layouts are TFLite's: NHWC
 activations (batch left out), OHWI conv weights, (out, in) fully connected weights.
 
+Float enters and leaves only at the boundary, as the converter writes a model with float input or
+output: the graph input may be a float32 tensor when the first layer is a ``Quantize``, and the last
+layer may be a ``Dequantize`` whose output is float32. Every tensor in between is int8.
+
 Quantized multipliers are *derived* from the float scales (``requantization``) rather than stored,
 so an imported, exported or generated model can never disagree with its own scales.
 """
@@ -22,35 +26,71 @@ import numpy as np
 
 from .fixedpoint import (
     ADD_LEFT_SHIFT,
+    LOGISTIC_INPUT_INTEGER_BITS,
     add_real_multipliers,
     quantize_multiplier,
     real_multiplier,
     round_half_away,
+    softmax_real_multiplier,
 )
 
 
 class IRError(ValueError):
-    """A graph that is inconsistent or uses something the IR does not support."""
+    """A graph that is inconsistent or uses something the IR does not support. ``layer`` and
+    ``tensor`` ("input" or "output") say where, when one tensor of one layer is at fault, so that the
+    .tflite importer can name the operator and tensor of the file; ``detail`` is the message without
+    the layer prefix."""
+
+    def __init__(self, message: str, layer: int | None = None, tensor: str | None = None,
+                 detail: str | None = None) -> None:
+        super().__init__(message)
+        self.layer, self.tensor, self.detail = layer, tensor, detail or message
+
+
+DTYPES = {"int8": np.int8, "float32": np.float32}
 
 
 @dataclass(frozen=True)
 class TensorInfo:
-    """Shape (without batch) and per-tensor int8 quantization of an activation."""
+    """Shape (without batch) and per-tensor int8 quantization of an activation; a float32 tensor (only
+    at a float model's boundary) carries no quantization (scale 0, zero point 0)."""
 
     shape: tuple[int, ...]
     scale: float
     zero_point: int
+    dtype: str = "int8"
+
+    @staticmethod
+    def float32(shape: tuple[int, ...]) -> TensorInfo:
+        return TensorInfo(tuple(shape), 0.0, 0, "float32")
 
     @property
     def size(self) -> int:
         return int(np.prod(self.shape))
 
+    @property
+    def is_float(self) -> bool:
+        return self.dtype == "float32"
+
+    @property
+    def np_dtype(self) -> type:
+        return DTYPES[self.dtype]
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * np.dtype(self.np_dtype).itemsize
+
     def quantize(self, x: np.ndarray) -> np.ndarray:
-        """float -> int8 with this tensor's parameters (round half away from zero, as TFLite)."""
+        """Real values -> what this tensor holds: int8 with its parameters (round half away from zero,
+        as TFLite), or float32 unchanged for a float tensor."""
+        if self.is_float:
+            return np.asarray(x, dtype=np.float32)
         q = round_half_away(x / np.float32(self.scale)) + self.zero_point
         return np.clip(q, -128, 127).astype(np.int8)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
+        if self.is_float:
+            return np.asarray(q, dtype=np.float32)
         return (q.astype(np.float32) - self.zero_point) * np.float32(self.scale)
 
 
@@ -140,7 +180,62 @@ class Add:
     op: str = field(default="ADD", init=False)
 
 
-Layer = Conv2D | DepthwiseConv2D | FullyConnected | Pool2D | Reshape | Add
+@dataclass(eq=False)
+class Softmax:
+    """int8 softmax over the last axis. TFLM's integer algorithm needs the output quantized with
+    scale 1/256 and zero point -128 (``validate``); ``beta`` scales the input differences."""
+
+    beta: float
+    output: TensorInfo
+    op: str = field(default="SOFTMAX", init=False)
+
+
+@dataclass(eq=False)
+class Logistic:
+    """int8 sigmoid; TFLM's integer path writes outputs in steps of 1/256 from -128."""
+
+    output: TensorInfo
+    op: str = field(default="LOGISTIC", init=False)
+
+
+@dataclass(eq=False)
+class Mean:
+    """Mean over height and width of an HWC tensor: output (1, 1, C) with ``keep_dims``, else (C,)."""
+
+    keep_dims: bool
+    output: TensorInfo
+    op: str = field(default="MEAN", init=False)
+
+
+@dataclass(eq=False)
+class Pad:
+    """Constant padding with the zero point (the padded value is real 0): ``paddings`` holds
+    (before, after) for every axis of the input (batch left out)."""
+
+    paddings: tuple[tuple[int, int], ...]
+    output: TensorInfo
+    op: str = field(default="PAD", init=False)
+
+
+@dataclass(eq=False)
+class Quantize:
+    """float32 -> int8 (the first layer of a float-input model) or int8 -> int8 with other
+    quantization parameters."""
+
+    output: TensorInfo
+    op: str = field(default="QUANTIZE", init=False)
+
+
+@dataclass(eq=False)
+class Dequantize:
+    """int8 -> float32: the last layer of a float-output model."""
+
+    output: TensorInfo
+    op: str = field(default="DEQUANTIZE", init=False)
+
+
+Layer = (Conv2D | DepthwiseConv2D | FullyConnected | Pool2D | Reshape | Add | Softmax | Logistic | Mean | Pad
+         | Quantize | Dequantize)
 WEIGHTED = (Conv2D, DepthwiseConv2D, FullyConnected)
 # layers that read more than one tensor, with how many; every other layer reads exactly one
 ARITY: dict[type, int] = {Add: 2}
@@ -149,6 +244,8 @@ ARITY: dict[type, int] = {Add: 2}
 def arity(layer: Layer) -> int:
     """How many tensors ``layer`` reads."""
     return ARITY.get(type(layer), 1)
+SOFTMAX_OUTPUT = (1.0 / 256, -128)  # the (scale, zero point) TFLM's int8 SOFTMAX and LOGISTIC produce
+SOFTMAX_MAX_DEPTH = 4095            # 4096 exps of 1.0 would overflow the int32 Q12.19 sum
 
 
 @dataclass(frozen=True)
@@ -193,6 +290,20 @@ def add_requantization(a: TensorInfo, b: TensorInfo, out: TensorInfo) -> AddRequ
     reals = add_real_multipliers(a.scale, b.scale, out.scale)
     (m1, s1), (m2, s2), (mo, so) = (quantize_multiplier(r) for r in reals)
     return AddRequant(ADD_LEFT_SHIFT, (-a.zero_point, -b.zero_point), (m1, m2), (s1, s2), out.zero_point, mo, so)
+def requantize_multiplier(inp: TensorInfo, out: TensorInfo) -> tuple[int, int]:
+    """(multiplier, shift) of an int8 -> int8 QUANTIZE: input scale / output scale in double."""
+    return quantize_multiplier(float(np.float32(inp.scale)) / float(np.float32(out.scale)))
+
+
+def mean_multiplier(inp: TensorInfo, out: TensorInfo) -> tuple[int, int]:
+    """(multiplier, shift) of TFLM's int8 MEAN over H x W = n values: the requantization multiplier of
+    input scale / output scale with 1/n folded in. The fold shifts the significand left by
+    floor(log2 n) (at most 32, and no further than keeps the shift >= -31) before the integer
+    division by n, so precision survives; the kernel then requantizes sum - n x input zero point."""
+    multiplier, shift = quantize_multiplier(float(np.float32(inp.scale)) / float(np.float32(out.scale)))
+    n = inp.shape[0] * inp.shape[1]
+    fold = min(n.bit_length() - 1, 32, 31 + shift)
+    return (multiplier << fold) // n, shift - fold
 
 
 def same_padding(in_size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -297,9 +408,21 @@ class Graph:
         """Wiring, shapes, dtypes and quantization must fit; every later stage trusts this instead of
         re-checking."""
         self._validate_wiring()
+        if self.input.is_float and not (self.layers and isinstance(self.layers[0], Quantize)
+                                        and self.readers(0) == [0]):
+            raise IRError("a float32 model input must feed one QUANTIZE layer and nothing else")
         for i, layer, inp in self.steps():
             where = f"layer {i} ({layer.op})"
             out = layer.output
+            if out.dtype not in DTYPES or inp.dtype not in DTYPES:
+                raise IRError(f"{where}: unknown dtype {out.dtype if out.dtype not in DTYPES else inp.dtype}")
+            if out.is_float != isinstance(layer, Dequantize):
+                raise IRError(f"{where}: only DEQUANTIZE writes float32, and it writes nothing else")
+            if isinstance(layer, Dequantize) and i != len(self.layers) - 1:
+                raise IRError(f"{where}: DEQUANTIZE must be the last layer (float32 only leaves the model)")
+            if inp.is_float and not isinstance(layer, Quantize):
+                raise IRError(f"{where}: takes int8 input, got float32")
+            self._validate_unary(i, layer, inp, out)
             if isinstance(layer, Conv2D | DepthwiseConv2D | Pool2D):
                 if len(inp.shape) != 3 or len(out.shape) != 3:
                     raise IRError(f"{where}: expects HWC tensors, got {inp.shape} -> {out.shape}")
@@ -345,6 +468,55 @@ class Graph:
         if max(rq.output_shift, *rq.input_shifts) > 0:
             raise IRError(f"{where}: output scale {layer.output.scale:g} is too small for input scales "
                           f"{a.scale:g} and {b.scale:g} (int8 ADD needs output scale > max input scale / 2^19)")
+
+    @staticmethod
+    def _validate_unary(i: int, layer: Layer, inp: TensorInfo, out: TensorInfo) -> None:
+        """The constraints TFLM's Prepare imposes on SOFTMAX, LOGISTIC, MEAN, PAD, QUANTIZE and
+        DEQUANTIZE (and a few it would not notice but that would make it compute something else)."""
+
+        def error(detail: str, tensor: str = "output") -> IRError:
+            return IRError(f"layer {i} ({layer.op}): {detail}", i, tensor, detail)
+
+        if isinstance(layer, Softmax | Logistic | Quantize | Dequantize) and inp.shape != out.shape:
+            raise error(f"output shape {out.shape} differs from input shape {inp.shape}")
+        if isinstance(layer, Softmax | Logistic) and (out.scale, out.zero_point) != SOFTMAX_OUTPUT:
+            raise error(f"scale {out.scale:g} and zero point {out.zero_point}; TFLM's int8 kernel writes scale "
+                        "1/256 (0.00390625) and zero point -128")
+        if isinstance(layer, Softmax):
+            if not (np.isfinite(layer.beta) and layer.beta > 0):
+                raise error(f"beta must be finite and > 0, got {layer.beta}")
+            if inp.shape[-1] > SOFTMAX_MAX_DEPTH:
+                raise error(f"{inp.shape[-1]} values per row; TFLM's int8 softmax sums at most {SOFTMAX_MAX_DEPTH} "
+                            "in its int32 accumulator", "input")
+            real = softmax_real_multiplier(layer.beta, inp.scale)
+            if real <= 1.0:
+                raise error(f"beta x scale = {real / 2**26:g} is not above 2^-26, which TFLM's int8 softmax needs "
+                            "(its input multiplier must exceed 1)", "input")
+        elif isinstance(layer, Logistic):
+            if float(np.float32(inp.scale)) * 2.0 ** (31 - LOGISTIC_INPUT_INTEGER_BITS) < 0.5:
+                raise error(f"scale {inp.scale:g} is below 2^-28, which TFLM's int8 logistic cannot rescale",
+                            "input")
+        elif isinstance(layer, Mean):
+            if len(inp.shape) != 3:
+                raise error(f"shape {inp.shape}: MEAN averages height and width of an NHWC tensor", "input")
+            want = (1, 1, inp.shape[2]) if layer.keep_dims else (inp.shape[2],)
+            if out.shape != want:
+                raise error(f"shape {out.shape}, expected {want} (keep_dims={layer.keep_dims})")
+        elif isinstance(layer, Pad):
+            if len(layer.paddings) != len(inp.shape) or any(len(p) != 2 for p in layer.paddings):
+                raise error(f"needs one (before, after) pair per input axis, got {layer.paddings}", "input")
+            if any(v < 0 for p in layer.paddings for v in p):
+                raise error(f"negative paddings {layer.paddings} are not supported", "input")
+            want = tuple(n + a + b for n, (a, b) in zip(inp.shape, layer.paddings, strict=True))
+            if out.shape != want:
+                raise error(f"shape {out.shape}, but input {inp.shape} padded by {layer.paddings} gives {want}")
+            if (inp.scale, inp.zero_point) != (out.scale, out.zero_point):
+                raise error("scale and zero point differ from the input's; TFLM's PAD copies int8 values "
+                            "unchanged, so both must be the same")
+        elif isinstance(layer, Quantize) and not inp.is_float:
+            if requantize_multiplier(inp, out)[1] > 30:
+                raise error(f"input scale / output scale = {inp.scale / out.scale:g} is too large for int8 "
+                            "requantization")
 
     # --- sizes a user asks about ---------------------------------------------------------------
     def layer_stats(self) -> list[dict]:

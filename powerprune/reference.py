@@ -10,20 +10,43 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .fixedpoint import multiply_by_quantized_multiplier
+from .fixedpoint import (
+    LOGISTIC_INPUT_INTEGER_BITS,
+    SOFTMAX_DIFF_INTEGER_BITS,
+    SOFTMAX_SUM_INTEGER_BITS,
+    count_leading_zeros32,
+    exp_on_negative_values,
+    logistic_input_params,
+    logistic_q,
+    multiply_by_quantized_multiplier,
+    one_over_one_plus_x_for_x_in_0_1,
+    round_half_away,
+    rounding_divide_by_pot,
+    saturating_rounding_doubling_high_mul,
+    softmax_input_params,
+    wrap32,
+)
 from .ir import (
     Add,
     Conv2D,
     DepthwiseConv2D,
+    Dequantize,
     FullyConnected,
     Graph,
     Layer,
+    Logistic,
+    Mean,
+    Pad,
     Pool2D,
+    Quantize,
     Reshape,
+    Softmax,
     TensorInfo,
     add_requantization,
+    mean_multiplier,
     output_size,
     requantization,
+    requantize_multiplier,
 )
 
 BATCH = 500  # images per chunk; bounds the im2col buffers to a few hundred MB
@@ -104,6 +127,77 @@ def _add(a: np.ndarray, b: np.ndarray, layer: Add, ta: TensorInfo, tb: TensorInf
     out = multiply_by_quantized_multiplier(scaled[0] + scaled[1], rq.output_multiplier, rq.output_shift)
     out = out + rq.output_offset
     return np.clip(out, layer.activation.min, layer.activation.max).astype(np.int8)
+class SoftmaxAbort(ValueError):
+    """An input on which TFLM's int8 softmax stops with a failed TFLITE_CHECK instead of an output."""
+
+
+def _softmax(x: np.ndarray, layer: Softmax, inp: TensorInfo) -> np.ndarray:
+    """TFLM's integer softmax, row by row over the last axis: differences to the row maximum, rescaled
+    by beta x input scale to Q5.26, exp in fixed point, their sum in Q12.19, its reciprocal, and each
+    exp times the reciprocal rounded to 1/256 steps. Differences below diff_min count as exp = 0."""
+    multiplier, shift, diff_min = softmax_input_params(layer.beta, inp.scale)
+    rows = x.reshape(-1, x.shape[-1]).astype(np.int64)
+    diff = rows - rows.max(axis=1, keepdims=True)
+    counts = diff >= diff_min
+    scaled = saturating_rounding_doubling_high_mul(wrap32(diff * (1 << shift)), multiplier)
+    exps = exp_on_negative_values(scaled, SOFTMAX_DIFF_INTEGER_BITS)                        # Q0.31
+    terms = rounding_divide_by_pot(exps, SOFTMAX_SUM_INTEGER_BITS)                          # Q12.19
+    total = wrap32(np.where(counts, terms, 0).sum(axis=1, keepdims=True))
+    headroom = count_leading_zeros32(total)
+    bits_over_unit = SOFTMAX_SUM_INTEGER_BITS - headroom
+    reciprocal = one_over_one_plus_x_for_x_in_0_1(wrap32((total << headroom) - (1 << 31)))
+    exponent = bits_over_unit + 31 - 8
+    if (exponent > 31).any():
+        raise SoftmaxAbort("the exponentials of a row sum to 512 or more, where TFLM's int8 softmax fails a "
+                           "TFLITE_CHECK: it has no output for this input")
+    out = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(reciprocal, exps), exponent) - 128
+    out = np.where(counts, np.clip(out, -128, 127), -128)
+    return out.astype(np.int8).reshape(x.shape)
+
+
+def _logistic(x: np.ndarray, inp: TensorInfo) -> np.ndarray:
+    """TFLM's integer logistic: inputs beyond +-radius saturate, the rest are rescaled to Q4.27,
+    go through gemmlowp's fixed-point logistic and are rounded to 1/256 steps from -128."""
+    multiplier, shift, radius = logistic_input_params(inp.scale)
+    v = x.astype(np.int64) - inp.zero_point
+    saturated = np.where(v <= -radius, -128, 127)  # input 0 with radius 0 lands on -128, as in TFLM
+    if radius == 0:
+        return saturated.astype(np.int8)
+    inside = np.clip(v, 1 - radius, radius - 1)  # |v| < radius keeps the Q4.27 rescale within int32
+    q = logistic_q(multiply_by_quantized_multiplier(inside, multiplier, shift), LOGISTIC_INPUT_INTEGER_BITS)
+    mid = np.clip(rounding_divide_by_pot(q, 31 - 8) - 128, -128, 127)
+    return np.where((v > -radius) & (v < radius), mid, saturated).astype(np.int8)
+
+
+def _mean(x: np.ndarray, layer: Mean, inp: TensorInfo) -> np.ndarray:
+    """TFLM's int8 MEAN over H and W: the int32 sum of each channel minus n x input zero point,
+    requantized with 1/n folded into the multiplier (``mean_multiplier``), plus the output zero point."""
+    n = inp.shape[0] * inp.shape[1]
+    centered = wrap32(x.astype(np.int64).sum(axis=(1, 2)) - inp.zero_point * n)
+    multiplier, shift = mean_multiplier(inp, layer.output)
+    out = multiply_by_quantized_multiplier(centered, multiplier, shift) + layer.output.zero_point
+    return np.clip(out, -128, 127).astype(np.int8).reshape((len(x),) + layer.output.shape)
+
+
+def _pad_op(x: np.ndarray, layer: Pad) -> np.ndarray:
+    """Constant padding with the output zero point (TFLM's PAD without a constant_values input)."""
+    return np.pad(x, ((0, 0), *layer.paddings), constant_values=layer.output.zero_point)
+
+
+def _quantize(x: np.ndarray, layer: Quantize, inp: TensorInfo) -> np.ndarray:
+    """float32 -> int8: round(x / scale) (float32 division, half away from zero) + zero point, clamped;
+    int8 -> int8: TFLM's Requantize with the multiplier of input scale / output scale."""
+    out = layer.output
+    if inp.is_float:
+        with np.errstate(invalid="ignore", over="ignore"):
+            q = round_half_away(x.astype(np.float32) / np.float32(out.scale))
+            # TFLM casts the rounded float to int32: undefined in C++ when out of range (or NaN); on the
+            # x86 host the oracle runs on, that yields INT32_MIN, which the zero point then wraps
+            v = np.where((q >= -(2.0**31)) & (q < 2.0**31), q, -(2.0**31)).astype(np.int64)
+        return np.clip(wrap32(v + out.zero_point), -128, 127).astype(np.int8)
+    multiplier, shift = requantize_multiplier(inp, out)
+    v = multiply_by_quantized_multiplier(x.astype(np.int64) - inp.zero_point, multiplier, shift) + out.zero_point
+    return np.clip(v, -128, 127).astype(np.int8)
 
 
 def run_layer(x: np.ndarray, layer: Layer, inp: TensorInfo) -> np.ndarray:
@@ -118,19 +212,33 @@ def run_layer(x: np.ndarray, layer: Layer, inp: TensorInfo) -> np.ndarray:
         return _pool(x, layer)
     if isinstance(layer, Reshape):
         return x.reshape((len(x),) + layer.output.shape)
+    if isinstance(layer, Softmax):
+        return _softmax(x, layer, inp)
+    if isinstance(layer, Logistic):
+        return _logistic(x, inp)
+    if isinstance(layer, Mean):
+        return _mean(x, layer, inp)
+    if isinstance(layer, Pad):
+        return _pad_op(x, layer)
+    if isinstance(layer, Quantize):
+        return _quantize(x, layer, inp)
+    if isinstance(layer, Dequantize):
+        # scale x (q - zero point) as one float32 multiplication, as TFLM's reference Dequantize
+        return (np.float32(inp.scale) * (x.astype(np.float32) - np.float32(inp.zero_point))).astype(np.float32)
     raise TypeError(f"no reference kernel for {type(layer).__name__}")
 
 
 def run(graph: Graph, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
-    """int8 inputs (N, *input shape) -> int8 outputs (N, *output shape)."""
+    """Inputs (N, *input shape) -> outputs (N, *output shape), int8 (or float32 at a float boundary)."""
     x = np.asarray(x)
-    if x.dtype != np.int8:
-        raise TypeError(f"reference input must be int8, got {x.dtype}; quantize with graph.input.quantize")
+    if x.dtype != graph.input.np_dtype:
+        raise TypeError(f"reference input must be {graph.input.dtype}, got {x.dtype}; convert with "
+                        "graph.input.quantize")
     if x.shape[1:] != graph.input.shape:
         raise ValueError(f"input shape {x.shape[1:]} does not match the model's {graph.input.shape}")
     outs = [_run_batch(graph, x[i:i + batch]) for i in range(0, len(x), batch)]
     if not outs:
-        return np.zeros((0,) + graph.output.shape, np.int8)
+        return np.zeros((0,) + graph.output.shape, graph.output.np_dtype)
     return np.concatenate(outs)
 
 
@@ -143,7 +251,10 @@ def _run_batch(graph: Graph, x: np.ndarray) -> np.ndarray:
         if isinstance(layer, Add):
             y = _add(args[0], args[1], layer, *graph.inputs_of(i))
         else:
-            y = run_layer(args[0], layer, inp)
+            try:
+                y = run_layer(args[0], layer, inp)
+            except SoftmaxAbort as exc:
+                raise SoftmaxAbort(f"layer {i} ({layer.op}): {exc}") from None
         for t in set(graph.reads[i]):
             if last[t] == i:
                 del values[t]

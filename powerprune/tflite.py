@@ -1,9 +1,11 @@
 """The .tflite boundary: IR <-> TFLite flatbuffer, through the schema bindings shipped with tflite-micro.
 
-Export writes what the official converter writes for an int8 model (int8 input and output, no
-QUANTIZE/DEQUANTIZE, per-channel conv weights), so TFLM runs it unchanged. Import accepts such a
-model from any tool (Keras + TFLite converter, tfmot) made of supported ops, wired as any DAG whose
-operators are stored in execution order (residual ADDs included), with one input and one output.
+Export writes what the official converter writes for an int8 model (per-channel conv weights; int8
+input and output, or float32 ones behind a QUANTIZE / before a DEQUANTIZE when the graph has a float
+boundary), so TFLM runs it unchanged. Import accepts such a model from any tool (Keras + TFLite
+converter, tfmot) made of supported ops, wired as any DAG whose operators are stored in execution
+order (residual ADDs included), with one input and one output, and refuses, naming operator and
+tensor, what TFLM's kernels would refuse at Prepare.
 """
 
 from __future__ import annotations
@@ -21,12 +23,18 @@ from .ir import (
     Add,
     Conv2D,
     DepthwiseConv2D,
+    Dequantize,
     FullyConnected,
     Graph,
     IRError,
     Layer,
+    Logistic,
+    Mean,
+    Pad,
     Pool2D,
+    Quantize,
     Reshape,
+    Softmax,
     TensorInfo,
     arity,
 )
@@ -77,8 +85,14 @@ class _Writer:
         return len(self.tensors) - 1
 
     def activation(self, name: str, info: TensorInfo) -> int:
+        if info.is_float:  # a float boundary tensor carries no quantization
+            return self.tensor(name, (1,) + info.shape, fb.TensorType.FLOAT32)
         return self.tensor(name, (1,) + info.shape, fb.TensorType.INT8, scale=np.array([info.scale]),
                            zero_point=np.array([info.zero_point]))
+
+    def int32_constant(self, name: str, values: np.ndarray) -> int:
+        values = np.asarray(values, "<i4")
+        return self.tensor(name, values.shape, fb.TensorType.INT32, values)
 
     def op(self, code: int, inputs: list[int], outputs: list[int], opt_type: int, options: object) -> None:
         o = fb.OperatorT()
@@ -137,7 +151,7 @@ def export_tflite(graph: Graph) -> bytes:
             w.op(code, [cur], [out], fb.BuiltinOptions.Pool2DOptions, opt)
         elif isinstance(layer, Reshape):
             new_shape = np.array((1,) + layer.output.shape, "<i4")
-            shape_t = w.tensor(f"layer{i}/shape", new_shape.shape, fb.TensorType.INT32, new_shape)
+            shape_t = w.int32_constant(f"layer{i}/shape", new_shape)
             opt = fb.ReshapeOptionsT()
             opt.newShape = [int(v) for v in new_shape]
             w.op(fb.BuiltinOperator.RESHAPE, [cur, shape_t], [out], fb.BuiltinOptions.ReshapeOptions, opt)
@@ -145,6 +159,22 @@ def export_tflite(graph: Graph) -> bytes:
             opt = fb.AddOptionsT()
             opt.fusedActivationFunction = _ACT_CODE[layer.activation.kind]
             w.op(fb.BuiltinOperator.ADD, [ids[t] for t in graph.reads[i]], [out], fb.BuiltinOptions.AddOptions, opt)
+        elif isinstance(layer, Softmax):
+            opt = fb.SoftmaxOptionsT()
+            opt.beta = float(layer.beta)
+            w.op(fb.BuiltinOperator.SOFTMAX, [cur], [out], fb.BuiltinOptions.SoftmaxOptions, opt)
+        elif isinstance(layer, Mean):
+            axes = w.int32_constant(f"layer{i}/axes", np.array([1, 2]))  # H and W of the NHWC input
+            opt = fb.ReducerOptionsT()
+            opt.keepDims = bool(layer.keep_dims)
+            w.op(fb.BuiltinOperator.MEAN, [cur, axes], [out], fb.BuiltinOptions.ReducerOptions, opt)
+        elif isinstance(layer, Pad):
+            paddings = w.int32_constant(f"layer{i}/paddings", np.array(((0, 0), *layer.paddings)))  # batch: none
+            w.op(fb.BuiltinOperator.PAD, [cur, paddings], [out], fb.BuiltinOptions.PadOptions, fb.PadOptionsT())
+        elif isinstance(layer, Logistic | Quantize | Dequantize):
+            code = {Logistic: fb.BuiltinOperator.LOGISTIC, Quantize: fb.BuiltinOperator.QUANTIZE,
+                    Dequantize: fb.BuiltinOperator.DEQUANTIZE}[type(layer)]
+            w.op(code, [cur], [out], fb.BuiltinOptions.NONE, None)
         else:  # pragma: no cover - Graph.validate admits only the types above
             raise IRError(f"cannot export {type(layer).__name__}")
         ids.append(out)
@@ -193,6 +223,12 @@ _SUPPORTED = {
     fb.BuiltinOperator.AVERAGE_POOL_2D: (fb.BuiltinOptions.Pool2DOptions, 1),
     fb.BuiltinOperator.RESHAPE: (None, 1),
     fb.BuiltinOperator.ADD: (fb.BuiltinOptions.AddOptions, 2),
+    fb.BuiltinOperator.SOFTMAX: (fb.BuiltinOptions.SoftmaxOptions, 1),
+    fb.BuiltinOperator.LOGISTIC: (None, 1),
+    fb.BuiltinOperator.MEAN: (None, 2),
+    fb.BuiltinOperator.PAD: (None, 2),
+    fb.BuiltinOperator.QUANTIZE: (None, 1),
+    fb.BuiltinOperator.DEQUANTIZE: (None, 1),
 }
 _SUPPORTED_NAMES = ", ".join(_OP_NAMES[c] for c in _SUPPORTED)
 _MIN_SCALE = float(np.finfo(np.float32).tiny)  # smallest normal float32: a denormal scale is damage
@@ -277,11 +313,16 @@ def _zero_points(q: fb.QuantizationParametersT, n: int, label: str, where: str) 
     return zps
 
 
-def _info(t: fb.TensorT, label: str, where: str) -> TensorInfo:
-    """An int8 activation with per-tensor quantization."""
+def _info(t: fb.TensorT, label: str, where: str, float_ok: bool = False) -> TensorInfo:
+    """An int8 activation with per-tensor quantization, or (``float_ok``: the model input, or what a
+    DEQUANTIZE writes) a float32 boundary tensor."""
+    if float_ok and t.type == fb.TensorType.FLOAT32:
+        shape = tuple(int(d) for d in t.shape)
+        return TensorInfo.float32(shape[1:] if len(shape) > 1 else shape)
     if t.type != fb.TensorType.INT8:
-        raise TFLiteError(f"{where}: {label} is {_TYPE_NAMES.get(t.type, t.type)}, only INT8 models are "
-                          "supported (convert with full-integer quantization and int8 in/out)")
+        raise TFLiteError(f"{where}: {label} is {_TYPE_NAMES.get(t.type, t.type)}; powerprune runs full-integer "
+                          "int8 models (float32 only as the model input behind a QUANTIZE or as its output after a "
+                          "DEQUANTIZE)")
     scales = _scales(t.quantization, label, where)
     if scales.size != 1:
         raise TFLiteError(f"{where}: {label} needs per-tensor quantization (one scale), has {scales.size}")
@@ -328,9 +369,59 @@ def _geometry(opt, where: str, window: tuple[int, int] | None = None) -> tuple[t
     return (int(opt.strideH), int(opt.strideW)), _PAD_NAME[opt.padding]
 
 
+def _int32_constant(g: _Subgraph, op: fb.OperatorT, index: int, role: str, where: str) -> np.ndarray:
+    """A constant int32 input tensor of ``op`` (MEAN's axes, PAD's paddings): TFLM reads these at Prepare."""
+    t, label = g.tensor(op.inputs[index], role, where)
+    if t.type != fb.TensorType.INT32:
+        raise TFLiteError(f"{where}: {label} is {_TYPE_NAMES.get(t.type, t.type)}, expected INT32")
+    return g.constant(t, label, "<i4", where).astype(np.int64)
+
+
+def _mean_axes(g: _Subgraph, op: fb.OperatorT, where: str) -> None:
+    """MEAN must reduce exactly H and W of a 4-D NHWC input (axes 1 and 2, or -3 and -2)."""
+    rank = len(g.tensors[op.inputs[0]].shape)
+    axes = _int32_constant(g, op, 1, "axes", where).ravel()
+    resolved = {int(a) + rank if a < 0 else int(a) for a in axes}
+    if rank != 4 or resolved != {1, 2}:
+        raise TFLiteError(f"{where}: {g.label(op.inputs[1], 'axes')} are {axes.tolist()} on a {rank}-D input; "
+                          "powerprune supports MEAN over height and width of an NHWC tensor (axes [1, 2])")
+
+
+def _paddings(g: _Subgraph, op: fb.OperatorT, where: str) -> tuple[tuple[int, int], ...]:
+    """PAD's (before, after) per axis, batch left out (it must not be padded)."""
+    if len(op.inputs) > 2:
+        raise TFLiteError(f"{where}: a constant_values input is not supported; PAD pads with the zero point")
+    rank = len(g.tensors[op.inputs[0]].shape)
+    pads = _int32_constant(g, op, 1, "paddings", where)
+    label = g.label(op.inputs[1], "paddings")
+    if pads.shape != (rank, 2) or rank > 4:
+        raise TFLiteError(f"{where}: {label} have shape {pads.shape}; TFLM needs (rank, 2) for an input of rank "
+                          f"{rank} <= 4")
+    if pads[0].any() and rank > 1:
+        raise TFLiteError(f"{where}: {label} pad the batch axis ({pads[0].tolist()}), which powerprune does not "
+                          "support")
+    rows = pads[1:] if rank > 1 else pads
+    return tuple((int(a), int(b)) for a, b in rows)
+
+
 def _layer(g: _Subgraph, code: int, op: fb.OperatorT, out: TensorInfo, where: str) -> Layer:
     """One supported operator as an IR layer; its options are present (checked by the caller)."""
     opt = op.builtinOptions
+    if code == fb.BuiltinOperator.SOFTMAX:
+        return Softmax(float(np.float32(opt.beta)), out)
+    if code == fb.BuiltinOperator.LOGISTIC:
+        return Logistic(out)
+    if code == fb.BuiltinOperator.MEAN:
+        _mean_axes(g, op, where)
+        if op.builtinOptions is not None and op.builtinOptionsType != fb.BuiltinOptions.ReducerOptions:
+            raise TFLiteError(f"{where}: its builtin options are of the wrong type")
+        return Mean(bool(opt.keepDims) if opt is not None else False, out)
+    if code == fb.BuiltinOperator.PAD:
+        return Pad(_paddings(g, op, where), out)
+    if code == fb.BuiltinOperator.QUANTIZE:
+        return Quantize(out)
+    if code == fb.BuiltinOperator.DEQUANTIZE:
+        return Dequantize(out)
     if code in (fb.BuiltinOperator.CONV_2D, fb.BuiltinOperator.DEPTHWISE_CONV_2D):
         if opt.dilationHFactor not in (0, 1) or opt.dilationWFactor not in (0, 1):
             raise TFLiteError(f"{where}: dilation is not supported")
@@ -385,7 +476,7 @@ def import_tflite(data: bytes, name: str = "model") -> Graph:
     outputs = [] if g.sub.outputs is None else [int(i) for i in g.sub.outputs]
     if len(inputs) != 1 or len(outputs) != 1:
         raise TFLiteError("only models with one input and one output are supported")
-    graph_input = _info(*g.tensor(inputs[0], "", "model input"), "model input")
+    graph_input = _info(*g.tensor(inputs[0], "", "model input"), "model input", float_ok=True)
     operators = g.sub.operators or []
     codes = [g.opcode(op, index) for index, op in enumerate(operators)]
     for index, code in enumerate(codes):  # before the graph's shape: name what is unsupported
@@ -396,6 +487,7 @@ def import_tflite(data: bytes, name: str = "model") -> Graph:
     ids = {inputs[0]: 0}  # flatbuffer tensor index -> IR tensor id (0 input, i + 1 output of layer i)
     layers: list[Layer] = []
     reads: list[tuple[int, ...]] = []
+    names: list[str] = []  # operator name of each layer, for errors the IR finds
     for index, (op, code) in enumerate(zip(operators, codes, strict=True)):
         opname = _OP_NAMES[code]
         where = f"operator {index} ({opname})"
@@ -408,7 +500,7 @@ def import_tflite(data: bytes, name: str = "model") -> Graph:
         if options is not None and (op.builtinOptionsType != options or op.builtinOptions is None):
             raise TFLiteError(f"{where}: its builtin options are missing or of the wrong type")
         op.inputs, op.outputs = op_inputs, op_outputs
-        out = _info(*g.tensor(op_outputs[0], "output", where), where)
+        out = _info(*g.tensor(op_outputs[0], "output", where), where, float_ok=code == fb.BuiltinOperator.DEQUANTIZE)
         if op_outputs[0] in ids:
             raise TFLiteError(f"{where}: {g.label(op_outputs[0], 'output')} is written a second time")
         layer = _layer(g, code, op, out, where)
@@ -420,6 +512,7 @@ def import_tflite(data: bytes, name: str = "model") -> Graph:
                                   "operator; constant operands and operators stored out of execution order are "
                                   "not supported")
         layers.append(layer)
+        names.append(opname)
         reads.append(tuple(ids[t] for t in op_inputs[:n]))
         ids[op_outputs[0]] = len(layers)
     if ids.get(outputs[0]) != len(layers):
@@ -427,7 +520,13 @@ def import_tflite(data: bytes, name: str = "model") -> Graph:
     try:
         graph = Graph(graph_input, layers, name, reads)
     except IRError as exc:
-        raise TFLiteError(f"inconsistent model: {exc}") from exc
+        if exc.layer is None:
+            raise TFLiteError(f"inconsistent model: {exc}") from exc
+        # one tensor of one operator is at fault (e.g. a SOFTMAX output TFLM cannot produce): name both
+        op = g.sub.operators[exc.layer]
+        tensor = op.inputs[0] if exc.tensor == "input" else op.outputs[0]
+        raise TFLiteError(f"operator {exc.layer} ({names[exc.layer]}): {g.label(tensor, exc.tensor)} {exc.detail}"
+                          ) from exc
     _check_multipliers(graph)
     return graph
 

@@ -187,8 +187,8 @@ def test_constructed_ties_on_the_virtual_pico():
 def test_every_kernel_set_runs_add_on_the_one_stock_kernel():
     g = add_graph((2, 2, 1), *(TensorInfo((2, 2, 1), 0.1, 0) for _ in range(3)), "NONE")
     for kernels in KERNEL_SETS:
-        assert layer_kernels(g, kernels)[2] == "tflmref"
-        assert "pp_add_tflmref(&layer2, (pp_arena + " in generate(g, kernels).model_c
+        assert layer_kernels(g, kernels)[2] == "stock"
+        assert "pp_add_stock(&layer2, (pp_arena + " in generate(g, kernels).model_c
 
 
 # --- a residual network made here: exported, run by TFLM, host and the Pico -----------------------

@@ -26,17 +26,18 @@ def _graph(args: argparse.Namespace):
 
 
 def _test_inputs(args: argparse.Namespace, graph, n: int) -> np.ndarray:
-    """``n`` test images of ``--data`` (or FashionMNIST) as the graph's int8 input. Without --data, a
-    model whose input shape is not the dataset's gets seeded random inputs (cycles barely depend on the
+    """``n`` test images of ``--data`` (or FashionMNIST) as the graph's input. Without --data, a model
+    whose input shape is not the dataset's gets seeded random inputs (cycles barely depend on the
     values), and says so."""
+    from ..api import random_inputs
     from ..quantize import quantize_images
 
     images = images_for_model(args, n, tuple(graph.input.shape))
     if images is not None:
         return quantize_images(graph, images)
     print(f"note: input shape {graph.input.shape} is not FashionMNIST's and no --data was given; "
-          "using random int8 inputs")
-    return np.random.default_rng(0).integers(-128, 128, (n, *graph.input.shape), dtype=np.int8)
+          f"using random {graph.input.dtype} inputs")
+    return random_inputs(graph, n)
 
 
 def cmd_profile(args: argparse.Namespace) -> int:

@@ -142,7 +142,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     buf = io.BytesIO()
     np.save(buf, y.reshape(len(x), -1))
     write_bytes(args.output, buf.getvalue())
-    print(f"{len(x)} inference(s) on {args.on} -> {args.output} (int8, shape {y.reshape(len(x), -1).shape})")
+    print(f"{len(x)} inference(s) on {args.on} -> {args.output} ({y.dtype}, shape {y.reshape(len(x), -1).shape})")
     return 0
 
 
@@ -172,6 +172,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
               f"{r['nonzeros']:>9} {r['macs']:>9} {r['sparsity']:>8.1%}  {kernel}{reads}")
     t = graph.totals()
     print(f"    {'total':<48} {t['params']:>8} {t['nonzeros']:>9} {t['macs']:>9}")
+    for boundary, tensor in (("input", graph.input), ("output", graph.output)):
+        if tensor.is_float:
+            print(f"model {boundary} is float32 (converted by its {'first' if boundary == 'input' else 'last'} layer)")
+    for r in rows:
+        if set(r["kernels"].values()) == {"stock"}:
+            print(f"layer {r['index']} ({r['op']}): one stock kernel serves every kernel set "
+                  f"({', '.join(KERNEL_SETS)})")
     return 0
 
 

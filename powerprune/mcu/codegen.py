@@ -14,19 +14,28 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..fixedpoint import logistic_input_params, softmax_input_params
 from ..ir import (
     Add,
     Conv2D,
     DepthwiseConv2D,
+    Dequantize,
     FullyConnected,
     Graph,
     Layer,
+    Logistic,
+    Mean,
+    Pad,
     Pool2D,
+    Quantize,
     Reshape,
+    Softmax,
     TensorInfo,
     add_requantization,
+    mean_multiplier,
     output_size,
     requantization,
+    requantize_multiplier,
 )
 from . import costmodel
 
@@ -57,8 +66,28 @@ DESCRIPTORS: dict[str, tuple[tuple[str, str], ...]] = {
         "size", "left_shift", "input1_offset", "input1_multiplier", "input1_shift", "input2_offset",
         "input2_multiplier", "input2_shift", "output_offset", "output_multiplier", "output_shift", "act_min",
         "act_max")),
+    "pp_softmax_t": tuple((f, "int32_t") for f in ("rows", "depth", "input_multiplier", "input_left_shift",
+                                                   "diff_min")),
+    "pp_logistic_t": tuple((f, "int32_t") for f in ("size", "input_zero_point", "input_range_radius",
+                                                    "input_multiplier", "input_shift")),
+    "pp_mean_t": (
+        *((f, "int16_t") for f in ("in_h", "in_w", "channels")),
+        *((f, "int32_t") for f in ("input_zero_point", "output_zero_point", "multiplier", "shift")),
+    ),
+    "pp_pad_t": (
+        *((f, "int16_t") for f in ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "pad_top", "pad_left",
+                                   "pad_front")),
+        ("pad_value", "int32_t"),
+    ),
+    "pp_quant_t": (
+        *((f, "int32_t") for f in ("size", "input_zero_point", "output_zero_point", "multiplier", "shift")),
+        ("scale", "float"),
+    ),
 }
-_C_SIZE = {"int16_t": 2, "int32_t": 4, "*": 4}  # the RP2040's ILP32 ABI: size = alignment
+_C_SIZE = {"int16_t": 2, "int32_t": 4, "float": 4, "*": 4}  # the RP2040's ILP32 ABI: size = alignment
+
+# SOFTMAX, LOGISTIC, MEAN, PAD, QUANTIZE and DEQUANTIZE: one kernel (kernels/stock_ops.c) for every set
+STOCK_OPS = (Softmax, Logistic, Mean, Pad, Quantize, Dequantize)
 
 
 class CodegenError(ValueError):
@@ -70,7 +99,7 @@ class GeneratedModel:
     model_c: str
     model_h: str
     arena_bytes: int
-    kernels: tuple[str, ...]   # implementation each layer got: tflmref, cmsisnn, dense, sparse, reshape
+    kernels: tuple[str, ...]   # implementation each layer got: tflmref, cmsisnn, dense, sparse, stock, reshape
 
 
 def c_array(ctype: str, name: str, values: np.ndarray, per_line: int = 24) -> str:
@@ -183,13 +212,14 @@ def _plan_dag(graph: Graph) -> tuple[list[int | None], int]:
 # --- per-layer kernel choice -----------------------------------------------------------------
 
 def choose_kernel(layer: Layer, inp: TensorInfo, kernels: str) -> str:
-    """The C implementation ('tflmref', 'cmsisnn', 'dense' or 'sparse') one layer gets under a kernel
-    set. Ops a set has no kernel for fall back to the next simpler one, so every set runs every model
-    (cmsis-nn has a kernel for every op)."""
+    """The C implementation ('tflmref', 'cmsisnn', 'dense', 'sparse' or 'stock') one layer gets under a
+    kernel set. Ops a set has no kernel for fall back to the next simpler one, so every set runs every
+    model (cmsis-nn has a kernel for every weighted and pooling op); the ops of ``STOCK_OPS`` have one
+    kernel that every set shares."""
     if kernels not in KERNEL_SETS:
         raise CodegenError(f"unknown kernel set {kernels!r}; available: {', '.join(KERNEL_SETS)}")
-    if isinstance(layer, Add):
-        return "tflmref"  # one stock kernel in every set (kernels/add.c): no weights, nothing to prune
+    if isinstance(layer, Add | STOCK_OPS):  # no weights, nothing to prune (kernels/add.c, stock_ops.c)
+        return "stock"
     if kernels == "cmsis-nn":
         return "tflmref" if isinstance(layer, Reshape) else "cmsisnn"
     if kernels == "tflm-ref" or isinstance(layer, DepthwiseConv2D | Reshape):
@@ -206,6 +236,12 @@ def choose_kernel(layer: Layer, inp: TensorInfo, kernels: str) -> str:
     if kernels == "sparse":
         return "sparse"
     return "sparse" if costmodel.prefers_sparse(layer) else "dense"
+
+
+def shared_kernel(layer: Layer, inp: TensorInfo) -> str | None:
+    """'stock' when every kernel set runs ``layer`` on the one stock kernel, else None."""
+    impls = {choose_kernel(layer, inp, k) for k in KERNEL_SETS}
+    return "stock" if impls == {"stock"} else None
 
 
 # --- descriptors ---------------------------------------------------------------------------------
@@ -323,6 +359,50 @@ def _add_desc(name: str, layer: Add, inputs: tuple[TensorInfo, ...]) -> tuple[st
         "output_offset": rq.output_offset, "output_multiplier": rq.output_multiplier,
         "output_shift": rq.output_shift, "act_min": layer.activation.min, "act_max": layer.activation.max})
     return desc, "pp_add"
+def _c_float(value: float) -> str:
+    """A float32 as an exact C literal (hexadecimal, so no decimal rounding can change a bit)."""
+    return float(np.float32(value)).hex() + "f"
+
+
+def _as_hwc(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """A tensor of rank <= 3 as H x W x C, leading axes of size 1 added."""
+    return (1,) * (3 - len(shape)) + tuple(shape)
+
+
+def _stock_desc(name: str, layer: Layer, inp: TensorInfo) -> tuple[str, str]:
+    """Descriptor and kernel name of a STOCK_OPS layer; every parameter is derived from the scales here,
+    as TFLM derives it at Prepare time."""
+    out = layer.output
+    if isinstance(layer, Softmax):
+        mult, shift, diff_min = softmax_input_params(layer.beta, inp.scale)
+        return c_struct("pp_softmax_t", name, {
+            "rows": inp.size // inp.shape[-1], "depth": inp.shape[-1], "input_multiplier": mult,
+            "input_left_shift": shift, "diff_min": diff_min}), "pp_softmax"
+    if isinstance(layer, Logistic):
+        mult, shift, radius = logistic_input_params(inp.scale)
+        return c_struct("pp_logistic_t", name, {
+            "size": inp.size, "input_zero_point": inp.zero_point, "input_range_radius": radius,
+            "input_multiplier": mult, "input_shift": shift}), "pp_logistic"
+    if isinstance(layer, Mean):
+        mult, shift = mean_multiplier(inp, out)
+        return c_struct("pp_mean_t", name, {
+            "in_h": inp.shape[0], "in_w": inp.shape[1], "channels": inp.shape[2],
+            "input_zero_point": inp.zero_point, "output_zero_point": out.zero_point, "multiplier": mult,
+            "shift": shift}), "pp_mean"
+    if isinstance(layer, Pad):
+        (ih, iw, ic), (oh, ow, oc) = _as_hwc(inp.shape), _as_hwc(out.shape)
+        top, left, front = (before for before, _ in ((0, 0),) * (3 - len(layer.paddings)) + layer.paddings)
+        return c_struct("pp_pad_t", name, {
+            "in_h": ih, "in_w": iw, "in_c": ic, "out_h": oh, "out_w": ow, "out_c": oc, "pad_top": top,
+            "pad_left": left, "pad_front": front, "pad_value": out.zero_point}), "pp_pad"
+    if isinstance(layer, Quantize | Dequantize):
+        mult, shift = requantize_multiplier(inp, out) if not (inp.is_float or out.is_float) else (0, 0)
+        scale = inp.scale if isinstance(layer, Dequantize) else out.scale
+        fn = "pp_dequantize" if isinstance(layer, Dequantize) else "pp_quantize" if inp.is_float else "pp_requantize"
+        return c_struct("pp_quant_t", name, {
+            "size": inp.size, "input_zero_point": inp.zero_point, "output_zero_point": out.zero_point,
+            "multiplier": mult, "shift": shift, "scale": _c_float(scale)}), fn
+    raise CodegenError(f"no stock kernel for {layer.op}")  # pragma: no cover - STOCK_OPS lists the above
 
 
 def _scratch_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
@@ -346,6 +426,8 @@ def _dims(t: TensorInfo) -> str:
 def _preamble(graph: Graph, kernels: str, impls: list[str], tensors: int, scratch: int) -> str:
     """The comment that opens model.c: what the file is, its interface, memory plan and layers."""
     def quant(t: TensorInfo) -> str:
+        if t.is_float:
+            return f"float32 {_dims(t)} ({t.nbytes} bytes)"
         return f"int8 {_dims(t)} (scale {t.scale:.6g}, zero point {t.zero_point})"
 
     name = graph.name.replace("*/", "*_/")
@@ -417,6 +499,8 @@ def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
         elif isinstance(layer, Add):
             text, fn = _add_desc(name, layer, graph.inputs_of(i))
             what = f"{layer.op} tensors {' + '.join(map(str, graph.reads[i]))}, {_dims(inp)}"
+        elif isinstance(layer, STOCK_OPS):
+            text, fn = _stock_desc(name, layer, inp)
         else:  # pragma: no cover
             raise CodegenError(f"no C kernel for {layer.op}")
         parts.append(f"/* layer {i}: {what} -> {_dims(layer.output)}, kernel {impl} */\n{text}\n")
@@ -427,7 +511,7 @@ def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
     parts.append("void pp_model_run(const int8_t *in, int8_t *out) {\n" + "\n".join(calls) + "\n}\n")
     header = (
         "#ifndef PP_MODEL_H\n#define PP_MODEL_H\n#include <stdint.h>\n"
-        f"#define PP_INPUT_SIZE {graph.input.size}\n#define PP_OUTPUT_SIZE {graph.output.size}\n"
+        f"#define PP_INPUT_SIZE {graph.input.nbytes}\n#define PP_OUTPUT_SIZE {graph.output.nbytes}\n"
         f"#define PP_NUM_LAYERS {len(graph.layers)}\n#define PP_ARENA_SIZE {arena}\n"
         "void pp_model_run(const int8_t *in, int8_t *out);\n#endif\n"
     )

@@ -61,7 +61,7 @@ def deploy(graph: Graph, out_dir: str | Path, kernels: str = "auto", board: str 
            image: str = "auto") -> dict:
     if board != "pico":
         raise ValueError(f"deploy supports --board pico (RP2040); got {board!r}")
-    check_frame_sizes(graph.input.size, graph.output.size)
+    check_frame_sizes(graph.input.nbytes, graph.output.nbytes)
     out = Path(out_dir)
     fw = build_image(graph, kernels, image)
     uf2 = write_uf2([(s.paddr, s.data) for s in read_elf(fw.elf).segments])

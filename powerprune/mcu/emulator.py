@@ -73,10 +73,13 @@ def node_executable() -> str:
     return node
 
 
-def run_firmware(fw: Firmware, inputs: np.ndarray, output_size: int, *, xip: bool | None = None,
-                 xip_miss_cycles: int = DEFAULT_XIP_MISS_CYCLES,
+def run_firmware(fw: Firmware, inputs: np.ndarray, output_size: int, *, output_dtype: type = np.int8,
+                 xip: bool | None = None, xip_miss_cycles: int = DEFAULT_XIP_MISS_CYCLES,
                  cycle_budget: int = DEFAULT_CYCLE_BUDGET) -> EmulatorRun:
-    """Run every row of ``inputs`` (int8) through the firmware on the virtual Pico."""
+    """Run every row of ``inputs`` through the firmware on the virtual Pico. The firmware's buffers are
+    bytes: each row goes in as the bytes of its dtype (int8, or float32 for a float-input model) and
+    ``output_size`` values of ``output_dtype`` come back."""
+    out_bytes = int(output_size) * np.dtype(output_dtype).itemsize
     image = read_elf(fw.elf)
     vectors = image.symbol("pp_vectors")
     seg_bytes = {s.paddr: s.data for s in image.segments}
@@ -89,8 +92,8 @@ def run_firmware(fw: Firmware, inputs: np.ndarray, output_size: int, *, xip: boo
         "sp": sp,
         "input_addr": image.symbol("pp_input"),
         "output_addr": image.symbol("pp_output"),
-        "output_size": int(output_size),
-        "inputs": [base64.b64encode(np.ascontiguousarray(x, np.int8).tobytes()).decode() for x in inputs],
+        "output_size": out_bytes,
+        "inputs": [base64.b64encode(np.ascontiguousarray(x).tobytes()).decode() for x in inputs],
         "cycle_budget": int(cycle_budget),
         "xip": {"enabled": fw.layout == "flash" if xip is None else xip, "miss_cycles": int(xip_miss_cycles)},
     }
@@ -106,7 +109,7 @@ def run_firmware(fw: Firmware, inputs: np.ndarray, output_size: int, *, xip: boo
     run = EmulatorRun(boot_cycles=res["boot_cycles"], wall_seconds=res["wall_seconds"],
                       instructions_total=res["instructions_total"])
     for r in res["results"]:
-        out = np.frombuffer(base64.b64decode(r["output"]), np.int8).copy()
+        out = np.frombuffer(base64.b64decode(r["output"]), output_dtype).copy()
         run.inferences.append(Inference(r["cycles"], r["layer_cycles"], r["instructions"], out,
                                         r["xip_hits"], r["xip_misses"]))
     return run

@@ -46,17 +46,18 @@ class Measurement:
 def measure_board(port, graph: Graph, x: np.ndarray, timeout: float = 10.0) -> Measurement:
     """Run every row of ``x`` on the board behind ``port`` (a pyserial-like object)."""
     info = call(port, CMD_INFO, timeout=timeout)
-    in_size, out_size = struct.unpack("<HH", info)
-    if (in_size, out_size) != (graph.input.size, graph.output.size):
-        raise MeasureError(f"the board runs a model with {in_size} inputs / {out_size} outputs, "
-                           f"this model has {graph.input.size} / {graph.output.size}: deploy it first")
+    in_size, out_size = struct.unpack("<HH", info)  # bytes (4 per value of a float32 boundary)
+    if (in_size, out_size) != (graph.input.nbytes, graph.output.nbytes):
+        raise MeasureError(f"the board runs a model with {in_size} input / {out_size} output bytes, "
+                           f"this model has {graph.input.nbytes} / {graph.output.nbytes}: deploy it first")
+    x = np.ascontiguousarray(x, graph.input.np_dtype)
     expected = reference_run(graph, x).reshape(len(x), -1)
     m = Measurement()
     for row, want in zip(x, expected, strict=True):
         t = time.perf_counter()
-        body = call(port, CMD_INFER, np.ascontiguousarray(row, np.int8).tobytes(), timeout=timeout)
+        body = call(port, CMD_INFER, row.tobytes(), timeout=timeout)
         m.round_trip_s.append(time.perf_counter() - t)
-        got = np.frombuffer(body[:out_size], np.int8)
+        got = np.frombuffer(body[:out_size], graph.output.np_dtype)
         (cycles,) = struct.unpack("<I", body[out_size:out_size + 4])
         m.images += 1
         m.mismatches += int(not np.array_equal(got, want))

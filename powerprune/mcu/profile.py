@@ -44,7 +44,9 @@ class KernelProfile:
 def _build_and_run(graph: Graph, x: np.ndarray, kernels: str, layout: str, xip_miss_cycles: int,
                    cycle_budget: int, cflags: tuple[str, ...]) -> tuple[Firmware, EmulatorRun]:
     fw = build_firmware(graph, kernels, layout, cflags)
-    run = run_firmware(fw, x, graph.output.size, xip_miss_cycles=xip_miss_cycles, cycle_budget=cycle_budget)
+    x = np.ascontiguousarray(x, graph.input.np_dtype)  # the bytes the firmware reads
+    run = run_firmware(fw, x, graph.output.size, output_dtype=graph.output.np_dtype,
+                       xip_miss_cycles=xip_miss_cycles, cycle_budget=cycle_budget)
     for r in run.inferences:
         r.output = r.output.reshape(graph.output.shape)
     return fw, run
@@ -61,7 +63,7 @@ def profile(graph: Graph, x: np.ndarray, kernels: str = "tflm-ref", layout: str 
             cflags: tuple[str, ...] = DEFAULT_CFLAGS) -> KernelProfile:
     """Build, run ``x`` through the virtual Pico, and compare every output with the host reference."""
     fw, run = _build_and_run(graph, x, kernels, layout, xip_miss_cycles, cycle_budget, cflags)
-    expected = reference_run(graph, x).reshape(len(x), -1)
+    expected = reference_run(graph, np.asarray(x, graph.input.np_dtype)).reshape(len(x), -1)
     exact = bool(np.array_equal(run.outputs.reshape(len(x), -1), expected))
     layer = np.array([r.layer_cycles for r in run.inferences], dtype=np.float64).mean(axis=0)
     return KernelProfile(

@@ -15,12 +15,12 @@
  * Why one kernel for every set: an ADD has no weights, so neither pruning nor a sparse encoding can
  * make it cheaper, and its cost is linear in the tensor size: about 420 cycles per element, 5-9% of
  * ResNet-8's cycles depending on the set (bench/resnet8.py). The dense, sparse, auto and cmsis-nn
- * sets call it as it is; the profiles name it "tflmref" under each. It uses the 64-bit pp_requantize,
+ * sets call it as it is; the profiles name it "stock" under each. It uses the 64-bit pp_requantize,
  * like the other stock kernels, so its cycles are what a stock runtime would pay. */
 #include "pp_fixedpoint.h"
 #include "pp_kernels.h"
 
-void pp_add_tflmref(const pp_add_t *p, const int8_t *in1, const int8_t *in2, int8_t *out, int8_t *scratch) {
+void pp_add_stock(const pp_add_t *p, const int8_t *in1, const int8_t *in2, int8_t *out, int8_t *scratch) {
     (void)scratch;
     const int32_t scale_up = (int32_t)1 << p->left_shift;  /* a multiply: left-shifting negatives is UB in C */
     for (int32_t i = 0; i < p->size; ++i) {

@@ -53,6 +53,40 @@ typedef struct {
     int32_t output_offset, output_multiplier, output_shift;
     int32_t act_min, act_max;
 } pp_add_t;
+/* SOFTMAX over the last axis: rows x depth values; the Q5.26 input multiplier and the smallest input
+ * difference that still counts, both derived from beta and the input scale at code generation */
+typedef struct {
+    int32_t rows, depth;
+    int32_t input_multiplier, input_left_shift, diff_min;
+} pp_softmax_t;
+
+/* LOGISTIC over size values: Q4.27 input multiplier and the radius beyond which the output saturates */
+typedef struct {
+    int32_t size;
+    int32_t input_zero_point, input_range_radius, input_multiplier, input_shift;
+} pp_logistic_t;
+
+/* MEAN over height and width of an HWC tensor; multiplier and shift include 1 / (in_h x in_w) */
+typedef struct {
+    int16_t in_h, in_w, channels;
+    int32_t input_zero_point, output_zero_point, multiplier, shift;
+} pp_mean_t;
+
+/* PAD of an HWC tensor (lower-rank tensors are given as 1 x 1 x C or 1 x W x C) with pad_value */
+typedef struct {
+    int16_t in_h, in_w, in_c;
+    int16_t out_h, out_w, out_c;
+    int16_t pad_top, pad_left, pad_front;
+    int32_t pad_value;
+} pp_pad_t;
+
+/* QUANTIZE (int8 -> int8: multiplier and shift; float32 -> int8: scale) and DEQUANTIZE (int8 -> float32:
+ * scale); float tensors are bytes in the int8 buffers, 4 per value */
+typedef struct {
+    int32_t size;
+    int32_t input_zero_point, output_zero_point, multiplier, shift;
+    float scale;
+} pp_quant_t;
 
 /* Every kernel takes (descriptor, input, output, scratch); scratch is arena space the planner reserves
  * for kernels that pre-pad their input. */
@@ -85,8 +119,19 @@ void pp_maxpool_dense(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t 
 void pp_conv2d_sparse(const pp_conv_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch);
 void pp_fc_sparse(const pp_fc_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch);
 
-/* ADD: one stock kernel (kernels/add.c) that every kernel set uses, so profiles name it "tflmref"
+/* ADD: one stock kernel (kernels/add.c) that every kernel set uses, so profiles name it "stock"
  * under each set. It takes both inputs before the output. */
-void pp_add_tflmref(const pp_add_t *p, const int8_t *in1, const int8_t *in2, int8_t *out, int8_t *scratch);
+void pp_add_stock(const pp_add_t *p, const int8_t *in1, const int8_t *in2, int8_t *out, int8_t *scratch);
+/* stock: one kernel per op for every kernel set (kernels/stock_ops.c). These ops do a few operations per
+ * value, next to the hundreds of MACs per value of the convolutions around them (softmax usually runs
+ * once on a handful of class scores), so a tuned variant would not move a model's total; each follows
+ * TFLM's reference int8 arithmetic step by step. */
+void pp_softmax_stock(const pp_softmax_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void pp_logistic_stock(const pp_logistic_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void pp_mean_stock(const pp_mean_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void pp_pad_stock(const pp_pad_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void pp_requantize_stock(const pp_quant_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void pp_quantize_stock(const pp_quant_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void pp_dequantize_stock(const pp_quant_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
 
 #endif
