@@ -431,4 +431,4 @@ def test_inspect_shows_add_on_the_stock_kernel_in_every_set(resnet8, tmp_path, c
     path.write_bytes(resnet8[0])
     assert main(["inspect", str(path)]) == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if re.match(r"\s*\d+\s+ADD ", ln)]
-    assert len(lines) == 3 and all("tflmref (every set)" in ln for ln in lines)
+    assert len(lines) == 3 and all("stock (every set)" in ln for ln in lines)

@@ -86,8 +86,8 @@ DESCRIPTORS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 _C_SIZE = {"int16_t": 2, "int32_t": 4, "float": 4, "*": 4}  # the RP2040's ILP32 ABI: size = alignment
 
-# SOFTMAX, LOGISTIC, MEAN, PAD, QUANTIZE and DEQUANTIZE: one kernel (kernels/stock_ops.c) for every set
-STOCK_OPS = (Softmax, Logistic, Mean, Pad, Quantize, Dequantize)
+# ops with one stock kernel that every kernel set shares (kernels/add.c, kernels/stock_ops.c)
+STOCK_OPS = (Add, Softmax, Logistic, Mean, Pad, Quantize, Dequantize)
 
 
 class CodegenError(ValueError):
@@ -218,7 +218,7 @@ def choose_kernel(layer: Layer, inp: TensorInfo, kernels: str) -> str:
     kernel that every set shares."""
     if kernels not in KERNEL_SETS:
         raise CodegenError(f"unknown kernel set {kernels!r}; available: {', '.join(KERNEL_SETS)}")
-    if isinstance(layer, Add | STOCK_OPS):  # no weights, nothing to prune (kernels/add.c, stock_ops.c)
+    if isinstance(layer, STOCK_OPS):  # no weights, nothing to prune
         return "stock"
     if kernels == "cmsis-nn":
         return "tflmref" if isinstance(layer, Reshape) else "cmsisnn"
@@ -402,7 +402,7 @@ def _stock_desc(name: str, layer: Layer, inp: TensorInfo) -> tuple[str, str]:
         return c_struct("pp_quant_t", name, {
             "size": inp.size, "input_zero_point": inp.zero_point, "output_zero_point": out.zero_point,
             "multiplier": mult, "shift": shift, "scale": _c_float(scale)}), fn
-    raise CodegenError(f"no stock kernel for {layer.op}")  # pragma: no cover - STOCK_OPS lists the above
+    raise CodegenError(f"no stock kernel for {layer.op}")  # pragma: no cover - ADD has its own (_add_desc)
 
 
 def _scratch_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
