@@ -47,6 +47,23 @@ def real_multiplier(input_scale: float, weight_scale: float, output_scale: float
     return float(np.float32(input_scale)) * float(np.float32(weight_scale)) / float(np.float32(output_scale))
 
 
+# TFLM's int8 ADD first moves both inputs 20 bits up, so that rescaling them to a common scale (a
+# multiplier < 1) loses no precision: |x - zero point| <= 255 keeps the shifted value below 2^28.
+ADD_LEFT_SHIFT = 20
+
+
+def add_real_multipliers(scale1: float, scale2: float, output_scale: float) -> tuple[float, float, float]:
+    """(input 1, input 2, output) real multipliers of an int8 ADD as TFLM's Prepare forms them.
+
+    Both inputs go to a common scale of twice the larger input scale (so each multiplier is at most
+    1/2), and the sum comes back from that scale, 2^20 finer, to the output's. The larger scale is
+    picked among the float32 scales and only then widened to double, as TFLM does.
+    """
+    s1, s2, so = (float(np.float32(s)) for s in (scale1, scale2, output_scale))
+    twice_max = 2.0 * max(s1, s2)
+    return s1 / twice_max, s2 / twice_max, twice_max / (float(1 << ADD_LEFT_SHIFT) * so)
+
+
 def _wrap32(x: np.ndarray) -> np.ndarray:
     return ((x.astype(np.int64) + 2**31) % 2**32 - 2**31).astype(np.int64)
 

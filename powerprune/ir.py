@@ -1,6 +1,10 @@
 """The int8 graph IR: the one object every backend consumes.
 
-A ``Graph`` is a chain of int8 layers following the TFLite int8 quantization spec: asymmetric int8
+A ``Graph`` is a DAG of int8 tensors: tensor 0 is the graph input, tensor i+1 the output of layer i,
+layers are kept in execution (topological) order, and each layer records the ids of the tensors it
+reads (``Graph.reads``). The common case, a chain where layer i reads tensor i, is the default, so a
+chain is built and consumed exactly as before; residual networks add ``Add`` layers that read two
+earlier tensors. Everything follows the TFLite int8 quantization spec: asymmetric int8
 activations (scale, zero point per tensor), symmetric int8 weights (zero point 0) with per-channel or
 per-tensor scales, int32 biases with scale = input scale x weight scale. Layouts are TFLite's: NHWC
 activations (batch left out), OHWI conv weights, (out, in) fully connected weights.
@@ -16,7 +20,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .fixedpoint import quantize_multiplier, real_multiplier, round_half_away
+from .fixedpoint import (
+    ADD_LEFT_SHIFT,
+    add_real_multipliers,
+    quantize_multiplier,
+    real_multiplier,
+    round_half_away,
+)
 
 
 class IRError(ValueError):
@@ -119,8 +129,26 @@ class Reshape:
     op: str = field(default="RESHAPE", init=False)
 
 
-Layer = Conv2D | DepthwiseConv2D | FullyConnected | Pool2D | Reshape
+@dataclass(eq=False)
+class Add:
+    """Elementwise sum of two int8 tensors of the same shape (TFLite ADD without broadcasting), each
+    input rescaled to a common scale first; the fused activation clamps the result. It has no
+    weights: its requantization comes from the three tensors' scales (``add_requantization``)."""
+
+    activation: Activation
+    output: TensorInfo
+    op: str = field(default="ADD", init=False)
+
+
+Layer = Conv2D | DepthwiseConv2D | FullyConnected | Pool2D | Reshape | Add
 WEIGHTED = (Conv2D, DepthwiseConv2D, FullyConnected)
+# layers that read more than one tensor, with how many; every other layer reads exactly one
+ARITY: dict[type, int] = {Add: 2}
+
+
+def arity(layer: Layer) -> int:
+    """How many tensors ``layer`` reads."""
+    return ARITY.get(type(layer), 1)
 
 
 @dataclass(frozen=True)
@@ -145,6 +173,28 @@ def requantization(layer: Layer, inp: TensorInfo) -> Requant:
     return Requant(-inp.zero_point, layer.output.zero_point, mult, shift)
 
 
+@dataclass(frozen=True)
+class AddRequant:
+    """What TFLM's int8 ADD derives from the three scales at Prepare time: both inputs are shifted left
+    by ``left_shift`` and scaled to half of the larger input scale (multiplier < 1 each), summed, and
+    the sum is scaled to the output. Shifts are <= 0 (right shifts), as TFLM requires."""
+
+    left_shift: int
+    input_offsets: tuple[int, int]        # -zero point of each input
+    input_multipliers: tuple[int, int]
+    input_shifts: tuple[int, int]
+    output_offset: int
+    output_multiplier: int
+    output_shift: int
+
+
+def add_requantization(a: TensorInfo, b: TensorInfo, out: TensorInfo) -> AddRequant:
+    """The integer parameters of ``out = a + b`` exactly as TFLM's CalculateOpDataAdd derives them."""
+    reals = add_real_multipliers(a.scale, b.scale, out.scale)
+    (m1, s1), (m2, s2), (mo, so) = (quantize_multiplier(r) for r in reals)
+    return AddRequant(ADD_LEFT_SHIFT, (-a.zero_point, -b.zero_point), (m1, m2), (s1, s2), out.zero_point, mo, so)
+
+
 def same_padding(in_size: int, kernel: int, stride: int) -> tuple[int, int]:
     """(output size, leading pad) for TFLite SAME padding; the extra odd pixel goes at the end."""
     out = (in_size + stride - 1) // stride
@@ -165,28 +215,88 @@ def output_size(in_size: int, kernel: int, stride: int, padding: str) -> tuple[i
 
 @dataclass(eq=False)
 class Graph:
-    """A chain of int8 layers: the input feeds layer 0, each layer feeds the next."""
+    """int8 layers in execution order over numbered tensors: 0 is the graph input, i+1 the output of
+    layer i, and the last layer's output is the model output.
+
+    ``reads[i]`` holds the tensor ids layer i reads (one for most layers, two for ``Add``). Leave it
+    out for a chain, where layer i reads tensor i; it is then filled in, so every graph has it.
+    """
 
     input: TensorInfo
     layers: list[Layer]
     name: str = "model"
+    reads: list[tuple[int, ...]] | None = None
 
     def __post_init__(self) -> None:
+        if self.reads is None:
+            self.reads = [(i,) for i in range(len(self.layers))]
+        else:
+            self.reads = [tuple(int(t) for t in r) for r in self.reads]
         self.validate()
 
     @property
     def output(self) -> TensorInfo:
         return self.layers[-1].output if self.layers else self.input
 
+    @property
+    def is_chain(self) -> bool:
+        """True when layer i reads exactly tensor i (the input, then each previous output)."""
+        return all(r == (i,) for i, r in enumerate(self.reads))
+
+    def tensor(self, t: int) -> TensorInfo:
+        """Tensor ``t``: 0 is the graph input, t >= 1 the output of layer t - 1."""
+        return self.input if t == 0 else self.layers[t - 1].output
+
+    def inputs_of(self, i: int) -> tuple[TensorInfo, ...]:
+        """Every tensor layer i reads, in operand order."""
+        return tuple(self.tensor(t) for t in self.reads[i])
+
+    def readers(self, t: int) -> list[int]:
+        """Indices of the layers that read tensor ``t``, in execution order."""
+        return [i for i, r in enumerate(self.reads) if t in r]
+
+    def last_reads(self) -> list[int]:
+        """For every tensor, the index of the last layer that reads it: after that layer ran, its
+        memory may be reused. The model output is read by the caller, after every layer
+        (``len(layers)``)."""
+        last = [0] * (len(self.layers) + 1)
+        for i, ids in enumerate(self.reads):
+            for t in ids:
+                last[t] = i
+        last[len(self.layers)] = len(self.layers)
+        return last
+
     def steps(self) -> Iterator[tuple[int, Layer, TensorInfo]]:
-        """(index, layer, its input tensor) in execution order."""
-        inp = self.input
+        """(index, layer, its first input tensor) in execution order; ``inputs_of`` gives all of them."""
         for i, layer in enumerate(self.layers):
-            yield i, layer, inp
-            inp = layer.output
+            yield i, layer, self.tensor(self.reads[i][0])
+
+    def _validate_wiring(self) -> None:
+        """Tensor ids refer to earlier tensors only (so execution order is topological), each layer
+        reads as many tensors as it takes, and nothing is computed for nobody: every tensor except
+        the model output is read by some layer (an unread tensor is a dead branch or a second model
+        output, neither of which any backend would handle)."""
+        if not isinstance(self.reads, list) or len(self.reads) != len(self.layers):
+            raise IRError(f"reads lists {len(self.reads)} layers' inputs for {len(self.layers)} layers")
+        for i, (layer, ids) in enumerate(zip(self.layers, self.reads, strict=True)):
+            where = f"layer {i} ({layer.op})"
+            if len(ids) != arity(layer):
+                raise IRError(f"{where}: reads {len(ids)} tensor(s) {list(ids)}, it takes {arity(layer)}")
+            for t in ids:
+                if not 0 <= t <= i:
+                    raise IRError(f"{where}: reads tensor {t}, but only tensors 0..{i} (the input and the "
+                                  "outputs of earlier layers) exist when it runs")
+        read = {t for ids in self.reads for t in ids}
+        for t in range(len(self.layers)):
+            if t not in read:
+                what = "the graph input" if t == 0 else f"the output of layer {t - 1} ({self.layers[t - 1].op})"
+                raise IRError(f"tensor {t} ({what}) is never read; only the last layer's output may go "
+                              "unread (it is the model output): remove the dead layer or wire it in")
 
     def validate(self) -> None:
-        """Shapes and dtypes must chain; every later stage trusts this instead of re-checking."""
+        """Wiring, shapes, dtypes and quantization must fit; every later stage trusts this instead of
+        re-checking."""
+        self._validate_wiring()
         for i, layer, inp in self.steps():
             where = f"layer {i} ({layer.op})"
             out = layer.output
@@ -215,15 +325,31 @@ class Graph:
             elif isinstance(layer, Reshape):
                 if inp.size != out.size:
                     raise IRError(f"{where}: reshape {inp.shape} -> {out.shape} changes the size")
+            elif isinstance(layer, Add):
+                self._validate_add(i, layer)
             if isinstance(layer, WEIGHTED):
                 if layer.weights.dtype != np.int8 or layer.bias.dtype != np.int32:
                     raise IRError(f"{where}: weights must be int8 and bias int32")
                 if layer.bias.shape != (layer.weights.shape[0 if not isinstance(layer, DepthwiseConv2D) else 3],):
                     raise IRError(f"{where}: bias shape {layer.bias.shape} does not match the weights")
 
+    def _validate_add(self, i: int, layer: Add) -> None:
+        """Equal shapes (no broadcasting) and scales TFLM's ADD accepts: its Prepare stops on an
+        output multiplier >= 1, i.e. an output scale below max(input scales) / 2^19."""
+        where = f"layer {i} ({layer.op})"
+        a, b = self.inputs_of(i)
+        if not a.shape == b.shape == layer.output.shape:
+            raise IRError(f"{where}: adds tensors {list(self.reads[i])} of shapes {a.shape} and {b.shape} into "
+                          f"{layer.output.shape}; the shapes must be equal (broadcasting is not supported)")
+        rq = add_requantization(a, b, layer.output)
+        if max(rq.output_shift, *rq.input_shifts) > 0:
+            raise IRError(f"{where}: output scale {layer.output.scale:g} is too small for input scales "
+                          f"{a.scale:g} and {b.scale:g} (int8 ADD needs output scale > max input scale / 2^19)")
+
     # --- sizes a user asks about ---------------------------------------------------------------
     def layer_stats(self) -> list[dict]:
-        """Per layer: op, shapes, params (weights + biases), nonzeros, MACs (dense), sparsity."""
+        """Per layer: op, the tensor ids it reads, shapes (input: the first one it reads), params
+        (weights + biases), nonzeros, MACs (dense), sparsity."""
         rows = []
         for i, layer, inp in self.steps():
             params = nonzeros = macs = 0
@@ -234,7 +360,8 @@ class Graph:
                 pixels = 1 if isinstance(layer, FullyConnected) else layer.output.shape[0] * layer.output.shape[1]
                 macs = w.size * pixels
             rows.append({
-                "index": i, "op": layer.op, "input": inp.shape, "output": layer.output.shape,
+                "index": i, "op": layer.op, "reads": list(self.reads[i]), "input": inp.shape,
+                "output": layer.output.shape,
                 "params": params, "nonzeros": nonzeros, "macs": macs,
                 "sparsity": 1 - nonzeros / params if params else 0.0,
             })

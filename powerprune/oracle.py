@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def tflm_run(model: bytes, inputs: np.ndarray) -> np.ndarray:
-    """Run int8 ``inputs`` (N, *input shape) one by one through TFLM; returns (N, *output shape)."""
+def tflm_run(model: bytes, inputs: np.ndarray, arena_size: int | None = None) -> np.ndarray:
+    """Run int8 ``inputs`` (N, *input shape) one by one through TFLM; returns (N, *output shape).
+    ``arena_size``: TFLM's tensor arena in bytes; the wheel's default (10x the model's size) is too small
+    for a model with few weights and large activations."""
     from tflite_micro.python.tflite_micro import runtime
 
-    interp = runtime.Interpreter.from_bytes(model)
+    interp = runtime.Interpreter.from_bytes(model, arena_size=arena_size)
     in_shape = tuple(interp.get_input_details(0)["shape"])
     outs = []
     for x in inputs:

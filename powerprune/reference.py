@@ -12,6 +12,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .fixedpoint import multiply_by_quantized_multiplier
 from .ir import (
+    Add,
     Conv2D,
     DepthwiseConv2D,
     FullyConnected,
@@ -20,6 +21,7 @@ from .ir import (
     Pool2D,
     Reshape,
     TensorInfo,
+    add_requantization,
     output_size,
     requantization,
 )
@@ -92,6 +94,18 @@ def _pool(x: np.ndarray, layer: Pool2D) -> np.ndarray:
     return np.clip(out, act.min, act.max).astype(np.int8)
 
 
+def _add(a: np.ndarray, b: np.ndarray, layer: Add, ta: TensorInfo, tb: TensorInfo) -> np.ndarray:
+    """TFLM's int8 ADD, step for step: offset and shift each input up by 2^20, scale each to the
+    common scale (a rounding multiply), add, scale the sum to the output (a second rounding), add
+    the output zero point, clamp. Every intermediate fits int32, so int64 here is exact."""
+    rq = add_requantization(ta, tb, layer.output)
+    scaled = [multiply_by_quantized_multiplier((x.astype(np.int64) + off) << rq.left_shift, m, s)
+              for x, off, m, s in zip((a, b), rq.input_offsets, rq.input_multipliers, rq.input_shifts, strict=True)]
+    out = multiply_by_quantized_multiplier(scaled[0] + scaled[1], rq.output_multiplier, rq.output_shift)
+    out = out + rq.output_offset
+    return np.clip(out, layer.activation.min, layer.activation.max).astype(np.int8)
+
+
 def run_layer(x: np.ndarray, layer: Layer, inp: TensorInfo) -> np.ndarray:
     """One layer on a batch of int8 NHWC (or N, features) tensors."""
     if isinstance(layer, Conv2D):
@@ -114,12 +128,24 @@ def run(graph: Graph, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
         raise TypeError(f"reference input must be int8, got {x.dtype}; quantize with graph.input.quantize")
     if x.shape[1:] != graph.input.shape:
         raise ValueError(f"input shape {x.shape[1:]} does not match the model's {graph.input.shape}")
-    outs = []
-    for i in range(0, len(x), batch):
-        h = x[i:i + batch]
-        for _, layer, inp in graph.steps():
-            h = run_layer(h, layer, inp)
-        outs.append(h)
+    outs = [_run_batch(graph, x[i:i + batch]) for i in range(0, len(x), batch)]
     if not outs:
         return np.zeros((0,) + graph.output.shape, np.int8)
     return np.concatenate(outs)
+
+
+def _run_batch(graph: Graph, x: np.ndarray) -> np.ndarray:
+    """One chunk through the graph, holding each tensor only until its last reader ran."""
+    values = {0: x}
+    last = graph.last_reads()
+    for i, layer, inp in graph.steps():
+        args = [values[t] for t in graph.reads[i]]
+        if isinstance(layer, Add):
+            y = _add(args[0], args[1], layer, *graph.inputs_of(i))
+        else:
+            y = run_layer(args[0], layer, inp)
+        for t in set(graph.reads[i]):
+            if last[t] == i:
+                del values[t]
+        values[i + 1] = y
+    return values[len(graph.layers)]

@@ -2,7 +2,8 @@
 
 Export writes what the official converter writes for an int8 model (int8 input and output, no
 QUANTIZE/DEQUANTIZE, per-channel conv weights), so TFLM runs it unchanged. Import accepts such a
-model from any tool (Keras + TFLite converter, tfmot) as long as it is a chain of supported ops.
+model from any tool (Keras + TFLite converter, tfmot) made of supported ops, wired as any DAG whose
+operators are stored in execution order (residual ADDs included), with one input and one output.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .fixedpoint import quantize_multiplier, real_multiplier
 from .ir import (
     WEIGHTED,
     Activation,
+    Add,
     Conv2D,
     DepthwiseConv2D,
     FullyConnected,
@@ -26,6 +28,7 @@ from .ir import (
     Pool2D,
     Reshape,
     TensorInfo,
+    arity,
 )
 
 _ACT_NAME = {fb.ActivationFunctionType.NONE: "NONE", fb.ActivationFunctionType.RELU: "RELU",
@@ -100,9 +103,9 @@ def _weighted_inputs(w: _Writer, i: int, layer: Conv2D | DepthwiseConv2D | Fully
 def export_tflite(graph: Graph) -> bytes:
     """Serialize ``graph`` as a TFLite flatbuffer (schema version 3)."""
     w = _Writer()
-    cur = w.activation("input", graph.input)
-    graph_input = cur
+    ids = [w.activation("input", graph.input)]  # flatbuffer tensor index of each IR tensor id
     for i, layer, inp in graph.steps():
+        cur = ids[graph.reads[i][0]]
         out = w.activation(f"layer{i}/output", layer.output)
         if isinstance(layer, Conv2D | DepthwiseConv2D):
             depthwise = isinstance(layer, DepthwiseConv2D)
@@ -138,13 +141,17 @@ def export_tflite(graph: Graph) -> bytes:
             opt = fb.ReshapeOptionsT()
             opt.newShape = [int(v) for v in new_shape]
             w.op(fb.BuiltinOperator.RESHAPE, [cur, shape_t], [out], fb.BuiltinOptions.ReshapeOptions, opt)
+        elif isinstance(layer, Add):
+            opt = fb.AddOptionsT()
+            opt.fusedActivationFunction = _ACT_CODE[layer.activation.kind]
+            w.op(fb.BuiltinOperator.ADD, [ids[t] for t in graph.reads[i]], [out], fb.BuiltinOptions.AddOptions, opt)
         else:  # pragma: no cover - Graph.validate admits only the types above
             raise IRError(f"cannot export {type(layer).__name__}")
-        cur = out
+        ids.append(out)
 
     sub = fb.SubGraphT()
     sub.tensors, sub.operators = w.tensors, w.operators
-    sub.inputs, sub.outputs = [graph_input], [cur]
+    sub.inputs, sub.outputs = [ids[0]], [ids[-1]]
     sub.name = "main"
     model = fb.ModelT()
     model.version = 3
@@ -185,6 +192,7 @@ _SUPPORTED = {
     fb.BuiltinOperator.MAX_POOL_2D: (fb.BuiltinOptions.Pool2DOptions, 1),
     fb.BuiltinOperator.AVERAGE_POOL_2D: (fb.BuiltinOptions.Pool2DOptions, 1),
     fb.BuiltinOperator.RESHAPE: (None, 1),
+    fb.BuiltinOperator.ADD: (fb.BuiltinOptions.AddOptions, 2),
 }
 _SUPPORTED_NAMES = ", ".join(_OP_NAMES[c] for c in _SUPPORTED)
 _MIN_SCALE = float(np.finfo(np.float32).tiny)  # smallest normal float32: a denormal scale is damage
@@ -348,6 +356,13 @@ def _layer(g: _Subgraph, code: int, op: fb.OperatorT, out: TensorInfo, where: st
         window = (int(opt.filterHeight), int(opt.filterWidth))
         stride, padding = _geometry(opt, where, window)
         return Pool2D(kind, window, stride, padding, act, out)
+    if code == fb.BuiltinOperator.ADD:
+        (a, la), (b, lb) = (g.tensor(t, f"input {k + 1}", where) for k, t in enumerate(op.inputs[:2]))
+        sa, sb = ([int(d) for d in t.shape] for t in (a, b))
+        if sa != sb:
+            raise TFLiteError(f"{where}: {la} has shape {sa} and {lb} {sb}; only ADD of equal shapes is "
+                              "supported (no broadcasting)")
+        return Add(Activation.for_output(_act(opt.fusedActivationFunction, where), out), out)
     return Reshape(out)
 
 
@@ -371,14 +386,19 @@ def import_tflite(data: bytes, name: str = "model") -> Graph:
     if len(inputs) != 1 or len(outputs) != 1:
         raise TFLiteError("only models with one input and one output are supported")
     graph_input = _info(*g.tensor(inputs[0], "", "model input"), "model input")
-    current = inputs[0]
+    operators = g.sub.operators or []
+    codes = [g.opcode(op, index) for index, op in enumerate(operators)]
+    for index, code in enumerate(codes):  # before the graph's shape: name what is unsupported
+        if code not in _SUPPORTED:
+            opname = _OP_NAMES.get(code, f"#{code}")
+            raise TFLiteError(f"operator {index} ({opname}): unsupported operator {opname}; powerprune supports "
+                              f"{_SUPPORTED_NAMES} (re-export the model with these ops only)")
+    ids = {inputs[0]: 0}  # flatbuffer tensor index -> IR tensor id (0 input, i + 1 output of layer i)
     layers: list[Layer] = []
-    for index, op in enumerate(g.sub.operators or []):
-        code = g.opcode(op, index)
-        opname = _OP_NAMES.get(code, f"#{code}")
+    reads: list[tuple[int, ...]] = []
+    for index, (op, code) in enumerate(zip(operators, codes, strict=True)):
+        opname = _OP_NAMES[code]
         where = f"operator {index} ({opname})"
-        if code not in _SUPPORTED:  # before the graph shape: name what is unsupported
-            raise TFLiteError(f"{where}: unsupported operator {opname}; powerprune supports {_SUPPORTED_NAMES}")
         options, min_inputs = _SUPPORTED[code]
         op_inputs = [] if op.inputs is None else [int(i) for i in op.inputs]
         op_outputs = [] if op.outputs is None else [int(i) for i in op.outputs]
@@ -388,16 +408,24 @@ def import_tflite(data: bytes, name: str = "model") -> Graph:
         if options is not None and (op.builtinOptionsType != options or op.builtinOptions is None):
             raise TFLiteError(f"{where}: its builtin options are missing or of the wrong type")
         op.inputs, op.outputs = op_inputs, op_outputs
-        if op_inputs[0] != current:
-            raise TFLiteError(f"{where}: the graph is not a simple chain (input is tensor {op_inputs[0]}, "
-                              f"expected the previous output {current})")
         out = _info(*g.tensor(op_outputs[0], "output", where), where)
-        layers.append(_layer(g, code, op, out, where))
-        current = op_outputs[0]
-    if current != outputs[0]:
+        if op_outputs[0] in ids:
+            raise TFLiteError(f"{where}: {g.label(op_outputs[0], 'output')} is written a second time")
+        layer = _layer(g, code, op, out, where)
+        n = arity(layer)  # the activations it reads come first; further inputs are weights, bias, shape
+        for k, t in enumerate(op_inputs[:n]):
+            if t not in ids:
+                _, label = g.tensor(t, f"input {k + 1}" if n > 1 else "input", where)
+                raise TFLiteError(f"{where}: {label} is neither the model input nor the output of an earlier "
+                                  "operator; constant operands and operators stored out of execution order are "
+                                  "not supported")
+        layers.append(layer)
+        reads.append(tuple(ids[t] for t in op_inputs[:n]))
+        ids[op_outputs[0]] = len(layers)
+    if ids.get(outputs[0]) != len(layers):
         raise TFLiteError("the model output is not the last operator's output")
     try:
-        graph = Graph(graph_input, layers, name)
+        graph = Graph(graph_input, layers, name, reads)
     except IRError as exc:
         raise TFLiteError(f"inconsistent model: {exc}") from exc
     _check_multipliers(graph)

@@ -112,15 +112,17 @@ def _flatten_conv_weights(m, s):
     t.shape = [4, 9, 1]
 
 
-def _add_op_off_the_chain(m, s):
-    """Issue 17: operator 1 becomes ADD(model input, conv output), so the graph is no chain either."""
-    code = fb.OperatorCodeT()
-    code.builtinCode = code.deprecatedBuiltinCode = fb.BuiltinOperator.ADD
-    m.operatorCodes.append(code)
-    op = s.operators[1]
-    op.opcodeIndex = len(m.operatorCodes) - 1
-    op.inputs = [s.inputs[0], s.operators[0].outputs[0]]
-    op.builtinOptionsType, op.builtinOptions = fb.BuiltinOptions.AddOptions, fb.AddOptionsT()
+def _binary_op_off_the_chain(code: int, opt_type: int, options):
+    """Issue 17: operator 1 becomes OP(model input, conv output), so the graph is no chain either."""
+    def edit(m, s):
+        oc = fb.OperatorCodeT()
+        oc.builtinCode = oc.deprecatedBuiltinCode = code
+        m.operatorCodes.append(oc)
+        op = s.operators[1]
+        op.opcodeIndex = len(m.operatorCodes) - 1
+        op.inputs = [s.inputs[0], s.operators[0].outputs[0]]
+        op.builtinOptionsType, op.builtinOptions = opt_type, options()
+    return edit
 
 
 TFLITE_CORRUPTIONS = {
@@ -145,8 +147,14 @@ TFLITE_CORRUPTIONS = {
     "weights_zero_point_nonzero": (_quant(lambda s: s.operators[0].inputs[1], zero_point=5), "zero point"),
     "int16_model_input": (lambda m, s: setattr(s.tensors[s.inputs[0]], "type", fb.TensorType.INT16),
                           "model input: tensor 0 'input' is INT16"),
-    "unsupported_add_off_the_chain": (_add_op_off_the_chain,
-                                      "operator 1 (ADD): unsupported operator ADD; powerprune supports"),
+    # an unsupported op in a graph that is no chain is named as the op, not as a wiring problem
+    "unsupported_mul_off_the_chain": (
+        _binary_op_off_the_chain(fb.BuiltinOperator.MUL, fb.BuiltinOptions.MulOptions, fb.MulOptionsT),
+        "operator 1 (MUL): unsupported operator MUL; powerprune supports"),
+    # ADD is supported, but not with broadcasting: input 8x8x1 + conv output 8x8x4
+    "add_needs_broadcasting": (
+        _binary_op_off_the_chain(fb.BuiltinOperator.ADD, fb.BuiltinOptions.AddOptions, fb.AddOptionsT),
+        "operator 1 (ADD): input 1 (tensor 0 'input') has shape [1, 8, 8, 1] and input 2 (tensor 1"),
 }
 
 
@@ -216,7 +224,7 @@ def work(tmp_path_factory) -> Path:
 # A few .tflite corruptions as subprocesses; the whole table runs in-process below (each subprocess
 # costs an interpreter start with torch, and the module has to stay quick).
 SUBPROCESS_TFLITE = ("conv_stride_zero", "padding_enum_7", "missing_builtin_options", "tensor_index_out_of_range",
-                     "operator_without_inputs", "int16_model_input", "unsupported_add_off_the_chain")
+                     "operator_without_inputs", "int16_model_input", "unsupported_mul_off_the_chain")
 
 TRACEBACKS = {  # class 1: used to end in a Python traceback
     **{f"tflite_{name}": (["inspect", f"{{d}}/{name}.tflite"], TFLITE_CORRUPTIONS[name][1])
@@ -395,7 +403,8 @@ def run_in_process(argv: list[str]) -> Result:
 @pytest.mark.parametrize("name", TFLITE_CORRUPTIONS)
 def test_corrupt_tflite_field_is_named_in_one_line(name, work):
     """Stride or window 0, unknown padding, missing options, indices out of range, an operator without
-    inputs, 3-D conv weights, scales 0/inf/negative/denormal, zero point 1000, an int16 input, ADD."""
+    inputs, 3-D conv weights, scales 0/inf/negative/denormal, zero point 1000, an int16 input, MUL off the
+    chain, ADD with broadcasting."""
     assert_one_line_error(run_in_process(["inspect", str(work / f"{name}.tflite")]), TFLITE_CORRUPTIONS[name][1])
 
 

@@ -151,19 +151,28 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from ..api import load_graph
+    from ..mcu.codegen import KERNEL_SETS, layer_kernels
 
     graph = load_graph(args.model, calibration_data=calibration_data(args))
     rows = graph.layer_stats()
+    kernels = {k: layer_kernels(graph, k) for k in KERNEL_SETS}  # the C implementation of each layer
+    for r in rows:
+        r["kernels"] = {k: kernels[k][r["index"]] for k in KERNEL_SETS}
     if args.json:
         print(json.dumps([{**r, "input": list(r["input"]), "output": list(r["output"])} for r in rows]))
         return 0
     head = (f"{'#':>2}  {'op':<18} {'input':<14} {'output':<14} {'params':>8} {'nonzeros':>9} {'MACs':>9} "
-            f"{'sparsity':>8}")
+            f"{'sparsity':>8}  kernel in {'/'.join(KERNEL_SETS)}")
     print(head)
     print("-" * len(head))
     for r in rows:
+        impls = list(r["kernels"].values())
+        kernel = f"{impls[0]} (every set)" if len(set(impls)) == 1 else "/".join(impls)
+        # a layer that reads anything but the previous one's output says what it reads (by layer #)
+        sources = ", ".join("input" if t == 0 else f"#{t - 1}" for t in r["reads"])
+        reads = "" if r["reads"] == [r["index"]] else f"  <- {sources}"
         print(f"{r['index']:>2}  {r['op']:<18} {str(r['input']):<14} {str(r['output']):<14} {r['params']:>8} "
-              f"{r['nonzeros']:>9} {r['macs']:>9} {r['sparsity']:>8.1%}")
+              f"{r['nonzeros']:>9} {r['macs']:>9} {r['sparsity']:>8.1%}  {kernel}{reads}")
     t = graph.totals()
     print(f"    {'total':<48} {t['params']:>8} {t['nonzeros']:>9} {t['macs']:>9}")
     return 0

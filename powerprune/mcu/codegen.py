@@ -1,5 +1,6 @@
 """IR -> C: weights as const arrays, one const descriptor per layer, a statically planned arena, and
-``pp_model_run`` calling the kernels of the chosen set with a marker after every layer.
+``pp_model_run`` calling the kernels of the chosen set with a marker after every layer. Layers run in
+the graph's order, each reading the buffers of the tensors it names (``Graph.reads``).
 
 Only data and glue are generated; the kernels are hand-written C in ``kernels/``. Descriptors are C99
 designated initializers (``.k_h = 5``) of the structs in ``kernels/pp_kernels.h``, whose fields
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ir import (
+    Add,
     Conv2D,
     DepthwiseConv2D,
     FullyConnected,
@@ -22,6 +24,7 @@ from ..ir import (
     Pool2D,
     Reshape,
     TensorInfo,
+    add_requantization,
     output_size,
     requantization,
 )
@@ -50,6 +53,10 @@ DESCRIPTORS: dict[str, tuple[tuple[str, str], ...]] = {
                                    "pad_h", "pad_w")),
         *((f, "int32_t") for f in ("act_min", "act_max")),
     ),
+    "pp_add_t": tuple((f, "int32_t") for f in (
+        "size", "left_shift", "input1_offset", "input1_multiplier", "input1_shift", "input2_offset",
+        "input2_multiplier", "input2_shift", "output_offset", "output_multiplier", "output_shift", "act_min",
+        "act_max")),
 }
 _C_SIZE = {"int16_t": 2, "int32_t": 4, "*": 4}  # the RP2040's ILP32 ABI: size = alignment
 
@@ -100,8 +107,16 @@ def _align4(n: int) -> int:
 
 def plan_arena(graph: Graph) -> tuple[list[int | None], int]:
     """Offsets of every layer output in one arena (None: the model output buffer; reshapes alias
-    their input). Consecutive tensors sit at opposite ends, so the arena needs only the largest
-    input+output pair: what TFLM's greedy planner finds for a chain."""
+    their input), and the arena's size. A tensor's memory is reused only after its last reader ran.
+
+    A chain keeps its two-ended plan (``_plan_chain``); any other graph gets the liveness plan
+    (``_plan_dag``), which for a residual block keeps the skip tensor alive across the branch."""
+    return _plan_chain(graph) if graph.is_chain else _plan_dag(graph)
+
+
+def _plan_chain(graph: Graph) -> tuple[list[int | None], int]:
+    """Consecutive tensors sit at opposite ends, so the arena needs only the largest input+output
+    pair: what TFLM's greedy planner finds for a chain (and what every published cycle count ran)."""
     n = len(graph.layers)
     sizes = [layer.output.size for layer in graph.layers]
     # a reshape shares its input's buffer, so it does not start a new tensor
@@ -129,6 +144,42 @@ def _feeds_output_only(graph: Graph, i: int, owner: list[int]) -> bool:
     return all(owner[j] == i for j in range(i, len(graph.layers)))
 
 
+def _plan_dag(graph: Graph) -> tuple[list[int | None], int]:
+    """Liveness plan for any DAG. Each buffer (a layer output; a reshape of a layer output is a view of
+    it) lives from the layer that writes it to the last layer that reads it or any view of it, both
+    included: a kernel never writes over one of its own inputs. Buffers are placed largest first,
+    each at the lowest offset where it overlaps no placed buffer alive at the same time (first fit by
+    decreasing size, the strategy of TFLM's greedy planner). The buffer holding the model output is
+    the caller's output buffer and takes no arena space."""
+    n = len(graph.layers)
+    last = graph.last_reads()
+    owner = list(range(n))
+    for i, layer in enumerate(graph.layers):
+        t = graph.reads[i][0]
+        if isinstance(layer, Reshape) and t > 0:  # a view of the buffer of the tensor it reads
+            owner[i] = owner[t - 1]
+    death = {b: b for b in set(owner)}
+    for i in range(n):
+        death[owner[i]] = max(death[owner[i]], last[i + 1])
+    output_owner = owner[n - 1] if n else None
+    buffers = sorted((b for b in death if b != output_owner),
+                     key=lambda b: (-_align4(graph.layers[b].output.size), b))
+    placed: list[tuple[int, int, int, int]] = []  # (offset, size, birth, death)
+    where: dict[int, int] = {}
+    for b in buffers:
+        size = _align4(graph.layers[b].output.size)
+        offset = 0
+        for o, sz, born, dies in sorted(placed):
+            if born <= death[b] and b <= dies:  # alive at the same time
+                if offset + size <= o:
+                    break
+                offset = max(offset, o + sz)
+        where[b] = offset
+        placed.append((offset, size, b, death[b]))
+    arena = max((o + sz for o, sz, _, _ in placed), default=0)
+    return [where.get(owner[i]) for i in range(n)], arena
+
+
 # --- per-layer kernel choice -----------------------------------------------------------------
 
 def choose_kernel(layer: Layer, inp: TensorInfo, kernels: str) -> str:
@@ -137,6 +188,8 @@ def choose_kernel(layer: Layer, inp: TensorInfo, kernels: str) -> str:
     (cmsis-nn has a kernel for every op)."""
     if kernels not in KERNEL_SETS:
         raise CodegenError(f"unknown kernel set {kernels!r}; available: {', '.join(KERNEL_SETS)}")
+    if isinstance(layer, Add):
+        return "tflmref"  # one stock kernel in every set (kernels/add.c): no weights, nothing to prune
     if kernels == "cmsis-nn":
         return "tflmref" if isinstance(layer, Reshape) else "cmsisnn"
     if kernels == "tflm-ref" or isinstance(layer, DepthwiseConv2D | Reshape):
@@ -260,6 +313,18 @@ def _pool_desc(name: str, layer: Pool2D, inp: TensorInfo, impl: str) -> tuple[st
     return desc, "pp_maxpool" if layer.kind == "MAX" else "pp_avgpool"
 
 
+def _add_desc(name: str, layer: Add, inputs: tuple[TensorInfo, ...]) -> tuple[str, str]:
+    rq = add_requantization(*inputs, layer.output)
+    desc = c_struct("pp_add_t", name, {
+        "size": layer.output.size, "left_shift": rq.left_shift,
+        "input1_offset": rq.input_offsets[0], "input1_multiplier": rq.input_multipliers[0],
+        "input1_shift": rq.input_shifts[0], "input2_offset": rq.input_offsets[1],
+        "input2_multiplier": rq.input_multipliers[1], "input2_shift": rq.input_shifts[1],
+        "output_offset": rq.output_offset, "output_multiplier": rq.output_multiplier,
+        "output_shift": rq.output_shift, "act_min": layer.activation.min, "act_max": layer.activation.max})
+    return desc, "pp_add"
+
+
 def _scratch_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
     """Arena space a kernel needs besides its input and output: the padded input copy, and for the
     dense convolution two gathered windows (im2col); CMSIS-NN's convolution keeps two int16 im2col
@@ -284,19 +349,35 @@ def _preamble(graph: Graph, kernels: str, impls: list[str], tensors: int, scratc
         return f"int8 {_dims(t)} (scale {t.scale:.6g}, zero point {t.zero_point})"
 
     name = graph.name.replace("*/", "*_/")
+    chain = graph.is_chain
+    plan = (["layer outputs at opposite ends, and in the rest scratch for kernels that pre-pad their input",
+             "or gather windows."] if chain else
+            ["layer output kept from the layer that writes it to its last reader (then its bytes are reused),",
+             "and in the rest scratch for kernels that pre-pad their input or gather windows."])
     lines = [f'Generated by powerprune from model "{name}" for the "{kernels}" kernel set: regenerate it',
              "rather than edit it. The kernels are hand-written C (pp_kernels.h says what each set does).", "",
              f"pp_model_run(in, out) reads {quant(graph.input)}",
              f"and writes {quant(graph.output)}.", "",
              "Weights and one const descriptor per layer follow (in flash with the default layout).",
-             f"pp_arena ({tensors + scratch} bytes) holds the activations in its first {tensors} bytes, consecutive",
-             "layer outputs at opposite ends, and in the rest scratch for kernels that pre-pad their input",
-             "or gather windows.", "",
-             f"{'layer':<6} {'op':<18} {'output':<10} kernel"]
+             f"pp_arena ({tensors + scratch} bytes) holds the activations in its first {tensors} bytes, "
+             + ("consecutive" if chain else "each"),
+             *plan, ""]
+    if chain:
+        lines.append(f"{'layer':<6} {'op':<18} {'output':<10} kernel")
+    else:
+        lines.append(f"{'layer':<6} {'op':<18} {'reads':<8} {'output':<10} kernel   (tensor 0: the input)")
     for (i, layer, _), impl in zip(graph.steps(), impls, strict=True):
         kernel = "(a view of its input)" if isinstance(layer, Reshape) else impl
-        lines.append(f"{i:<6} {layer.op:<18} {_dims(layer.output):<10} {kernel}")
+        reads = "" if chain else f"{','.join(map(str, graph.reads[i])):<8} "
+        lines.append(f"{i:<6} {layer.op:<18} {reads}{_dims(layer.output):<10} {kernel}")
     return "/* " + "\n * ".join(lines).replace(" \n", "\n") + "\n */\n"
+
+
+def layer_kernels(graph: Graph, kernels: str) -> list[str]:
+    """The implementation each layer gets under ``kernels``, as profiles report it: 'tflmref',
+    'cmsisnn', 'dense' or 'sparse', and 'reshape' for a reshape (a view or a copy, no kernel)."""
+    return ["reshape" if isinstance(layer, Reshape) else choose_kernel(layer, inp, kernels)
+            for _, layer, inp in graph.steps()]
 
 
 def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
@@ -313,35 +394,35 @@ def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
     if arena:
         parts.append(f"static int8_t pp_arena[{arena}] __attribute__((aligned(4)));\n\n")
     scratch_ptr = f"(pp_arena + {tensors})" if scratch else "0"
+    # the buffer of every tensor: 0 is the caller's input, the model output the caller's output
+    bufs = ["in"] + ["out" if off is None else f"(pp_arena + {off})" for off in offsets]
     calls: list[str] = []
-    used: list[str] = []
-    prev_buf = "in"
     for i, layer, inp in graph.steps():
         name = f"layer{i}"
-        buf = "out" if offsets[i] is None else f"(pp_arena + {offsets[i]})"
+        buf, srcs = bufs[i + 1], [bufs[t] for t in graph.reads[i]]
         if isinstance(layer, Reshape):
-            if buf != prev_buf:  # only when a reshape starts or ends the model
-                calls.append(f"    for (int k = 0; k < {layer.output.size}; ++k) {buf}[k] = {prev_buf}[k];")
+            if buf != srcs[0]:  # only when a reshape starts or ends the model
+                calls.append(f"    for (int k = 0; k < {layer.output.size}; ++k) {buf}[k] = {srcs[0]}[k];")
             calls.append("    PP_MARK(PP_MARK_LAYER);")
-            used.append("reshape")
-            prev_buf = buf
             continue
         impl = impls[i]
+        what = f"{layer.op} {_dims(inp)}"
         if isinstance(layer, Conv2D | DepthwiseConv2D):
             text, fn = _conv_desc(name, layer, inp, impl)
         elif isinstance(layer, FullyConnected):
             text, fn = _fc_desc(name, layer, inp, impl)
         elif isinstance(layer, Pool2D):
             text, fn = _pool_desc(name, layer, inp, impl)
+        elif isinstance(layer, Add):
+            text, fn = _add_desc(name, layer, graph.inputs_of(i))
+            what = f"{layer.op} tensors {' + '.join(map(str, graph.reads[i]))}, {_dims(inp)}"
         else:  # pragma: no cover
             raise CodegenError(f"no C kernel for {layer.op}")
-        parts.append(f"/* layer {i}: {layer.op} {_dims(inp)} -> {_dims(layer.output)}, kernel {impl} */\n{text}\n")
-        calls.append(f"    {fn}_{impl}(&{name}, {prev_buf}, {buf}, {scratch_ptr});")
+        parts.append(f"/* layer {i}: {what} -> {_dims(layer.output)}, kernel {impl} */\n{text}\n")
+        calls.append(f"    {fn}_{impl}(&{name}, {', '.join(srcs)}, {buf}, {scratch_ptr});")
         calls.append("    PP_MARK(PP_MARK_LAYER);")
-        used.append(impl)
-        prev_buf = buf
-    if prev_buf != "out":  # a model whose last layer was aliased to an arena buffer
-        calls.append(f"    for (int k = 0; k < {graph.output.size}; ++k) out[k] = {prev_buf}[k];")
+    if bufs[-1] != "out":  # a model whose last layer was aliased to an arena buffer
+        calls.append(f"    for (int k = 0; k < {graph.output.size}; ++k) out[k] = {bufs[-1]}[k];")
     parts.append("void pp_model_run(const int8_t *in, int8_t *out) {\n" + "\n".join(calls) + "\n}\n")
     header = (
         "#ifndef PP_MODEL_H\n#define PP_MODEL_H\n#include <stdint.h>\n"
@@ -349,4 +430,4 @@ def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
         f"#define PP_NUM_LAYERS {len(graph.layers)}\n#define PP_ARENA_SIZE {arena}\n"
         "void pp_model_run(const int8_t *in, int8_t *out);\n#endif\n"
     )
-    return GeneratedModel("".join(parts), header, arena, tuple(used))
+    return GeneratedModel("".join(parts), header, arena, tuple(layer_kernels(graph, kernels)))

@@ -43,6 +43,17 @@ typedef struct {
     int32_t act_min, act_max;
 } pp_pool_t;
 
+/* ADD of two int8 tensors of the same shape, TFLM's arithmetic: both inputs shifted up by left_shift
+ * and rescaled to a common scale (each multiplier < 1, shifts <= 0), summed, rescaled to the output. */
+typedef struct {
+    int32_t size;                  /* elements of each input and of the output */
+    int32_t left_shift;            /* 20 for int8 */
+    int32_t input1_offset, input1_multiplier, input1_shift;
+    int32_t input2_offset, input2_multiplier, input2_shift;
+    int32_t output_offset, output_multiplier, output_shift;
+    int32_t act_min, act_max;
+} pp_add_t;
+
 /* Every kernel takes (descriptor, input, output, scratch); scratch is arena space the planner reserves
  * for kernels that pre-pad their input. */
 
@@ -73,5 +84,9 @@ void pp_maxpool_dense(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t 
 /* sparse: only nonzero weights are stored and visited, each with its precomputed input offset. */
 void pp_conv2d_sparse(const pp_conv_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch);
 void pp_fc_sparse(const pp_fc_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch);
+
+/* ADD: one stock kernel (kernels/add.c) that every kernel set uses, so profiles name it "tflmref"
+ * under each set. It takes both inputs before the output. */
+void pp_add_tflmref(const pp_add_t *p, const int8_t *in1, const int8_t *in2, int8_t *out, int8_t *scratch);
 
 #endif

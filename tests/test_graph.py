@@ -1,0 +1,434 @@
+"""The int8 IR as a DAG of tensors: ADD against TFLite Micro (host and every kernel set on the virtual
+Pico), residual graphs end to end, the arena planner's liveness, and MLPerf Tiny's ResNet-8."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import flatbuffers
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
+
+from powerprune.cli import main
+from powerprune.ir import (
+    Activation,
+    Add,
+    Conv2D,
+    FullyConnected,
+    Graph,
+    IRError,
+    Reshape,
+    TensorInfo,
+    add_requantization,
+)
+from powerprune.mcu.codegen import KERNEL_SETS, generate, layer_kernels, plan_arena
+from powerprune.mcu.profile import run_on_rp2040
+from powerprune.oracle import tflm_run
+from powerprune.reference import run
+from powerprune.tflite import export_tflite, import_tflite, load_tflite
+
+FIXTURES = Path(__file__).parent / "fixtures" / "real_models"
+RESNET8 = FIXTURES / "pretrainedResnet_quant.tflite"
+NO_CLAMP = Activation("NONE", -128, 127)
+BIG_ARENA = 1 << 20  # TFLM's default arena (10x the model) is too small for weightless models
+
+
+def rows(graph: Graph, n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(-128, 128, size=(n,) + graph.input.shape, dtype=np.int8)
+
+
+def flat(a: np.ndarray) -> np.ndarray:
+    return a.reshape(len(a), -1)
+
+
+# --- ADD against TFLM: its operands set exactly, at any quantization ----------------------------------
+
+def pick(first: int, count: int, channels: int, out: TensorInfo) -> Conv2D:
+    """1x1 conv that copies channels [first, first + count) of a (scale 1, zero point 0) input into
+    ``out`` unchanged: weight 1, weight scale = out scale, so the requantization multiplier is exactly
+    1.0, and bias = -out zero point. The ADD behind it thus sees exactly the int8 values we put into
+    the input, at the quantization ``out`` declares."""
+    w = np.zeros((count, 1, 1, channels), np.int8)
+    w[np.arange(count), 0, 0, first + np.arange(count)] = 1
+    return Conv2D(w, np.full(count, -out.zero_point, np.int32), np.full(count, out.scale, np.float32), (1, 1),
+                  "VALID", NO_CLAMP, out)
+
+
+def add_graph(shape: tuple[int, int, int], a: TensorInfo, b: TensorInfo, out: TensorInfo, act: str) -> Graph:
+    """input (H, W, 2C) -> [a = first C channels, b = last C channels] -> a + b: input channels c and
+    C + c are the ADD's operands at every pixel."""
+    h, w, c = shape
+    inp = TensorInfo((h, w, 2 * c), 1.0, 0)
+    layers = [pick(0, c, 2 * c, a), pick(c, c, 2 * c, b), Add(Activation.for_output(act, out), out)]
+    return Graph(inp, layers, "add", reads=[(0,), (0,), (1, 2)])
+
+
+def operands(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """One input row whose ADD operands are the int8 arrays ``u`` and ``v`` (H, W, C)."""
+    return np.concatenate([u, v], axis=-1).astype(np.int8)[None]
+
+
+# Scales (a, b, out) built so that TFLM's roundings hit exact ties (all float32-exact):
+TIES = {
+    # equal power-of-two input scales: the sum lands on half an output step for every odd u + v, and
+    # the output rescale is a rounding doubling high multiply (by 2^30) followed by a rounding shift
+    "equal_scales_half_steps": (2**-4, 2**-4, 2**-3),
+    # b / (2 a) = 2^-2 + 2^-22: b's multiplier is 2^30 + 2^10, so x * 2^20 * m is an odd multiple of
+    # 2^30 for every odd x - a tie in the doubling high multiply - before a rounding shift by 1
+    "input_multiplier_ties": (2**-5, 2**-6 + 2**-26, 2**-5),
+    # the same with the operands swapped and a finer output scale
+    "input_ties_swapped": (2**-6 + 2**-26, 2**-5, 2**-7),
+    # b is 2^-33 of a: its multiplier flushes to zero exactly as TFLM's QuantizeMultiplier does
+    "tiny_ratio_flushes_to_zero": (1.0, 2**-33, 1 / 64),
+    # the smallest output scale TFLM accepts (multiplier just below 1): most sums saturate
+    "largest_output_multiplier": (0.5, 0.25, 0.5 / 2**19 * 1.0001),
+    # scales with nothing special about them
+    "ordinary": (0.0473, 0.1129, 0.0951),
+}
+TIE_ZERO_POINTS = ((0, 0, 0), (3, -5, 1), (-128, 127, -128), (17, 17, -40))
+
+
+def exhaustive_operands() -> np.ndarray:
+    """Every (u, v) int8 pair once: a 256 x 256 image with u down the rows and v across."""
+    u = np.arange(-128, 128)
+    grid = np.stack(np.meshgrid(u, u, indexing="ij"), axis=-1)
+    return operands(grid[..., :1], grid[..., 1:])
+
+
+@pytest.mark.parametrize("name", TIES)
+def test_add_matches_tflm_on_every_operand_pair_at_constructed_ties(name):
+    sa, sb, so = (float(np.float32(s)) for s in TIES[name])
+    x = exhaustive_operands()
+    for (za, zb, zo) in TIE_ZERO_POINTS:
+        for act in ("NONE", "RELU", "RELU6"):
+            g = add_graph((256, 256, 1), TensorInfo((256, 256, 1), sa, za), TensorInfo((256, 256, 1), sb, zb),
+                          TensorInfo((256, 256, 1), so, zo), act)
+            ours, theirs = run(g, x), tflm_run(export_tflite(g), x, arena_size=BIG_ARENA)
+            assert np.array_equal(ours, theirs), (name, za, zb, zo, act, int((ours != theirs).sum()))
+
+
+def test_the_constructed_ties_are_ties():
+    """The configurations above do what they claim (so the test above cannot pass vacuously)."""
+    def rq(name: str):
+        a, b, out = (TensorInfo((1,), float(np.float32(s)), 0) for s in TIES[name])
+        return add_requantization(a, b, out)
+
+    assert rq("input_multiplier_ties").input_multipliers == (1 << 30, (1 << 30) + (1 << 10))
+    assert rq("input_multiplier_ties").input_shifts == (0, -1)
+    assert rq("input_ties_swapped").input_multipliers == ((1 << 30) + (1 << 10), 1 << 30)
+    assert rq("tiny_ratio_flushes_to_zero").input_multipliers[1] == 0
+    half = rq("equal_scales_half_steps")  # 2^-20: an odd u + v is half an output step
+    assert (half.output_multiplier, half.output_shift) == (1 << 30, -19)
+    top = rq("largest_output_multiplier")
+    assert top.output_shift == 0 and top.output_multiplier > 0.999 * 2**31
+
+
+def test_add_scales_tflm_would_refuse_are_an_ir_error():
+    """TFLM's Prepare stops on an output multiplier >= 1 (output scale <= max input scale / 2^19)."""
+    with pytest.raises(IRError, match=r"layer 2 \(ADD\): output scale .* too small"):
+        add_graph((1, 1, 1), TensorInfo((1, 1, 1), 0.5, 0), TensorInfo((1, 1, 1), 0.25, 0),
+                  TensorInfo((1, 1, 1), 0.5 / 2**19, 0), "NONE")
+
+
+scales = st.floats(min_value=1e-4, max_value=1.0, allow_nan=False).map(lambda s: float(np.float32(s)))
+
+
+@st.composite
+def random_add(draw):
+    """An ADD graph with random shape, scales (sometimes a constructed tie), zero points and fused
+    activation; rows of random operands."""
+    shape = (draw(st.integers(1, 6)), draw(st.integers(1, 6)), draw(st.integers(1, 4)))
+    if draw(st.booleans()):
+        sa, sb, so = (float(np.float32(s)) for s in TIES[draw(st.sampled_from(sorted(TIES)))])
+    else:
+        sa = draw(scales)
+        sb = sa if draw(st.booleans()) else draw(scales)
+        so = draw(scales)
+    za, zb, zo = (draw(st.integers(-128, 127)) for _ in range(3))
+    act = draw(st.sampled_from(["NONE", "RELU", "RELU6"]))
+    g = add_graph(shape, TensorInfo(shape, sa, za), TensorInfo(shape, sb, zb), TensorInfo(shape, so, zo), act)
+    return g, rows(g, 3, draw(st.integers(0, 2**32 - 1)))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=random_add())
+def test_random_adds_bit_exact_with_tflm(case):
+    g, x = case
+    assert np.array_equal(run(g, x), tflm_run(export_tflite(g), x, arena_size=BIG_ARENA))
+
+
+@pytest.mark.parametrize("kernels", KERNEL_SETS)
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=random_add())
+def test_random_adds_bit_exact_on_the_virtual_pico(kernels, case):
+    g, x = case
+    assert np.array_equal(flat(run_on_rp2040(g, x, kernels=kernels).outputs), flat(run(g, x)))
+
+
+def test_constructed_ties_on_the_virtual_pico():
+    """Every constructed tie on the C kernel, on 64 x 64 operand pairs that include all odd and even
+    values near zero and the int8 extremes (the kernel is the same function in every set)."""
+    u = np.r_[-128:-96, -16:16, 96:128][:64]
+    grid = np.stack(np.meshgrid(u, np.roll(u, 7), indexing="ij"), axis=-1)
+    x = operands(grid[..., :1], grid[..., 1:])
+    for name, scales_ in TIES.items():
+        sa, sb, so = (float(np.float32(s)) for s in scales_)
+        g = add_graph((64, 64, 1), TensorInfo((64, 64, 1), sa, 3), TensorInfo((64, 64, 1), sb, -5),
+                      TensorInfo((64, 64, 1), so, 1), "NONE")
+        theirs = tflm_run(export_tflite(g), x, arena_size=BIG_ARENA)
+        assert np.array_equal(run(g, x), theirs), name
+        assert np.array_equal(flat(run_on_rp2040(g, x, kernels="tflm-ref").outputs), flat(theirs)), name
+
+
+def test_every_kernel_set_runs_add_on_the_one_stock_kernel():
+    g = add_graph((2, 2, 1), *(TensorInfo((2, 2, 1), 0.1, 0) for _ in range(3)), "NONE")
+    for kernels in KERNEL_SETS:
+        assert layer_kernels(g, kernels)[2] == "tflmref"
+        assert "pp_add_tflmref(&layer2, (pp_arena + " in generate(g, kernels).model_c
+
+
+# --- a residual network made here: exported, run by TFLM, host and the Pico -----------------------
+
+def residual_graph(seed: int = 0) -> Graph:
+    """conv 3x3 (ReLU) -> conv 3x3 -> ADD with the skip (ReLU) -> conv 3x3 -> ADD with the first
+    block's output -> reshape -> fully connected: two residual blocks, weights at 50% density so the
+    sparse kernels have something to skip."""
+    rng = np.random.default_rng(seed)
+    h, w, c = 8, 8, 4
+
+    def t(scale: float, zp: int, shape=(h, w, c)) -> TensorInfo:
+        return TensorInfo(shape, float(np.float32(scale)), zp)
+
+    def conv(cin: int, out: TensorInfo, act: str) -> Conv2D:
+        wq = (rng.integers(-127, 128, (c, 3, 3, cin)) * (rng.random((c, 3, 3, cin)) < 0.5)).astype(np.int8)
+        return Conv2D(wq, rng.integers(-2000, 2000, c).astype(np.int32),
+                      (10.0 ** rng.uniform(-3, -2, c)).astype(np.float32), (1, 1), "SAME",
+                      Activation.for_output(act, out), out)
+
+    inp = t(1 / 128, -1, (h, w, 3))
+    t1, t2, t3, t4, t5 = t(0.05, -128), t(0.08, 4), t(0.07, -128), t(0.06, -9), t(0.09, -20)
+    f = TensorInfo((h * w * c,), t5.scale, t5.zero_point)
+    out = t(0.2, 5, (10,))
+    fc = FullyConnected(rng.integers(-127, 128, (10, f.size)).astype(np.int8),
+                        rng.integers(-500, 500, 10).astype(np.int32), np.array([0.002], np.float32),
+                        Activation.for_output("NONE", out), out)
+    layers = [conv(3, t1, "RELU"), conv(c, t2, "NONE"), Add(Activation.for_output("RELU", t3), t3),
+              conv(c, t4, "NONE"), Add(Activation.for_output("NONE", t5), t5), Reshape(f), fc]
+    #        tensor: 1             2                    3 = 1 + 2                           4
+    #                5 = 3 + 4     6 (view of 5)        7 = output
+    return Graph(inp, layers, "residual", reads=[(0,), (1,), (1, 2), (3,), (4, 3), (5,), (6,)])
+
+
+def test_residual_graph_round_trips_and_matches_tflm():
+    g = residual_graph()
+    data = export_tflite(g)
+    again = import_tflite(data, name=g.name)
+    assert again.reads == g.reads and not again.is_chain
+    assert export_tflite(again) == data
+    x = rows(g, 200, seed=3)
+    assert np.array_equal(run(g, x), tflm_run(data, x))
+
+
+@pytest.mark.parametrize("kernels", KERNEL_SETS)
+def test_residual_graph_bit_exact_on_the_virtual_pico(kernels):
+    g = residual_graph()
+    x = rows(g, 3, seed=4)
+    assert np.array_equal(flat(run_on_rp2040(g, x, kernels=kernels).outputs), flat(tflm_run(export_tflite(g), x)))
+
+
+# --- the arena planner ----------------------------------------------------------------------------
+
+def live_overlaps(g: Graph) -> list[str]:
+    """Pairs of tensors alive at the same time whose arena bytes overlap, from the plan and the
+    graph alone (a reshape is a view of its input and may share its bytes)."""
+    offsets, arena = plan_arena(g)
+    n = len(g.layers)
+    root = list(range(1, n + 1))  # tensor t = layer t - 1's output; root: the tensor it is a view of
+    for i, layer in enumerate(g.layers):
+        if isinstance(layer, Reshape) and g.reads[i][0] > 0:
+            root[i] = root[g.reads[i][0] - 1]
+    last = g.last_reads()
+    bad = []
+    for p in range(1, n + 1):
+        for q in range(p + 1, n + 1):
+            if root[p - 1] == root[q - 1] or offsets[p - 1] is None or offsets[q - 1] is None:
+                continue
+            if not (q - 1 <= last[p]):  # p is dead before q is written
+                continue
+            (a0, a1), (b0, b1) = ((offsets[t - 1], offsets[t - 1] + g.tensor(t).size) for t in (p, q))
+            if a0 < b1 and b0 < a1:
+                bad.append(f"tensors {p} and {q}")
+            assert max(a1, b1) <= arena
+    return bad
+
+
+def skip_over_three_convs() -> Graph:
+    """input -> conv -> conv -> conv -> conv -> ADD(first conv's output, last conv's output). A
+    ping-pong plan would put the third conv's output on top of the first one's, which the ADD still
+    reads."""
+    rng = np.random.default_rng(1)
+    s = TensorInfo((6, 6, 3), 0.05, -3)
+
+    def conv(out: TensorInfo) -> Conv2D:
+        return Conv2D(rng.integers(-127, 128, (3, 3, 3, 3)).astype(np.int8), rng.integers(-99, 99, 3).astype(np.int32),
+                      np.full(3, 0.01, np.float32), (1, 1), "SAME", NO_CLAMP, out)
+
+    layers = [conv(s), conv(s), conv(s), conv(s), Add(NO_CLAMP, TensorInfo(s.shape, 0.1, 0))]
+    return Graph(s, layers, "skip", reads=[(0,), (1,), (2,), (3,), (1, 4)])
+
+
+def test_a_tensor_read_later_is_never_overwritten():
+    g = skip_over_three_convs()
+    offsets, arena = plan_arena(g)
+    skip = range(offsets[0], offsets[0] + 108)  # tensor 1, alive until the ADD (layer 4)
+    for i in (1, 2, 3):
+        assert not set(skip) & set(range(offsets[i], offsets[i] + 108)), (i, offsets)
+    assert arena == 3 * 108  # the skip plus the ping-pong pair, and no more
+    assert live_overlaps(g) == []
+    x = rows(g, 2, seed=5)
+    theirs = tflm_run(export_tflite(g), x)
+    assert np.array_equal(run(g, x), theirs)
+    assert np.array_equal(flat(run_on_rp2040(g, x, kernels="tflm-ref").outputs), flat(theirs))
+
+
+# Plans of chain models recorded with the planner before graphs became DAGs (commit 878b2a1):
+CHAIN_PLANS = {
+    "../keras_tfmot_lenet_75.tflite": ([0, 4704, 0, 5480, 5480, 0, 5796, None], 5880),
+    "hello_world_int8.tflite": ([0, 16, None], 32),
+    "ad01_int8.tflite": ([0, 128, 0, 128, 0, 128, 0, 128, 0, None], 256),
+}
+
+
+@pytest.mark.parametrize("name", CHAIN_PLANS)
+def test_chains_keep_the_plan_they_had(name):
+    g = load_tflite(FIXTURES / name)
+    assert g.is_chain
+    assert plan_arena(g) == CHAIN_PLANS[name]
+    assert live_overlaps(g) == []
+
+
+@st.composite
+def random_dag(draw):
+    """Equal-shaped tensors wired at random: 3x3 convs, identity reshapes (views) and ADDs reading
+    any earlier tensors; tensors nobody read are then summed into the output, so every tensor is
+    read (what Graph.validate requires)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    shape = (draw(st.integers(1, 5)), draw(st.integers(1, 5)), draw(st.integers(1, 3)))
+
+    def info() -> TensorInfo:
+        return TensorInfo(shape, float(np.float32(10 ** rng.uniform(-2, -0.5))), int(rng.integers(-128, 128)))
+
+    inp = info()
+    layers, reads = [], []
+    for _ in range(draw(st.integers(1, 8))):
+        kind = draw(st.sampled_from(["conv", "conv", "add", "reshape"]))
+        n = len(layers) + 1  # tensors so far
+        if kind == "conv":
+            c = shape[2]
+            layers.append(Conv2D(rng.integers(-127, 128, (c, 3, 3, c)).astype(np.int8),
+                                 rng.integers(-999, 999, c).astype(np.int32),
+                                 (10.0 ** rng.uniform(-3, -1.5, c)).astype(np.float32), (1, 1), "SAME",
+                                 NO_CLAMP, info()))
+            reads.append((draw(st.integers(0, n - 1)),))
+        elif kind == "add":
+            out = info()
+            layers.append(Add(Activation.for_output(draw(st.sampled_from(["NONE", "RELU"])), out), out))
+            reads.append((draw(st.integers(0, n - 1)), draw(st.integers(0, n - 1))))
+        else:
+            src = draw(st.integers(0, n - 1))
+            t = inp if src == 0 else layers[src - 1].output
+            layers.append(Reshape(TensorInfo(shape, t.scale, t.zero_point)))
+            reads.append((src,))
+    read = {t for r in reads for t in r}
+    for t in range(len(layers)):
+        if t not in read:
+            out = info()
+            layers.append(Add(NO_CLAMP, out))
+            reads.append((len(layers) - 1, t))
+            read |= {t, len(layers) - 1}
+    return Graph(inp, layers, "dag", reads=reads)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(g=random_dag())
+def test_random_dags_plan_safely_and_match_tflm(g):
+    assert live_overlaps(g) == []
+    _, arena = plan_arena(g)
+    assert arena <= sum((t.size + 3) & ~3 for t in (g.tensor(i) for i in range(1, len(g.layers))))
+    x = rows(g, 2, seed=0)
+    assert np.array_equal(run(g, x), tflm_run(export_tflite(g), x, arena_size=BIG_ARENA))
+
+
+@pytest.mark.parametrize("kernels", ["tflm-ref", "auto"])
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(g=random_dag())
+def test_random_dags_bit_exact_on_the_virtual_pico(kernels, g):
+    x = rows(g, 2, seed=1)
+    assert np.array_equal(flat(run_on_rp2040(g, x, kernels=kernels).outputs), flat(run(g, x)))
+
+
+# --- the IR's gate ---------------------------------------------------------------------------------
+
+def test_the_wiring_is_checked_with_the_layer_named():
+    t = TensorInfo((2, 2, 1), 0.1, 0)
+    add = Add(NO_CLAMP, t)
+    cases = {
+        "reads tensor 2, but only tensors 0..1": [(0,), (0, 2)],
+        r"layer 1 \(ADD\): reads 1 tensor\(s\) \[1\], it takes 2": [(0,), (1,)],
+        r"tensor 1 \(the output of layer 0 \(RESHAPE\)\) is never read": [(0,), (0, 0)],
+        r"reads lists 1 layers' inputs for 2 layers": [(0,)],
+    }
+    for message, reads in cases.items():
+        with pytest.raises(IRError, match=message):
+            Graph(t, [Reshape(t), add], reads=reads)
+    with pytest.raises(IRError, match=r"shapes must be equal \(broadcasting is not supported\)"):
+        Graph(t, [Reshape(TensorInfo((4,), 0.1, 0)), add], reads=[(0,), (0, 1)])
+    g = Graph(t, [Reshape(t), add], reads=[(0,), (0, 1)])
+    assert g.readers(0) == [0, 1] and g.inputs_of(1) == (t, t) and g.last_reads() == [1, 1, 2]
+    assert [i for i, _, _ in g.steps()] == [0, 1] and not g.is_chain
+
+
+# --- MLPerf Tiny's ResNet-8, without its final SOFTMAX --------------------------------------------
+
+def without_last_operator(data: bytes) -> bytes:
+    """The model with its last operator removed and that operator's input as the model output."""
+    model = fb.ModelT.InitFromObj(fb.Model.GetRootAs(data, 0))
+    sub = model.subgraphs[0]
+    last = sub.operators.pop()
+    sub.outputs = [int(last.inputs[0])]
+    b = flatbuffers.Builder(1024)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+@pytest.fixture(scope="module")
+def resnet8():
+    data = without_last_operator(RESNET8.read_bytes())
+    return data, import_tflite(data, name="resnet8")
+
+
+def test_resnet8_imports_as_a_dag_and_matches_tflm(resnet8):
+    data, g = resnet8
+    assert [la.op for la in g.layers].count("ADD") == 3 and g.layers[-1].op == "FULLY_CONNECTED"
+    assert g.reads[3] == (1, 3) and g.reads[6] == (4,)  # the first skip; the strided 1x1 shortcut conv
+    x = rows(g, 100, seed=0)
+    assert np.array_equal(run(g, x), tflm_run(data, x))
+
+
+@pytest.mark.parametrize("kernels", ["tflm-ref", "auto"])
+def test_resnet8_bit_exact_on_the_virtual_pico(resnet8, kernels):
+    data, g = resnet8
+    x = rows(g, 2, seed=1)
+    assert np.array_equal(flat(run_on_rp2040(g, x, kernels=kernels).outputs), flat(tflm_run(data, x)))
+
+
+def test_inspect_shows_add_on_the_stock_kernel_in_every_set(resnet8, tmp_path, capsys):
+    path = tmp_path / "resnet8.tflite"
+    path.write_bytes(resnet8[0])
+    assert main(["inspect", str(path)]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if re.match(r"\s*\d+\s+ADD ", ln)]
+    assert len(lines) == 3 and all("tflmref (every set)" in ln for ln in lines)
