@@ -11,12 +11,17 @@ from torch import nn
 
 from powerprune.data import from_arrays
 from powerprune.mcu.costmodel import auto_cycles
+from powerprune.mcu.profile import profile
 from powerprune.metrics import model_stats
 from powerprune.model import lenet5, load_model, paper_cnn, save_model
-from powerprune.prune import prune
+from powerprune.oracle import tflm_run
+from powerprune.prune import PruneResult, prune
 from powerprune.prune.apoz import current_widths
 from powerprune.prune.energy import model_cycles
+from powerprune.quantize import quantize, quantize_images
+from powerprune.reference import run
 from powerprune.seqnet import ConversionError, SeqNet, channel_groups, from_torch, rebuild_seqnet, widths_param_count
+from powerprune.tflite import export_tflite, import_tflite
 from powerprune.train import Recipe, fit, seed_everything
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "resnet8"
@@ -59,11 +64,18 @@ def resnet_data():
 
 @pytest.fixture(scope="module")
 def resnet(resnet_data) -> SeqNet:
-    """Briefly trained with its batch norms (as a user would), then read into a SeqNet."""
+    """Briefly trained with its batch norms (as a user would; about 90% on the synthetic test images),
+    then read into a SeqNet."""
     seed_everything(0)
     module = resnet8_module.make_model()
-    fit(module, resnet_data[0], Recipe(epochs=1, lr=3e-3, batch_size=32), progress=False)
+    fit(module, resnet_data[0], Recipe(epochs=2, lr=3e-3, batch_size=16), progress=False)
     return from_torch(module, SHAPE)
+
+
+@pytest.fixture(scope="module")
+def apoz_models(resnet, resnet_data) -> dict[int, PruneResult]:
+    return {rate: prune(resnet, "apoz", rate, resnet_data[0], finetune=QUICK, apoz_images=128, progress=False)
+            for rate in (2, 4)}
 
 
 def _randomize_batchnorms(module: nn.Module) -> None:
@@ -226,8 +238,8 @@ def test_rebuilt_residual_network_equals_the_original_on_kept_channels(resnet):
 
 
 @pytest.mark.parametrize("rate", [2, 4])
-def test_apoz_prunes_resnet8_with_one_decision_per_group(resnet, resnet_data, rate):
-    res = prune(resnet, "apoz", rate, resnet_data[0], finetune=QUICK, apoz_images=128, progress=False)
+def test_apoz_prunes_resnet8_with_one_decision_per_group(apoz_models, rate):
+    res = apoz_models[rate]
     m = res.model
     assert abs(res.compression / rate - 1) <= 0.01
     w = current_widths(m)
@@ -239,9 +251,10 @@ def test_apoz_prunes_resnet8_with_one_decision_per_group(resnet, resnet_data, ra
 
 @pytest.mark.parametrize("method", ["magnitude", "hybrid", "energy"])
 def test_other_methods_prune_resnet8(resnet, resnet_data, method):
-    # the energy search scores every candidate on held-out images: a fifth of 100 keeps it quick
+    # fine-tuning on half the images, and the energy search scores every candidate on held-out
+    # images: a fifth of 100 keeps it quick
     kw = {"energy_budget": 0.85, "cycles": auto_cycles} if method == "energy" else {}
-    train = resnet_data[0].take(100) if method == "energy" else resnet_data[0]
+    train = resnet_data[0].take(100 if method == "energy" else 128)
     res = prune(resnet, method, None if method == "energy" else 4, train, finetune=QUICK, apoz_images=128,
                 progress=False, **kw)
     m = res.model
@@ -256,3 +269,31 @@ def test_other_methods_prune_resnet8(resnet, resnet_data, method):
         assert {getattr(m, p).weight.shape[0] for p in producers} == {w[name]}
     if method == "magnitude":
         assert w == current_widths(resnet) and m.masks
+
+
+@pytest.mark.parametrize("rate", [2, 4])
+def test_pruned_resnet8_exports_to_int8_runs_bit_exact_in_tflm_and_on_the_virtual_pico(apoz_models, resnet_data,
+                                                                                         rate):
+    """The end of the float side: the pruned DAG becomes an int8 DAG (three ADDs with their ReLU fused,
+    the stride-2 convs SAME, ending in FULLY_CONNECTED), TFLite Micro computes exactly what our host
+    reference does, and the virtual Pico too."""
+    train, test = resnet_data
+    graph = quantize(apoz_models[rate].model, train.take(32), name=f"resnet8-apoz{rate}")
+    ops = [la.op for la in graph.layers]
+    assert ops.count("ADD") == 3 and ops[-3:] == ["AVERAGE_POOL_2D", "RESHAPE", "FULLY_CONNECTED"]
+    assert ops.count("CONV_2D") == 9 and not graph.is_chain
+    assert all(la.activation.kind == "RELU" for la in graph.layers if la.op == "ADD")
+    assert [la.padding for la in graph.layers if la.op == "CONV_2D" and la.stride == (2, 2)] == ["SAME", "VALID"] * 2
+    assert graph.totals()["params"] == model_stats(apoz_models[rate].model).params
+    q = quantize_images(graph, test.images[:16])  # seeded synthetic test images
+    tfl = export_tflite(graph)
+    host = run(graph, q)
+    assert np.array_equal(host.reshape(16, -1), tflm_run(tfl, q).reshape(16, -1))
+    assert np.array_equal(run(import_tflite(tfl), q), host)
+    # the int8 model classifies like the float one it came from
+    float_logits = apoz_models[rate].model(torch.from_numpy(test.as_float()[:16]))
+    assert (host.reshape(16, -1).argmax(1) == float_logits.argmax(1).numpy()).mean() >= 0.75
+    prof = profile(graph, q[:1], kernels="auto")
+    assert prof.bit_exact and prof.cycles[0] > 0
+    adds = [c for c, op in zip(prof.cycles_per_layer, ops, strict=True) if op == "ADD"]
+    assert len(adds) == 3 and min(adds) > 0
