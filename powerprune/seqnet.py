@@ -119,6 +119,8 @@ class SeqNet(nn.Module):
         self.spec = [{k: list(v) if isinstance(v, list) else v for k, v in e.items()} for e in spec]
         self._input_shape = tuple(int(v) for v in input_shape)
         self.sources = tuple(entry_sources(self.spec))
+        # after which entry each value (and the input) is read for the last time: forward drops it there
+        self._last_read = {j: i for i, src in enumerate(self.sources) for j in src}
         self.names = [f"{_PREFIX[e['type']]}{i}" for i, e in enumerate(self.spec)]
         for name, entry in zip(self.names, self.spec, strict=True):
             self.add_module(name, _build(entry))
@@ -147,6 +149,9 @@ class SeqNet(nn.Module):
         values = {INPUT: x}
         for i, (name, src) in enumerate(zip(self.names, self.sources, strict=True)):
             x = getattr(self, name)(*(values[j] for j in src))
+            for j in src:
+                if self._last_read[j] == i:
+                    values.pop(j, None)
             values[i] = x
             if outputs is not None:
                 outputs[name] = x

@@ -113,7 +113,7 @@ def plan_channels(model: SeqNet, target_params: float, tolerance: float, upper: 
     """Widths of the prunable layers (each at most ``upper``, default the current ones) whose parameter
     count is within ``tolerance`` of the target, as uniform across layers as possible relative to
     ``reference`` (default: the current widths); None when none is. Every combination is enumerated
-    when there are at most ``GRID_LIMIT`` of them, any chain alike; larger ones are bisected."""
+    when there are at most ``GRID_LIMIT`` of them, any network alike; larger ones are bisected."""
     upper = upper or current_widths(model)
     if not upper:
         return None
