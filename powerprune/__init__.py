@@ -9,7 +9,7 @@ Python API in one screen::
     graph = quantize(pruned, train.take(500))      # int8 IR
     open("m.tflite", "wb").write(export_tflite(graph))
 
-Your own network (any chain of supported PyTorch layers) and data work the same way:
+Your own network (any chain or residual network of supported PyTorch layers) and data work the same way:
 ``prune(my_module, "energy", 4, load_npz("data.npz"), cycles=auto_cycles)`` (the Pico's cost model,
 from ``powerprune.mcu.costmodel``); see examples/digits/README.md.
 """

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .seqnet import SeqNet, pixels
+from .seqnet import SeqNet, output_shapes, pixels
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,11 @@ class ModelStats:
 
 @torch.no_grad()
 def layer_outputs(model: SeqNet) -> dict[str, tuple[int, ...]]:
-    """Output shape (without batch) of every weight layer, from one forward pass with hooks; works
-    for any network, and a layer's MACs = its weights x output pixels."""
+    """Output shape (without batch) of every weight layer (a layer's MACs = its weights x output
+    pixels): a SeqNet knows them from its spec, any other network runs one forward pass with hooks."""
+    if isinstance(model, SeqNet):
+        shapes = output_shapes(model)
+        return {n: shapes[n] for n in model.layer_names}
     shapes: dict[str, tuple[int, ...]] = {}
     hooks = [getattr(model, n).register_forward_hook(
         lambda _m, _i, out, n=n: shapes.__setitem__(n, tuple(out.shape[1:]))) for n in model.layer_names]

@@ -14,8 +14,8 @@ from torch import nn
 
 from .data import Dataset
 from .fixedpoint import round_half_away
-from .ir import Activation, Conv2D, DepthwiseConv2D, FullyConnected, Graph, Pool2D, Reshape, TensorInfo
-from .seqnet import ConversionError, SeqNet, from_torch
+from .ir import Activation, Add, Conv2D, DepthwiseConv2D, FullyConnected, Graph, Pool2D, Reshape, TensorInfo
+from .seqnet import INPUT, ConversionError, SeqNet, from_torch
 
 DEFAULT_CALIBRATION = 500  # training images whose activation ranges set the int8 scales
 
@@ -77,22 +77,45 @@ def _nhwc(shape: tuple[int, ...]) -> tuple[int, ...]:
     return (shape[1], shape[2], shape[0]) if len(shape) == 3 else shape
 
 
-def _tflite_padding(entry: dict, in_hw: tuple[int, int], out_hw: tuple[int, int], where: str) -> str:
-    """TFLite knows SAME and VALID only; say which one PyTorch's symmetric zero padding is."""
-    if tuple(entry["padding"]) == (0, 0):
+def _tflite_padding(entry: dict, pad: list[int] | None, in_hw: tuple[int, int], out_hw: tuple[int, int],
+                    where: str) -> str:
+    """TFLite knows SAME and VALID only; say which one PyTorch's zero padding is: the conv's own
+    (symmetric) plus, when a ZeroPad2d feeds it, that one's (``pad`` = left, right, top, bottom).
+    Only the leading pad decides the windows once the output size matches."""
+    lead = [p for p in entry["padding"]]
+    if pad is not None:
+        lead = [lead[0] + pad[2], lead[1] + pad[0]]
+    if lead == [0, 0] and pad is None:
         return "VALID"
-    for size, out, k, s, p in zip(in_hw, out_hw, entry["kernel"], entry["stride"], entry["padding"], strict=True):
+    sizes = zip(in_hw, out_hw, entry["kernel"], entry["stride"], lead, strict=True)
+    if lead == [0, 0] and all(out == (size - k) // s + 1 for size, out, k, s, _ in sizes):
+        return "VALID"
+    for size, out, k, s, p in zip(in_hw, out_hw, entry["kernel"], entry["stride"], lead, strict=True):
         total = max((out - 1) * s + k - size, 0)
         if out != -(-size // s) or total // 2 != p:
-            raise ConversionError(f"{where}: padding {tuple(entry['padding'])} with kernel {tuple(entry['kernel'])} "
-                                  f"and stride {tuple(entry['stride'])} is neither TFLite SAME nor VALID")
+            shown = f"padding {tuple(entry['padding'])}" + ("" if pad is None else f" after a ZeroPad2d {tuple(pad)}")
+            raise ConversionError(f"{where}: {shown} with kernel {tuple(entry['kernel'])} and stride "
+                                  f"{tuple(entry['stride'])} is neither TFLite SAME nor VALID (SAME pads "
+                                  "the odd pixel after: ZeroPad2d((0, 1, 0, 1)) before a stride-2 3x3 conv)")
     return "SAME"
 
 
+def _readers(net: SeqNet) -> list[list[int]]:
+    out: list[list[int]] = [[] for _ in net.spec]
+    for i, src in enumerate(net.sources):
+        for j in src:
+            if j >= 0:
+                out[j].append(i)
+    return out
+
+
 def quantize(model: nn.Module, calibration: Dataset, name: str = "lenet5") -> Graph:
-    """Full-integer quantization of ``model`` (a SeqNet such as ``lenet5()``, or any PyTorch chain of supported
-    layers) with ranges from ``calibration`` (a few hundred training images are enough; TFLite's
-    converter typically uses 100-500)."""
+    """Full-integer quantization of ``model`` (a SeqNet such as ``lenet5()``, or any PyTorch network of
+    supported layers, chain or residual) with ranges from ``calibration`` (a few hundred training images
+    are enough; TFLite's converter typically uses 100-500).
+
+    A ReLU is fused into the conv, linear or add it follows (TFLite int8 has no standalone ReLU here),
+    and a ZeroPad2d into the conv after it; each of those must be the only reader of what it fuses."""
     if len(calibration) == 0:
         raise ValueError("calibration needs at least one image")
     h, w_, c = calibration.images.shape[1:]
@@ -101,56 +124,83 @@ def quantize(model: nn.Module, calibration: Dataset, name: str = "lenet5") -> Gr
         raise ConversionError(f"the model takes images of shape {net.input_shape} (C, H, W), "
                               f"the calibration data has {(c, h, w_)}")
     ranges, shapes = activation_ranges(net, calibration)
-    prev = TensorInfo((h, w_, c), INPUT_SCALE, INPUT_ZERO_POINT)
-    inp, layers = prev, []
-    flattened_from: tuple[int, ...] | None = None
-    i = 0
-    while i < len(net.spec):
-        entry, lname = net.spec[i], net.names[i]
+    inp = TensorInfo((h, w_, c), INPUT_SCALE, INPUT_ZERO_POINT)
+    readers = _readers(net)
+    layers: list = []
+    reads: list[tuple[int, ...]] = []
+    tensor = {INPUT: 0}                     # entry -> IR tensor id holding its value
+    info = {INPUT: inp}                     # entry -> that tensor's quantization
+    flattened_from: dict[int, tuple[int, ...]] = {}  # entry -> the NHWC shape its flatten came from
+    fused: set[int] = set()                 # entries computed inside another layer
+
+    def emit(layer, sources: tuple[int, ...], out_entry: int) -> None:
+        layers.append(layer)
+        reads.append(tuple(tensor[j] for j in sources))
+        tensor[out_entry] = len(layers)
+        info[out_entry] = layer.output
+
+    def fused_activation(i: int) -> tuple[str, int]:
+        """RELU/RELU6 when the only reader of entry i is one, with the entry whose output it is."""
+        r = readers[i]
+        if len(r) == 1 and net.spec[r[0]]["type"] in ("relu", "relu6"):
+            fused.add(r[0])
+            return net.spec[r[0]]["type"].upper(), r[0]
+        return "NONE", i
+
+    for i, (entry, lname, src) in enumerate(zip(net.spec, net.names, net.sources, strict=True)):
+        if i in fused:
+            continue
         where = f"layer {lname}"
         kind = entry["type"]
+        src0 = src[0]
         if kind in ("conv", "linear"):
-            act, out_name, step = "NONE", lname, 1
-            if i + 1 < len(net.spec) and net.spec[i + 1]["type"] in ("relu", "relu6"):
-                act, out_name, step = net.spec[i + 1]["type"].upper(), net.names[i + 1], 2
+            pad = None
+            if src0 >= 0 and net.spec[src0]["type"] == "pad":
+                pad, src0 = net.spec[src0]["padding"], net.sources[src0][0]
+            prev = info[src0]
+            act, out_entry = fused_activation(i)
             mod = getattr(net, lname)
-            out = activation_quant(_nhwc(shapes[out_name]), *ranges[out_name])
+            out = activation_quant(_nhwc(shapes[net.names[out_entry]]), *ranges[net.names[out_entry]])
             w, bias = mod.weight.detach().numpy(), mod.bias.detach().numpy()
             if kind == "conv":
                 depthwise = entry["groups"] > 1
                 scales = _weight_scales(w, per_channel=True)
-                padding = _tflite_padding(entry, prev.shape[:2], out.shape[:2], where)
+                padding = _tflite_padding(entry, pad, prev.shape[:2], out.shape[:2], where)
                 q = _quant_weights(w, scales)
                 cls = DepthwiseConv2D if depthwise else Conv2D
                 qw = q.transpose(1, 2, 3, 0) if depthwise else q.transpose(0, 2, 3, 1)  # -> 1HWO / OHWI
-                layers.append(cls(np.ascontiguousarray(qw), _quant_bias(bias, prev.scale, scales), scales,
-                                  tuple(entry["stride"]), padding, Activation.for_output(act, out), out))
+                layer = cls(np.ascontiguousarray(qw), _quant_bias(bias, prev.scale, scales), scales,
+                            tuple(entry["stride"]), padding, Activation.for_output(act, out), out)
             else:
-                if flattened_from is not None and len(flattened_from) == 3:
+                if src0 in flattened_from and len(flattened_from[src0]) == 3:
                     # PyTorch flattens NCHW, TFLite NHWC: reorder the input columns to match
-                    fh, fw, fc = flattened_from
+                    fh, fw, fc = flattened_from[src0]
                     w = w.reshape(w.shape[0], fc, fh, fw).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
-                flattened_from = None
                 scales = _weight_scales(w, per_channel=False)
-                layers.append(FullyConnected(_quant_weights(w, scales), _quant_bias(bias, prev.scale, scales),
-                                             scales, Activation.for_output(act, out), out))
-            prev = out
-            i += step
-            continue
-        if kind in ("maxpool", "avgpool"):
+                layer = FullyConnected(_quant_weights(w, scales), _quant_bias(bias, prev.scale, scales),
+                                       scales, Activation.for_output(act, out), out)
+            emit(layer, (src0,), out_entry)
+        elif kind == "add":
+            act, out_entry = fused_activation(i)
+            out = activation_quant(_nhwc(shapes[net.names[out_entry]]), *ranges[net.names[out_entry]])
+            emit(Add(Activation.for_output(act, out), out), src, out_entry)
+        elif kind in ("maxpool", "avgpool"):
+            prev = info[src0]
             out = TensorInfo(_nhwc(shapes[lname]), prev.scale, prev.zero_point)
-            layers.append(Pool2D("MAX" if kind == "maxpool" else "AVERAGE", tuple(entry["kernel"]),
-                                 tuple(entry["stride"]), "VALID", Activation("NONE", -128, 127), out))
+            emit(Pool2D("MAX" if kind == "maxpool" else "AVERAGE", tuple(entry["kernel"]),
+                        tuple(entry["stride"]), "VALID", Activation("NONE", -128, 127), out), src, i)
         elif kind == "flatten":
-            flattened_from = prev.shape
-            out = TensorInfo((prev.size,), prev.scale, prev.zero_point)
-            layers.append(Reshape(out))
+            prev = info[src0]
+            flattened_from[i] = prev.shape
+            emit(Reshape(TensorInfo((prev.size,), prev.scale, prev.zero_point)), src, i)
+        elif kind == "pad":
+            if any(not (net.spec[r]["type"] == "conv") for r in readers[i]) or not readers[i]:
+                raise ConversionError(f"{where}: a ZeroPad2d is supported only right before convs (folded "
+                                      "into their padding); int8 PAD on its own is not supported")
         else:
-            raise ConversionError(f"{where}: a {kind} that does not follow a conv or linear layer cannot be "
-                                  "fused; TFLite int8 has no standalone ReLU here")
-        prev = out
-        i += 1
-    return Graph(inp, layers, name)
+            raise ConversionError(f"{where}: a {kind} that does not follow a conv, linear or add layer (as that "
+                                  "layer's only reader) cannot be fused; TFLite int8 has no standalone ReLU here")
+    return Graph(inp, layers, name, reads)
 
 
 def quantize_images(graph: Graph, images: np.ndarray) -> np.ndarray:

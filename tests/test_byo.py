@@ -95,9 +95,10 @@ class _Residual(nn.Module):
 
 
 @pytest.mark.parametrize("model, message", [
-    (nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4)), "BatchNorm2d is not supported"),
+    (nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.BatchNorm2d(4)), "BatchNorm2d is supported only right after"),
+    (nn.Sequential(nn.Flatten(), nn.Linear(64, 4), nn.BatchNorm1d(4)), "BatchNorm1d is not supported"),
     (nn.Sequential(nn.Conv2d(1, 4, 3), nn.Sigmoid()), "Sigmoid is not supported"),
-    (_Residual(), "single chain"),
+    (_Residual(), "same shape"),
     (nn.Sequential(nn.Conv2d(4, 8, 3, groups=2)), "grouped convolution"),
     (nn.Sequential(nn.Conv2d(1, 4, 3, dilation=2)), "undilated"),
 ])

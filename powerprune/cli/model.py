@@ -59,14 +59,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         from ..seqnet import from_torch
 
         h, w, c = train.images.shape[1:]
-        model = from_torch(model_factory(args.model_def)(), (c, h, w))
+        module = model_factory(args.model_def)()
+        model = from_torch(module, (c, h, w))  # refuses an unsupported model before any training
         what = f"{args.model_def} ({', '.join(model.layer_names)})"
     else:
-        model = lenet5()
+        module = model = lenet5()
         what = "LeNet-5"
     t0 = time.perf_counter()
-    fit(model, train, recipe, desc="train")
+    fit(module, train, recipe, desc="train")  # your module as written: its batch norms train as usual
     per_epoch = (time.perf_counter() - t0) / recipe.epochs
+    if module is not model:
+        model = from_torch(module, model.input_shape)  # the trained weights, batch norms folded into the convs
     acc = accuracy(model, test)
     save_model(model, args.out, ModelInfo(history=[{"step": "train", "recipe": vars(recipe), "accuracy": acc,
                                                     "seconds_per_epoch": per_epoch}]))

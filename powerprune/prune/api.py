@@ -143,7 +143,7 @@ def prune(model: nn.Module, method: str, compression: float | None, train_data: 
           cycles: LayerCycles | None = None, progress: bool = True) -> PruneResult:
     """Prune a copy of ``model`` to ``compression`` = dense parameters / nonzero parameters.
 
-    ``model`` is a SeqNet (such as ``lenet5()``) or any PyTorch chain of supported layers (converted with
+    ``model`` is a SeqNet (such as ``lenet5()``) or any PyTorch network of supported layers (converted with
     ``from_torch`` using the images' shape); ``train_data`` any ``Dataset``.
 
     magnitude: unstructured; ``schedule`` 'oneshot' prunes then fine-tunes with fixed masks, 'gradual'

@@ -3,7 +3,9 @@
 APoZ, the Average Percentage of Zeros of a channel after its ReLU, says how rarely a filter or neuron
 fires. Channels that are almost always zero are removed and the network is physically rebuilt smaller:
 the next layer loses the matching inputs and the flatten size follows, so the int8 model and the MCU
-kernels simply see a smaller dense network.
+kernels simply see a smaller dense network. In a residual network the channels summed by an add form
+one group (``seqnet.channel_groups``): the group's APoZ is the mean over its ReLU outputs, and a channel
+is kept or removed in every layer of the group at once.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ import numpy as np
 import torch
 
 from ..data import Dataset
-from ..seqnet import SeqNet, channel_layers, widths_param_count
+from ..seqnet import ChannelGroup, SeqNet, channel_groups, widths_param_count
 
 GRID_LIMIT = 2_000_000  # width combinations enumerated exhaustively (LeNet-5: 6 x 16 x 120 x 84 = 967,680)
 
 
-def prunable(model: SeqNet) -> dict[str, str]:
-    """Layers whose channels APoZ may remove -> the post-ReLU output it reads."""
-    return channel_layers(model)
+def prunable(model: SeqNet) -> dict[str, ChannelGroup]:
+    """Channel groups APoZ may shrink, by the name of their first layer (in a chain: the layer itself)."""
+    return channel_groups(model)
 
 
 def current_widths(model: SeqNet) -> dict[str, int]:
@@ -30,22 +32,24 @@ def current_widths(model: SeqNet) -> dict[str, int]:
 
 @torch.no_grad()
 def measure_apoz(model: SeqNet, data: Dataset, batch_size: int = 1000) -> dict[str, np.ndarray]:
-    """Fraction of zero activations per channel (conv: over images and positions; FC: over images)."""
+    """Per channel group, the fraction of zero activations per channel (conv: over images and positions;
+    FC: over images), averaged over the group's ReLU outputs when it has several."""
     model.eval()
-    taps_of = prunable(model)
-    zeros = dict.fromkeys(taps_of)
-    counts = dict.fromkeys(taps_of, 0)
+    groups = prunable(model)
+    taps = [t for g in groups.values() for t in g.taps]
+    zeros: dict[str, torch.Tensor | None] = dict.fromkeys(taps)
+    counts = dict.fromkeys(taps, 0)
     x = torch.from_numpy(data.as_float())
     for i in range(0, len(x), batch_size):
-        taps: dict[str, torch.Tensor] = {}
-        model(x[i:i + batch_size], taps)
-        for n, tap in taps_of.items():
-            t = taps[tap]
+        outputs: dict[str, torch.Tensor] = {}
+        model(x[i:i + batch_size], outputs)
+        for tap in taps:
+            t = outputs[tap]
             per_channel = (t == 0).transpose(0, 1).reshape(t.shape[1], -1)
             z = per_channel.sum(1).double()
-            zeros[n] = z if zeros[n] is None else zeros[n] + z
-            counts[n] += per_channel.shape[1]
-    return {n: (zeros[n] / counts[n]).numpy() for n in taps_of}
+            zeros[tap] = z if zeros[tap] is None else zeros[tap] + z
+            counts[tap] += per_channel.shape[1]
+    return {n: (sum(zeros[t] / counts[t] for t in g.taps) / len(g.taps)).numpy() for n, g in groups.items()}
 
 
 def _param_grid(model: SeqNet, upper: dict[str, int]) -> tuple[list[np.ndarray], np.ndarray]:
@@ -109,7 +113,7 @@ def plan_channels(model: SeqNet, target_params: float, tolerance: float, upper: 
     """Widths of the prunable layers (each at most ``upper``, default the current ones) whose parameter
     count is within ``tolerance`` of the target, as uniform across layers as possible relative to
     ``reference`` (default: the current widths); None when none is. Every combination is enumerated
-    when there are at most ``GRID_LIMIT`` of them, any chain alike; larger ones are bisected."""
+    when there are at most ``GRID_LIMIT`` of them, any network alike; larger ones are bisected."""
     upper = upper or current_widths(model)
     if not upper:
         return None
