@@ -9,7 +9,7 @@ not know about stops the build instead of shifting values.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -39,11 +39,13 @@ DESCRIPTORS: dict[str, tuple[tuple[str, str], ...]] = {
                                    "stride_w", "pad_h", "pad_w", "depth_multiplier")),
         *((f, "int32_t") for f in ("input_offset", "output_offset", "act_min", "act_max")),
         ("weights", "*"), ("bias", "*"), ("multiplier", "*"), ("shift", "*"), ("nz_count", "*"), ("nz_packed", "*"),
+        ("stream", "*"),
     ),
     "pp_fc_t": (
         *((f, "int16_t") for f in ("in_size", "out_size", "per_channel")),
         *((f, "int32_t") for f in ("input_offset", "output_offset", "act_min", "act_max")),
         ("weights", "*"), ("bias", "*"), ("multiplier", "*"), ("shift", "*"), ("nz_count", "*"), ("nz_offset", "*"),
+        ("stream", "*"),
     ),
     "pp_pool_t": (
         *((f, "int16_t") for f in ("in_h", "in_w", "channels", "out_h", "out_w", "k_h", "k_w", "stride_h", "stride_w",
@@ -66,13 +68,16 @@ class GeneratedModel:
     kernels: tuple[str, ...]   # implementation each layer got: tflmref, cmsisnn, dense, sparse, reshape
 
 
-def c_array(ctype: str, name: str, values: np.ndarray, per_line: int = 24) -> str:
+def c_array(ctype: str, name: str, values: np.ndarray, per_line: int = 24, sram: bool = False) -> str:
+    """A const array, in flash with the flash layout unless ``sram``: then in a .data section, which the
+    start-up code copies to SRAM at boot (see ``staging_plan``)."""
     flat = [str(int(v)) for v in np.asarray(values).ravel()]
     if not flat:
         flat = ["0"]
     lines = [", ".join(flat[i:i + per_line]) for i in range(0, len(flat), per_line)]
     body = ",\n    ".join(lines)
-    return f"static const {ctype} {name}[{len(flat)}] __attribute__((aligned(4))) = {{\n    {body}\n}};\n"
+    where = f', section(".data.{name}")' if sram else ""
+    return f"static const {ctype} {name}[{len(flat)}] __attribute__((aligned(4){where})) = {{\n    {body}\n}};\n"
 
 
 def descriptor_size(ctype: str) -> int:
@@ -146,6 +151,8 @@ def choose_kernel(layer: Layer, inp: TensorInfo, kernels: str) -> str:
             output_size(n, k, s, "SAME")[1] == 0 and (n - k) % s == 0
             for n, k, s in zip(inp.shape[:2], layer.size, layer.stride, strict=True))
         return "dense" if layer.kind == "MAX" and valid else "tflmref"
+    if isinstance(layer, Conv2D | FullyConnected) and accumulator_bound(layer, requantization(layer, inp)) >= 2**30:
+        return "tflmref"  # PP_RQ_R0 (kernels/pp_m0.h) needs |accumulator| < 2^30; TFLM's arithmetic does not
     if isinstance(layer, FullyConnected) and inp.size >= 2**16:
         return "dense"  # offsets would not fit the 16-bit encoding
     if kernels == "dense":
@@ -183,68 +190,149 @@ def _sparse_offsets(layer: Conv2D | FullyConnected, inp: TensorInfo) -> tuple[np
     return np.broadcast_to(offs, (o, offs.size)), layer.weights.reshape(o, -1)
 
 
-def _folded_bias(layer: Conv2D | FullyConnected, rq) -> np.ndarray:
-    """bias + input_offset * sum(w): the input offset leaves the inner loop."""
+def _folded_bias(layer: Conv2D | FullyConnected, rq, extra_offset: int = 0) -> np.ndarray:
+    """bias + (input_offset + extra_offset) * sum(w): the input offset leaves the inner loop.
+    ``extra_offset`` = -128 for kernels that read the input with its sign bit flipped (x + 128)."""
     sums = layer.weights.reshape(layer.weights.shape[0], -1).astype(np.int64).sum(axis=1)
-    folded = layer.bias.astype(np.int64) + rq.input_offset * sums
+    folded = layer.bias.astype(np.int64) + (rq.input_offset + extra_offset) * sums
     if np.abs(folded).max(initial=0) >= 2**31:
         raise CodegenError("folded bias overflows int32")
     return folded
 
 
+# --- the dense kernels' streams (kernels/dense.c, kernels/pp_m0.h) ---------------------------------
+
+RQ_WORDS = 9          # words per requantization record, PP_RQ_WORDS in kernels/pp_m0.h
+CONV_GROUP_MAX = 6    # output channels per pass of the dense convolution (accumulators r8-r12, lr)
+FC_ROWS = 8           # rows per pass of the dense fully connected kernel
+# cycles per input byte of the dense convolution's inner loop for a group of K channels (LDRSB 2,
+# LDM 1 + words, MULS + ADD per channel, index and branch 3): the groups are chosen to minimize it
+_CONV_GROUP_CYCLES = {1: 9, 2: 12, 3: 15, 4: 18, 5: 22, 6: 25}
+
+
+def accumulator_bound(layer: Conv2D | FullyConnected, rq) -> int:
+    """Largest |accumulator| (folded bias + sum of w * x over int8 x) any input can produce."""
+    w = np.abs(layer.weights.reshape(layer.weights.shape[0], -1).astype(np.int64)).sum(axis=1)
+    return int((np.abs(_folded_bias(layer, rq, -128)) + 128 * w).max(initial=0))
+
+
+def rq_records(rq, channels: int, act_min: int, act_max: int) -> np.ndarray:
+    """One requantization record per channel, the layout PP_RQ_R0 reads (kernels/pp_m0.h):
+    M, left shift, nm (-1 when rounding right), 2^14, 2^(r-1), r, output offset, act_min, act_max."""
+    m = np.broadcast_to(np.asarray(rq.multiplier, np.int64), (channels,))
+    shift = np.broadcast_to(np.asarray(rq.shift, np.int64), (channels,))
+    left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
+    rounding = np.where(right > 0, np.left_shift(1, np.maximum(right - 1, 0)), 0)
+    cols = [m, left, np.where(right > 0, -1, 0), np.full(channels, 1 << 14), rounding, right,
+            np.full(channels, rq.output_offset), np.full(channels, act_min), np.full(channels, act_max)]
+    return np.stack(cols, axis=1).astype(np.int64)
+
+
+def conv_groups(channels: int) -> list[int]:
+    """Channel counts of the dense convolution's passes: fewest inner-loop cycles, then fewest passes."""
+    best: list[tuple[int, int, list[int]]] = [(0, 0, [])]
+    for n in range(1, channels + 1):
+        best.append(min((best[n - k][0] + _CONV_GROUP_CYCLES[k], best[n - k][1] + 1, best[n - k][2] + [k])
+                        for k in range(1, min(n, CONV_GROUP_MAX) + 1)))
+    return sorted(best[channels][2], reverse=True)
+
+
+def dense_conv_stream(layer: Conv2D, rq) -> np.ndarray:
+    """Per group of K channels: K, K folded biases, the weights as int32 in loop order (window row,
+    byte within the row, channel), K requantization records; a 0 ends the list."""
+    o = layer.weights.shape[0]
+    w = layer.weights.reshape(o, layer.weights.shape[1], -1).astype(np.int64)
+    bias = _folded_bias(layer, rq)
+    records = rq_records(rq, o, layer.activation.min, layer.activation.max)
+    parts, start = [], 0
+    for k in conv_groups(o):
+        g = slice(start, start + k)
+        parts += [[k], bias[g], w[g].transpose(1, 2, 0).ravel(), records[g].ravel()]
+        start += k
+    parts.append([0])
+    return np.concatenate([np.asarray(p, np.int64) for p in parts])
+
+
+def dense_fc_stream(layer: FullyConnected, rq, per_channel: bool) -> np.ndarray:
+    """Per group of 8 rows (the last one padded with zero rows): 8 folded biases, then for every input
+    the 8 rows' weights as bytes (two words); after all groups the requantization records (one per
+    row, or one for a per-tensor layer). The input is read with its sign bit flipped."""
+    o, n = layer.weights.shape
+    rows = -(-o // FC_ROWS) * FC_ROWS
+    w = np.zeros((rows, n), np.int8)
+    w[:o] = layer.weights
+    bias = np.zeros(rows, np.int64)
+    bias[:o] = _folded_bias(layer, rq, -128)
+    parts = []
+    for g in range(0, rows, FC_ROWS):
+        parts += [bias[g:g + FC_ROWS], np.ascontiguousarray(w[g:g + FC_ROWS].T).view("<i4").ravel()]
+    channels = o if per_channel else 1
+    first = replace(rq, multiplier=rq.multiplier[:channels], shift=rq.shift[:channels])
+    parts.append(rq_records(first, channels, layer.activation.min, layer.activation.max).ravel())
+    return np.concatenate([np.asarray(p, np.int64) for p in parts])
+
+
 def _weight_arrays(name: str, layer: Conv2D | DepthwiseConv2D | FullyConnected, inp: TensorInfo, impl: str,
-                   rq) -> tuple[str, str, str]:
-    """C arrays for weights and bias in the format ``impl`` reads; returns (code, count, offsets) names."""
+                   rq, mult: np.ndarray, shift: np.ndarray, sram: bool) -> tuple[str, dict[str, str]]:
+    """C arrays in the format ``impl`` reads (the kernel's streamed data in SRAM when ``sram``);
+    returns the code and the descriptor's pointer fields."""
+    ptrs = {f: "0" for f in ("weights", "bias", "multiplier", "shift", "nz_count", "nz_packed", "stream")}
+    if impl == "dense":  # one stream, read in order by the assembly (kernels/dense.c)
+        if isinstance(layer, Conv2D):
+            stream = dense_conv_stream(layer, rq)
+        else:
+            stream = dense_fc_stream(layer, rq, len(layer.weight_scales) > 1)
+        return c_array("int32_t", f"{name}_d", stream, sram=sram), {**ptrs, "stream": f"{name}_d"}
+    ptrs.update(weights=f"{name}_w", bias=f"{name}_b", multiplier=f"{name}_m", shift=f"{name}_s")
+    rescale = c_array("int32_t", f"{name}_m", mult) + c_array("int32_t", f"{name}_s", shift)
     if impl in ("tflmref", "cmsisnn"):  # stock kernels: raw weights, raw bias
-        return (c_array("int8_t", f"{name}_w", layer.weights) + c_array("int32_t", f"{name}_b", layer.bias),
-                "0", "0")
-    bias = c_array("int32_t", f"{name}_b", _folded_bias(layer, rq))
-    if impl == "dense":
-        return c_array("int8_t", f"{name}_w", layer.weights) + bias, "0", "0"
+        return (c_array("int8_t", f"{name}_w", layer.weights) + c_array("int32_t", f"{name}_b", layer.bias)
+                + rescale, ptrs)
+    bias = c_array("int32_t", f"{name}_b", _folded_bias(layer, rq), sram=sram)
     offs, w = _sparse_offsets(layer, inp)
     nz = w != 0
-    counts = c_array("uint16_t", f"{name}_n", nz.sum(axis=1))
+    counts = c_array("uint16_t", f"{name}_n", nz.sum(axis=1), sram=sram)
+    ptrs.update(nz_count=f"{name}_n", nz_packed=f"{name}_o")
     if isinstance(layer, Conv2D):  # one word per nonzero: offset << 8 | value (kernels/sparse.c)
         packed = (offs[nz].astype(np.int64) << 8) | (w[nz].astype(np.int64) & 0xFF)
-        code = c_array("int8_t", f"{name}_w", np.zeros(0)) + bias + counts + c_array("uint32_t", f"{name}_o", packed)
+        code = (c_array("int8_t", f"{name}_w", np.zeros(0)) + bias + counts
+                + c_array("uint32_t", f"{name}_o", packed, sram=sram))
     else:
-        code = c_array("int8_t", f"{name}_w", w[nz]) + bias + counts + c_array("uint16_t", f"{name}_o", offs[nz])
-    return code, f"{name}_n", f"{name}_o"
+        code = (c_array("int8_t", f"{name}_w", w[nz], sram=sram) + bias + counts
+                + c_array("uint16_t", f"{name}_o", offs[nz], sram=sram))
+    return code + rescale, ptrs
 
 
-def _conv_desc(name: str, layer: Conv2D | DepthwiseConv2D, inp: TensorInfo, impl: str) -> tuple[str, str]:
+def _conv_desc(name: str, layer: Conv2D | DepthwiseConv2D, inp: TensorInfo, impl: str,
+               sram: bool = False) -> tuple[str, str]:
     rq = requantization(layer, inp)
     kh, kw = layer.weights.shape[1:3]
     _, pad_h = output_size(inp.shape[0], kh, layer.stride[0], layer.padding)
     _, pad_w = output_size(inp.shape[1], kw, layer.stride[1], layer.padding)
     out = layer.output
     depth_mult = out.shape[2] // inp.shape[2] if isinstance(layer, DepthwiseConv2D) else 1
-    data, counts, offsets = _weight_arrays(name, layer, inp, impl, rq)
-    data += c_array("int32_t", f"{name}_m", rq.multiplier) + c_array("int32_t", f"{name}_s", rq.shift)
+    data, ptrs = _weight_arrays(name, layer, inp, impl, rq, rq.multiplier, rq.shift, sram)
     desc = c_struct("pp_conv_t", name, {
         "in_h": inp.shape[0], "in_w": inp.shape[1], "in_c": inp.shape[2],
         "out_h": out.shape[0], "out_w": out.shape[1], "out_c": out.shape[2], "k_h": kh, "k_w": kw,
         "stride_h": layer.stride[0], "stride_w": layer.stride[1], "pad_h": pad_h, "pad_w": pad_w,
         "depth_multiplier": depth_mult, "input_offset": rq.input_offset, "output_offset": rq.output_offset,
-        "act_min": layer.activation.min, "act_max": layer.activation.max, "weights": f"{name}_w",
-        "bias": f"{name}_b", "multiplier": f"{name}_m", "shift": f"{name}_s", "nz_count": counts,
-        "nz_packed": offsets})
+        "act_min": layer.activation.min, "act_max": layer.activation.max, **ptrs})
     return data + desc, "pp_depthwise" if isinstance(layer, DepthwiseConv2D) else "pp_conv2d"
 
 
-def _fc_desc(name: str, layer: FullyConnected, inp: TensorInfo, impl: str) -> tuple[str, str]:
+def _fc_desc(name: str, layer: FullyConnected, inp: TensorInfo, impl: str, sram: bool = False) -> tuple[str, str]:
     rq = requantization(layer, inp)
     per_channel = int(len(layer.weight_scales) > 1)
     mult = rq.multiplier if per_channel else rq.multiplier[:1]
     shift = rq.shift if per_channel else rq.shift[:1]
-    data, counts, offsets = _weight_arrays(name, layer, inp, impl, rq)
-    data += c_array("int32_t", f"{name}_m", mult) + c_array("int32_t", f"{name}_s", shift)
+    data, ptrs = _weight_arrays(name, layer, inp, impl, rq, mult, shift, sram)
+    ptrs["nz_offset"] = ptrs.pop("nz_packed")
+    ptrs["stream"] = ptrs.pop("stream")  # keep the header's field order
     desc = c_struct("pp_fc_t", name, {
         "in_size": inp.size, "out_size": layer.output.size, "per_channel": per_channel,
         "input_offset": rq.input_offset, "output_offset": layer.output.zero_point,
-        "act_min": layer.activation.min, "act_max": layer.activation.max, "weights": f"{name}_w",
-        "bias": f"{name}_b", "multiplier": f"{name}_m", "shift": f"{name}_s", "nz_count": counts,
-        "nz_offset": offsets})
+        "act_min": layer.activation.min, "act_max": layer.activation.max, **ptrs})
     return data + desc, "pp_fc"
 
 
@@ -269,8 +357,9 @@ def _scratch_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
             return 0  # the 1x1 path multiplies the input in place
         return _align4(2 * 2 * layer.weights[0].size)
     if impl in ("dense", "sparse") and isinstance(layer, Conv2D):
-        window = 2 * _align4(layer.weights[0].size) if impl == "dense" else 0  # two gathered windows
-        return _padded_row(layer, inp)[1] + window
+        return _padded_row(layer, inp)[1]
+    if impl == "dense" and isinstance(layer, FullyConnected):
+        return _align4(inp.size)  # the input with its sign bits flipped
     return 0
 
 
@@ -299,12 +388,55 @@ def _preamble(graph: Graph, kernels: str, impls: list[str], tensors: int, scratc
     return "/* " + "\n * ".join(lines).replace(" \n", "\n") + "\n */\n"
 
 
+# --- SRAM staging ------------------------------------------------------------------------------
+
+# The flash layout executes from flash through the 16 KB XIP cache, where a miss costs ~40 cycles per
+# 8-byte line (~5 cycles per byte). The dense and sparse kernels' data can instead be copied to SRAM
+# once at boot (a .data section): a convolution re-reads its stream for every output pixel, which
+# thrashes the cache once the stream plus code outgrow it, and a fully connected layer streams every
+# weight byte once per inference. Each layer's data is staged if it fits the budget, most cycles saved
+# per byte first. The stock kernels (tflm-ref, cmsis-nn) keep their weights in flash: they are the
+# baselines as pico-tflmicro runs them.
+STAGING_BUDGET = 160 * 1024   # bytes of SRAM for staged kernel data plus the arena
+XIP_CYCLES_PER_BYTE = 5       # one ~40-cycle miss per 8-byte line
+
+
+def kernel_data_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
+    """Bytes of the arrays a dense or sparse kernel streams through (0 for every other kernel)."""
+    if impl == "dense" and isinstance(layer, Conv2D):
+        return 4 * dense_conv_stream(layer, requantization(layer, inp)).size
+    if impl == "dense" and isinstance(layer, FullyConnected):
+        rq = requantization(layer, inp)
+        return 4 * dense_fc_stream(layer, rq, len(layer.weight_scales) > 1).size
+    if impl == "sparse" and isinstance(layer, Conv2D | FullyConnected):
+        nnz = int(np.count_nonzero(layer.weights))
+        return (4 if isinstance(layer, Conv2D) else 3) * nnz + 6 * layer.weights.shape[0]
+    return 0
+
+
+def staging_plan(graph: Graph, impls: list[str], arena: int) -> set[int]:
+    """Indices of the layers whose kernel data go to SRAM."""
+    candidates = []
+    for (i, layer, inp), impl in zip(graph.steps(), impls, strict=True):
+        size = kernel_data_bytes(layer, inp, impl)
+        if size:
+            reads = layer.output.shape[0] * layer.output.shape[1] if isinstance(layer, Conv2D) else 1
+            candidates.append((XIP_CYCLES_PER_BYTE * reads, size, i))
+    staged, used = set(), arena
+    for _, size, i in sorted(candidates, reverse=True):
+        if used + size <= STAGING_BUDGET:
+            staged.add(i)
+            used += size
+    return staged
+
+
 def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
     offsets, tensors = plan_arena(graph)
     impls = [choose_kernel(layer, inp, kernels) for _, layer, inp in graph.steps()]
     scratch = max([_scratch_bytes(layer, inp, impl) for (_, layer, inp), impl in zip(graph.steps(), impls,
                                                                                      strict=True)] + [0])
     arena = tensors + scratch
+    staged = staging_plan(graph, impls, arena)
     parts = [_preamble(graph, kernels, impls, tensors, scratch),
              '#include "model.h"\n#include "pp_kernels.h"\n#include "pp_platform.h"\n#include <stdint.h>\n\n',
              "/* the descriptor layouts this file was generated for */\n",
@@ -328,9 +460,9 @@ def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
             continue
         impl = impls[i]
         if isinstance(layer, Conv2D | DepthwiseConv2D):
-            text, fn = _conv_desc(name, layer, inp, impl)
+            text, fn = _conv_desc(name, layer, inp, impl, i in staged)
         elif isinstance(layer, FullyConnected):
-            text, fn = _fc_desc(name, layer, inp, impl)
+            text, fn = _fc_desc(name, layer, inp, impl, i in staged)
         elif isinstance(layer, Pool2D):
             text, fn = _pool_desc(name, layer, inp, impl)
         else:  # pragma: no cover

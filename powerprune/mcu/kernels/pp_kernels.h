@@ -21,6 +21,7 @@ typedef struct {
     const int32_t *shift;
     const uint16_t *nz_count;      /* sparse: nonzeros per output channel */
     const uint32_t *nz_packed;     /* sparse: (input offset << 8) | (uint8_t)weight for each nonzero */
+    const int32_t *stream;         /* dense: everything the assembly loop reads, in its order (codegen) */
 } pp_conv_t;
 
 typedef struct {
@@ -34,6 +35,7 @@ typedef struct {
     const int32_t *shift;
     const uint16_t *nz_count;
     const uint16_t *nz_offset;
+    const int32_t *stream;         /* dense: bias, interleaved weight rows and requantization records */
 } pp_fc_t;
 
 typedef struct {
@@ -64,8 +66,10 @@ void pp_fc_cmsisnn(const pp_fc_t *p, const int8_t *in, int8_t *out, int8_t *scra
 void pp_maxpool_cmsisnn(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
 void pp_avgpool_cmsisnn(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
 
-/* dense: pre-padded input (pads hold the input zero point, so they contribute nothing), input offset
- * folded into the bias, contiguous window rows, unrolled dot products. Pools: tight loops. */
+/* dense: hand-scheduled Cortex-M0+ assembly (kernels/dense.c): pre-padded input (pads hold the input
+ * zero point, so they contribute nothing), input offset folded into the bias, up to six output
+ * channels per input load (convolution) or eight rows per input (fully connected), weights streamed
+ * in the order the loop consumes them. Pools: tight loops. */
 void pp_conv2d_dense(const pp_conv_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch);
 void pp_fc_dense(const pp_fc_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch);
 void pp_maxpool_dense(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t *scratch);

@@ -1,0 +1,72 @@
+/* Hand-scheduled Cortex-M0+ (ARMv6-M Thumb) building blocks shared by the dense and sparse kernels.
+ *
+ * Why assembly: the M0+ has no multiply-accumulate, MULS overwrites one operand, loads take 2 cycles
+ * and only 8 registers work with most instructions. A tight int8 dot product therefore lives or dies
+ * by register allocation (accumulators in r8-r12/lr, which ADD can reach), by loading each operand
+ * once for several products, and by LDM (1 + n cycles for n words). gcc -O2 does none of that
+ * reliably, so the inner loops and the requantization are written here by hand.
+ *
+ * The requantization below is TFLM's MultiplyByQuantizedMultiplier (double rounding), bit-exact, with
+ * only 32-bit operations. With x = acc << left and M = Mh*2^16 + Ml, x = xh*2^16 + xl (xl unsigned):
+ *   SRDHM(x, M) = floor((x*M + 2^30) / 2^31)                           (both nudge cases at once)
+ *               = 2*xh*Mh + ((xh*Ml) >> 15)
+ *                 + ((xl*Mh + ((xh*Ml) & 0x7fff) + ((xl*Ml) >>> 16) + 2^14) >>> 15)
+ * where every product fits 32 bits (xl*Ml as unsigned) and the last sum stays below 2^32 (so the
+ * shift is logical). Rounding division by 2^r with ties away from zero is (s + 2^(r-1) - neg) >> r,
+ * neg = 1 for negative s (for r = 0 nothing is added). The sign of s equals the sign of x except for
+ * s = 0, where both roundings give 0. codegen verifies |acc| < 2^30 so that s + 2^(r-1) cannot
+ * overflow (bench and tests check bit-exactness against the host reference and TFLM).
+ *
+ * A requantization record is 9 words, written by codegen (powerprune/mcu/codegen.py, _rq_records):
+ *   M, left, nm (-1 if r > 0 else 0), 2^14, h (2^(r-1) or 0), r, output offset, act_min, act_max
+ */
+#ifndef PP_M0_H
+#define PP_M0_H
+
+#define PP_RQ_WORDS 9
+
+/* PP_RQ_R0: requantize the accumulator in r0 with the record at r4 (r4 advances past it) and store
+ * the int8 at [r5] (r5 advances by one). Clobbers r0-r3, r6, r7. 48 cycles. */
+#define PP_M0_RQ_MACRO                                                                              \
+    ".macro PP_RQ_R0\n"                                                                             \
+    "    ldm   r4!, {r1, r2, r3}\n"     /* M, left, nm */                                           \
+    "    lsls  r0, r2\n"                /* x = acc << left (wraps like TFLM's int32 multiply) */    \
+    "    asrs  r7, r0, #31\n"                                                                       \
+    "    ands  r3, r7\n"                /* -1 when a negative value is rounded, else 0 */           \
+    "    uxth  r2, r0\n"                /* xl */                                                    \
+    "    asrs  r0, r0, #16\n"           /* xh */                                                    \
+    "    uxth  r6, r1\n"                /* Ml */                                                    \
+    "    lsrs  r1, r1, #16\n"           /* Mh */                                                    \
+    "    mov   r7, r2\n"                                                                            \
+    "    muls  r7, r6\n"                /* a = xl*Ml (unsigned) */                                  \
+    "    muls  r2, r1\n"                /* c = xl*Mh */                                             \
+    "    muls  r6, r0\n"                /* b = xh*Ml */                                             \
+    "    muls  r0, r1\n"                /* d = xh*Mh */                                             \
+    "    lsrs  r7, r7, #16\n"                                                                       \
+    "    adds  r2, r7\n"                                                                            \
+    "    lsls  r7, r6, #17\n"                                                                       \
+    "    lsrs  r7, r7, #17\n"                                                                       \
+    "    adds  r2, r7\n"                /* c + (a >>> 16) + (b & 0x7fff) */                         \
+    "    asrs  r6, r6, #15\n"                                                                       \
+    "    lsls  r0, r0, #1\n"                                                                        \
+    "    adds  r0, r6\n"                                                                            \
+    "    adds  r0, r3\n"                /* 2d + (b >> 15) - neg */                                  \
+    "    ldm   r4!, {r1, r3, r6, r7}\n" /* 2^14, h, r, output offset */                             \
+    "    adds  r2, r1\n"                                                                            \
+    "    lsrs  r2, r2, #15\n"                                                                       \
+    "    adds  r0, r2\n"                /* SRDHM - neg */                                           \
+    "    adds  r0, r3\n"                                                                            \
+    "    asrs  r0, r6\n"                /* rounded division by 2^r */                               \
+    "    adds  r0, r7\n"                                                                            \
+    "    ldm   r4!, {r1, r2}\n"         /* act_min, act_max */                                      \
+    "    cmp   r0, r1\n"                                                                            \
+    "    bge   1f\n"                                                                                \
+    "    mov   r0, r1\n"                                                                            \
+    "1:  cmp   r0, r2\n"                                                                            \
+    "    ble   2f\n"                                                                                \
+    "    mov   r0, r2\n"                                                                            \
+    "2:  strb  r0, [r5]\n"                                                                          \
+    "    adds  r5, #1\n"                                                                            \
+    ".endm\n"
+
+#endif
