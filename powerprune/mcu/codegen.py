@@ -25,7 +25,7 @@ from ..ir import (
     output_size,
     requantization,
 )
-from . import costmodel
+from . import costmodel, rqtable, sparsegen
 
 # tflm-ref and cmsis-nn are the stock baselines (TFLM reference kernels; CMSIS-NN's pure-C M0+ path);
 # dense, sparse and auto are ours
@@ -68,15 +68,18 @@ class GeneratedModel:
     kernels: tuple[str, ...]   # implementation each layer got: tflmref, cmsisnn, dense, sparse, reshape
 
 
-def c_array(ctype: str, name: str, values: np.ndarray, per_line: int = 24, sram: bool = False) -> str:
+def c_array(ctype: str, name: str, values: np.ndarray | list, per_line: int = 24, sram: bool = False,
+            used: bool = False) -> str:
     """A const array, in flash with the flash layout unless ``sram``: then in a .data section, which the
-    start-up code copies to SRAM at boot (see ``staging_plan``)."""
-    flat = [str(int(v)) for v in np.asarray(values).ravel()]
+    start-up code copies to SRAM at boot (see ``staging_plan``). A list may hold C expressions (str).
+    ``used``: kept although only assembly refers to it."""
+    flat = [v if isinstance(v, str) else str(int(v))
+            for v in (values if isinstance(values, list) else np.asarray(values).ravel())]
     if not flat:
         flat = ["0"]
     lines = [", ".join(flat[i:i + per_line]) for i in range(0, len(flat), per_line)]
     body = ",\n    ".join(lines)
-    where = f', section(".data.{name}")' if sram else ""
+    where = (f', section(".data.{name}")' if sram else "") + (", used" if used else "")
     return f"static const {ctype} {name}[{len(flat)}] __attribute__((aligned(4){where})) = {{\n    {body}\n}};\n"
 
 
@@ -202,30 +205,53 @@ def _folded_bias(layer: Conv2D | FullyConnected, rq, extra_offset: int = 0) -> n
 
 # --- the dense kernels' streams (kernels/dense.c, kernels/pp_m0.h) ---------------------------------
 
-RQ_WORDS = 9          # words per requantization record, PP_RQ_WORDS in kernels/pp_m0.h
+RQ_KIND_MUL, RQ_KIND_TBL = 0, 1   # PP_RQ_KIND_* in kernels/pp_m0.h
 CONV_GROUP_MAX = 6    # output channels per pass of the dense convolution (accumulators r8-r12, lr)
 FC_ROWS = 8           # rows per pass of the dense fully connected kernel
 # cycles per input byte of the dense convolution's inner loop for a group of K channels (LDRSB 2,
 # LDM 1 + words, MULS + ADD per channel, index and branch 3): the groups are chosen to minimize it
 _CONV_GROUP_CYCLES = {1: 9, 2: 12, 3: 15, 4: 18, 5: 22, 6: 25}
 
+Word = int | str      # a stream word: a number, or a C address expression such as "(int32_t)(layer0_t + 6)"
+
 
 def accumulator_bound(layer: Conv2D | FullyConnected, rq) -> int:
-    """Largest |accumulator| (folded bias + sum of w * x over int8 x) any input can produce."""
+    """Largest |accumulator| (bias + sum of w * (x - input zero point)) any int8 input can produce."""
     w = np.abs(layer.weights.reshape(layer.weights.shape[0], -1).astype(np.int64)).sum(axis=1)
-    return int((np.abs(_folded_bias(layer, rq, -128)) + 128 * w).max(initial=0))
+    x = max(abs(-128 + rq.input_offset), abs(127 + rq.input_offset))
+    return int((np.abs(layer.bias.astype(np.int64)) + x * w).max(initial=0))
 
 
-def rq_records(rq, channels: int, act_min: int, act_max: int) -> np.ndarray:
-    """One requantization record per channel, the layout PP_RQ_R0 reads (kernels/pp_m0.h):
-    M, left shift, nm (-1 when rounding right), 2^14, 2^(r-1), r, output offset, act_min, act_max."""
-    m = np.broadcast_to(np.asarray(rq.multiplier, np.int64), (channels,))
-    shift = np.broadcast_to(np.asarray(rq.shift, np.int64), (channels,))
+@dataclass(frozen=True)
+class Requantizer:
+    """How a dense or generated kernel requantizes a layer: PP_RQ_MUL_R0 records, or threshold tables
+    (rqtable.py) with PP_RQ_TBL_R0 records pointing into one table array."""
+
+    kind: int
+    records: list[list[Word]]          # one per channel (one in all for a per-tensor FC layer)
+    table_name: str = ""
+    tables: np.ndarray | None = None   # uint32, all channels' tables back to back
+    rq_tables: tuple = ()
+
+
+def requantizer(name: str, layer: Conv2D | FullyConnected, rq, channels: int) -> Requantizer:
+    """Threshold tables where they exist for every channel and fit TABLE_MAX_BYTES, else arithmetic."""
+    m = np.broadcast_to(np.asarray(rq.multiplier, np.int64), (layer.weights.shape[0],))[:channels]
+    shift = np.broadcast_to(np.asarray(rq.shift, np.int64), (layer.weights.shape[0],))[:channels]
+    lo, hi = layer.activation.min, layer.activation.max
+    bound = accumulator_bound(layer, rq)
+    tables = [rqtable.build(int(m[c]), int(shift[c]), rq.output_offset, lo, hi, bound) for c in range(channels)]
+    if all(t is not None for t in tables) and 4 * sum(t.thresholds.size for t in tables) <= rqtable.TABLE_MAX_BYTES:
+        records, at = [], 0
+        for t in tables:
+            records.append([t.xs, t.w, t.m, t.p, f"(int32_t)({name}_t + {at})", t.o_min])
+            at += t.thresholds.size
+        return Requantizer(RQ_KIND_TBL, records, f"{name}_t", np.concatenate([t.thresholds for t in tables]),
+                           tuple(tables))
     left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
-    rounding = np.where(right > 0, np.left_shift(1, np.maximum(right - 1, 0)), 0)
-    cols = [m, left, np.where(right > 0, -1, 0), np.full(channels, 1 << 14), rounding, right,
-            np.full(channels, rq.output_offset), np.full(channels, act_min), np.full(channels, act_max)]
-    return np.stack(cols, axis=1).astype(np.int64)
+    records = [[int(m[c]), int(left[c]), -1 if right[c] else 0, 1 << 14, (1 << int(right[c] - 1)) if right[c] else 0,
+                int(right[c]), rq.output_offset, lo, hi] for c in range(channels)]
+    return Requantizer(RQ_KIND_MUL, records)
 
 
 def conv_groups(channels: int) -> list[int]:
@@ -237,39 +263,45 @@ def conv_groups(channels: int) -> list[int]:
     return sorted(best[channels][2], reverse=True)
 
 
-def dense_conv_stream(layer: Conv2D, rq) -> np.ndarray:
-    """Per group of K channels: K, K folded biases, the weights as int32 in loop order (window row,
-    byte within the row, channel), K requantization records; a 0 ends the list."""
-    o = layer.weights.shape[0]
-    w = layer.weights.reshape(o, layer.weights.shape[1], -1).astype(np.int64)
+def dense_conv_stream(layer: Conv2D, inp: TensorInfo, rq, rqz: Requantizer) -> list[Word]:
+    """The record kind, then per group of K channels: K, K folded biases, per window row the weights
+    as int32 in loop order (byte within the row, channel) and the bytes to the next row (0 after the
+    last), K requantization records; a 0 ends the list."""
+    o, kh = layer.weights.shape[:2]
+    w = layer.weights.reshape(o, kh, -1).astype(np.int64)
+    row, _ = _padded_row(layer, inp)
     bias = _folded_bias(layer, rq)
-    records = rq_records(rq, o, layer.activation.min, layer.activation.max)
-    parts, start = [], 0
+    stream: list[Word] = [rqz.kind]
+    start = 0
     for k in conv_groups(o):
         g = slice(start, start + k)
-        parts += [[k], bias[g], w[g].transpose(1, 2, 0).ravel(), records[g].ravel()]
+        stream += [k, *bias[g].tolist()]
+        for ky in range(kh):
+            stream += w[g, ky].T.ravel().tolist()
+            stream.append(row if ky < kh - 1 else 0)
+        for c in range(start, start + k):
+            stream += rqz.records[c]
         start += k
-    parts.append([0])
-    return np.concatenate([np.asarray(p, np.int64) for p in parts])
+    return [*stream, 0]
 
 
-def dense_fc_stream(layer: FullyConnected, rq, per_channel: bool) -> np.ndarray:
-    """Per group of 8 rows (the last one padded with zero rows): 8 folded biases, then for every input
-    the 8 rows' weights as bytes (two words); after all groups the requantization records (one per
-    row, or one for a per-tensor layer). The input is read with its sign bit flipped."""
+def dense_fc_stream(layer: FullyConnected, rq, rqz: Requantizer) -> list[Word]:
+    """The record kind, then per group of 8 rows (the last one padded with zero rows): 8 folded biases
+    and for every input the 8 rows' weights as bytes (two words); after all groups the requantization
+    records (one per row, or one for a per-tensor layer). The input is read with its sign bit flipped."""
     o, n = layer.weights.shape
     rows = -(-o // FC_ROWS) * FC_ROWS
     w = np.zeros((rows, n), np.int8)
     w[:o] = layer.weights
     bias = np.zeros(rows, np.int64)
     bias[:o] = _folded_bias(layer, rq, -128)
-    parts = []
+    stream: list[Word] = [rqz.kind]
     for g in range(0, rows, FC_ROWS):
-        parts += [bias[g:g + FC_ROWS], np.ascontiguousarray(w[g:g + FC_ROWS].T).view("<i4").ravel()]
-    channels = o if per_channel else 1
-    first = replace(rq, multiplier=rq.multiplier[:channels], shift=rq.shift[:channels])
-    parts.append(rq_records(first, channels, layer.activation.min, layer.activation.max).ravel())
-    return np.concatenate([np.asarray(p, np.int64) for p in parts])
+        stream += bias[g:g + FC_ROWS].tolist()
+        stream += np.ascontiguousarray(w[g:g + FC_ROWS].T).view("<i4").ravel().tolist()
+    for r in rqz.records:
+        stream += r
+    return stream
 
 
 def _weight_arrays(name: str, layer: Conv2D | DepthwiseConv2D | FullyConnected, inp: TensorInfo, impl: str,
@@ -277,12 +309,16 @@ def _weight_arrays(name: str, layer: Conv2D | DepthwiseConv2D | FullyConnected, 
     """C arrays in the format ``impl`` reads (the kernel's streamed data in SRAM when ``sram``);
     returns the code and the descriptor's pointer fields."""
     ptrs = {f: "0" for f in ("weights", "bias", "multiplier", "shift", "nz_count", "nz_packed", "stream")}
+    if impl == "generated":  # the weights are in the generated code; the descriptor is geometry only
+        return "", ptrs
     if impl == "dense":  # one stream, read in order by the assembly (kernels/dense.c)
+        rqz = requantizer(name, layer, rq, len(mult))
         if isinstance(layer, Conv2D):
-            stream = dense_conv_stream(layer, rq)
+            stream = dense_conv_stream(layer, inp, rq, rqz)
         else:
-            stream = dense_fc_stream(layer, rq, len(layer.weight_scales) > 1)
-        return c_array("int32_t", f"{name}_d", stream, sram=sram), {**ptrs, "stream": f"{name}_d"}
+            stream = dense_fc_stream(layer, rq, rqz)
+        tables = "" if rqz.tables is None else c_array("uint32_t", rqz.table_name, rqz.tables, sram=sram)
+        return tables + c_array("int32_t", f"{name}_d", stream, sram=sram), {**ptrs, "stream": f"{name}_d"}
     ptrs.update(weights=f"{name}_w", bias=f"{name}_b", multiplier=f"{name}_m", shift=f"{name}_s")
     rescale = c_array("int32_t", f"{name}_m", mult) + c_array("int32_t", f"{name}_s", shift)
     if impl in ("tflmref", "cmsisnn"):  # stock kernels: raw weights, raw bias
@@ -356,11 +392,19 @@ def _scratch_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
         if layer.weights.shape[1:3] == (1, 1) and tuple(layer.stride) == (1, 1):
             return 0  # the 1x1 path multiplies the input in place
         return _align4(2 * 2 * layer.weights[0].size)
+    if generated_conv(layer, impl):
+        h, w = _flipped_geometry(layer)
+        return _align4(h * w * inp.shape[2])
     if impl in ("dense", "sparse") and isinstance(layer, Conv2D):
         return _padded_row(layer, inp)[1]
     if impl == "dense" and isinstance(layer, FullyConnected):
         return _align4(inp.size)  # the input with its sign bits flipped
     return 0
+
+
+def _c_string(line: str) -> str:
+    """One assembly line as a C string literal with its newline."""
+    return '"' + line.replace("\\", "\\\\").replace('"', '\\"') + '\\n"'
 
 
 def _dims(t: TensorInfo) -> str:
@@ -388,6 +432,39 @@ def _preamble(graph: Graph, kernels: str, impls: list[str], tensors: int, scratc
     return "/* " + "\n * ".join(lines).replace(" \n", "\n") + "\n */\n"
 
 
+# --- generated sparse convolutions (powerprune/mcu/sparsegen.py) --------------------------------------
+
+GENERATED_CODE_MAX = 64 * 1024   # bytes of straight-line code one sparse convolution may become
+
+
+def generated_conv(layer: Layer, impl: str) -> bool:
+    """Whether a sparse convolution becomes straight-line code (else the data-driven kernel runs)."""
+    return (impl == "sparse" and isinstance(layer, Conv2D)
+            and sparsegen.code_bytes_estimate(layer) <= GENERATED_CODE_MAX)
+
+
+def _flipped_geometry(layer: Conv2D) -> tuple[int, int]:
+    """(rows, columns) of the padded, sign-flipped input (kernels/sparse.c: pp_conv_flipped)."""
+    kh, kw = layer.weights.shape[1:3]
+    oh, ow = layer.output.shape[:2]
+    return (oh - 1) * layer.stride[0] + kh, (ow - 1) * layer.stride[1] + kw
+
+
+def _generated_conv(name: str, layer: Conv2D, inp: TensorInfo, sram: bool) -> tuple[str, str]:
+    """The descriptor (geometry for pp_conv_flipped) and the assembly of a generated sparse convolution."""
+    rq = requantization(layer, inp)
+    desc, _ = _conv_desc(name, layer, inp, "generated")
+    row = _flipped_geometry(layer)[1] * inp.shape[2]
+    section = f".data.{name}_code" if sram else f".text.{name}_code"
+    rqz = requantizer(name, layer, rq, layer.weights.shape[0])
+    tables = list(rqz.rq_tables) if rqz.kind == RQ_KIND_TBL else None
+    if tables is not None:
+        desc = c_array("uint32_t", rqz.table_name, rqz.tables, sram=sram, used=True) + desc
+    code = sparsegen.generate_conv(f"pp_sgen_{name}", layer, inp, row, _folded_bias(layer, rq, -128), section,
+                                   accumulator_bound(layer, rq), tables, rqz.table_name)
+    return desc, code
+
+
 # --- SRAM staging ------------------------------------------------------------------------------
 
 # The flash layout executes from flash through the 16 KB XIP cache, where a miss costs ~40 cycles per
@@ -403,11 +480,14 @@ XIP_CYCLES_PER_BYTE = 5       # one ~40-cycle miss per 8-byte line
 
 def kernel_data_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
     """Bytes of the arrays a dense or sparse kernel streams through (0 for every other kernel)."""
-    if impl == "dense" and isinstance(layer, Conv2D):
-        return 4 * dense_conv_stream(layer, requantization(layer, inp)).size
-    if impl == "dense" and isinstance(layer, FullyConnected):
+    if impl == "dense" and isinstance(layer, Conv2D | FullyConnected):
         rq = requantization(layer, inp)
-        return 4 * dense_fc_stream(layer, rq, len(layer.weight_scales) > 1).size
+        channels = layer.weights.shape[0] if len(layer.weight_scales) > 1 or isinstance(layer, Conv2D) else 1
+        rqz = requantizer("", layer, rq, channels)
+        stream = dense_conv_stream(layer, inp, rq, rqz) if isinstance(layer, Conv2D) else dense_fc_stream(layer, rq, rqz)
+        return 4 * len(stream) + (0 if rqz.tables is None else 4 * rqz.tables.size)
+    if generated_conv(layer, impl):
+        return sparsegen.code_bytes_estimate(layer) + 1024 * layer.weights.shape[0]  # code, tables
     if impl == "sparse" and isinstance(layer, Conv2D | FullyConnected):
         nnz = int(np.count_nonzero(layer.weights))
         return (4 if isinstance(layer, Conv2D) else 3) * nnz + 6 * layer.weights.shape[0]
@@ -447,6 +527,7 @@ def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
     scratch_ptr = f"(pp_arena + {tensors})" if scratch else "0"
     calls: list[str] = []
     used: list[str] = []
+    code: list[str] = []   # assembly of generated layers
     prev_buf = "in"
     for i, layer, inp in graph.steps():
         name = f"layer{i}"
@@ -459,6 +540,17 @@ def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
             prev_buf = buf
             continue
         impl = impls[i]
+        if generated_conv(layer, impl):
+            text, asm = _generated_conv(name, layer, inp, i in staged)
+            code.append(asm)
+            parts.append(f"/* layer {i}: {layer.op} {_dims(inp)} -> {_dims(layer.output)}, kernel {impl} "
+                         f"(generated code, pp_sgen_{name}) */\n{text}"
+                         f"void pp_sgen_{name}(const uint8_t *window, int8_t *out);\n\n")
+            calls.append(f"    pp_sgen_{name}(pp_conv_flipped(&{name}, {prev_buf}, {scratch_ptr}), {buf});")
+            calls.append("    PP_MARK(PP_MARK_LAYER);")
+            used.append(impl)
+            prev_buf = buf
+            continue
         if isinstance(layer, Conv2D | DepthwiseConv2D):
             text, fn = _conv_desc(name, layer, inp, impl, i in staged)
         elif isinstance(layer, FullyConnected):
@@ -474,6 +566,9 @@ def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
         prev_buf = buf
     if prev_buf != "out":  # a model whose last layer was aliased to an arena buffer
         calls.append(f"    for (int k = 0; k < {graph.output.size}; ++k) out[k] = {prev_buf}[k];")
+    if code:
+        asm = ".syntax unified\n.thumb\n" + "".join(code) + ".text\n"
+        parts.append("__asm__(\n" + "".join(f"    {_c_string(ln)}\n" for ln in asm.splitlines()) + ");\n\n")
     parts.append("void pp_model_run(const int8_t *in, int8_t *out) {\n" + "\n".join(calls) + "\n}\n")
     header = (
         "#ifndef PP_MODEL_H\n#define PP_MODEL_H\n#include <stdint.h>\n"

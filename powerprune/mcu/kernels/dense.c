@@ -19,14 +19,15 @@
 #include "pp_common.h"
 #include "pp_m0.h"
 
-/* Argument block of the assembly loops (offsets are hard-coded in the assembly below). */
+/* Argument blocks of the assembly loops (offsets are hard-coded in the assembly below). */
 typedef struct {
     const int8_t *src;        /* 0: window origin of output pixel (0, 0) in the (padded) input */
     int8_t *out;              /* 4 */
-    const int32_t *stream;    /* 8: groups of [K, bias x K, weights (k_h, len, K), records x K], 0 */
+    const int32_t *stream;    /* 8: groups of [K, bias x K, per window row: weights (len, K) and the
+                               *    bytes to the next row (0 after the last), records x K], then 0 */
     int32_t out_h, out_w;     /* 12, 16 */
     int32_t step_x, step_y;   /* 20, 24: window advance per output column, per output row */
-    int32_t k_h, len, row;    /* 28, 32, 36: window rows, bytes per window row, bytes per input row */
+    int32_t len;              /* 28: bytes per window row (k_w * in_c) */
 } pp_dconv_args_t;
 
 typedef struct {
@@ -39,44 +40,52 @@ typedef struct {
     int32_t out_size;         /* 24 */
 } pp_dfc_args_t;
 
-void pp_dconv_m0(const pp_dconv_args_t *a);
-void pp_dfc_m0(const pp_dfc_args_t *a);
+/* Each loop exists with both requantizations (pp_m0.h); the stream's first word says which. */
+void pp_dconv_m0_mul(const pp_dconv_args_t *a);
+void pp_dconv_m0_tbl(const pp_dconv_args_t *a);
+void pp_dfc_m0_mul(const pp_dfc_args_t *a);
+void pp_dfc_m0_tbl(const pp_dfc_args_t *a);
 
 void pp_conv2d_dense(const pp_conv_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch) {
     int32_t row;
     const int8_t *src = pp_padded_input(p, in, scratch, &row);
-    const pp_dconv_args_t a = {src, out, p->stream, p->out_h, p->out_w, p->stride_w * p->in_c,
-                               p->stride_h * row, p->k_h, p->k_w * p->in_c, row};
-    pp_dconv_m0(&a);
+    const pp_dconv_args_t a = {src, out, p->stream + 1, p->out_h, p->out_w, p->stride_w * p->in_c,
+                               p->stride_h * row, p->k_w * p->in_c};
+    if (p->stream[0] == PP_RQ_KIND_TBL)
+        pp_dconv_m0_tbl(&a);
+    else
+        pp_dconv_m0_mul(&a);
 }
 
 void pp_fc_dense(const pp_fc_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch) {
     pp_flip_sign(in, scratch, p->in_size);
+    const int tbl = p->stream[0] == PP_RQ_KIND_TBL;
     /* the records follow the weight groups: 8 bias words and in_size * 2 weight words per group */
-    const int32_t *records = p->stream + (p->out_size + 7) / 8 * (8 + 2 * p->in_size);
-    const pp_dfc_args_t a = {(const uint8_t *)scratch, out, p->stream, records,
-                             p->per_channel ? 4 * PP_RQ_WORDS : 0, p->in_size, p->out_size};
-    pp_dfc_m0(&a);
+    const int32_t *weights = p->stream + 1;
+    const int32_t *records = weights + (p->out_size + 7) / 8 * (8 + 2 * p->in_size);
+    const int32_t step = p->per_channel ? 4 * (tbl ? PP_RQT_WORDS : PP_RQ_WORDS) : 0;
+    const pp_dfc_args_t a = {(const uint8_t *)scratch, out, weights, records, step, p->in_size, p->out_size};
+    if (tbl)
+        pp_dfc_m0_tbl(&a);
+    else
+        pp_dfc_m0_mul(&a);
 }
 
 /* ---- convolution ----------------------------------------------------------------------------- */
 
-/* Frame of pp_dconv_m0 (bytes from sp). */
+/* Frame of pp_dconv_m0_* (bytes from sp). */
 #define DC_NEGL "0"
-#define DC_ROW "4"
-#define DC_KY "8"
-#define DC_KH "12"
-#define DC_WIN "16"
-#define DC_OUT "20"
-#define DC_STREAM "24"
-#define DC_OX "28"
-#define DC_OY "32"
-#define DC_OUTW "36"
-#define DC_STEPX "40"
-#define DC_STEPY "44"
-#define DC_LEN "48"
-#define DC_ROWWIN "52"
-#define DC_FRAME "56"
+#define DC_WIN "4"
+#define DC_OUT "8"
+#define DC_STREAM "12"
+#define DC_OX "16"
+#define DC_OY "20"
+#define DC_OUTW "24"
+#define DC_STEPX "28"
+#define DC_STEPY "32"
+#define DC_LEN "36"
+#define DC_ROWWIN "40"
+#define DC_FRAME "48"
 
 __asm__(
     ".syntax unified\n"
@@ -129,45 +138,38 @@ __asm__(
     "    .endif\n"
     "  .endif\n"
     ".endm\n"
-    ".macro DC_RQ ACC\n"
-    "    mov   r0, \\ACC\n"
-    "    PP_RQ_R0\n"
-    ".endm\n"
     /* one group of K output channels for the current pixel; ends by dispatching the next group */
-    ".macro DC_GROUP K\n"
+    ".macro DC_GROUP K, RQ, F\n"
     "    DC_BIAS \\K\n"
     "    ldr   r5, [sp, #" DC_WIN "]\n"
     "    ldr   r0, [sp, #" DC_LEN "]\n"
     "    adds  r5, r0\n"                        /* r5: end of the current window row */
-    "    ldr   r0, [sp, #" DC_KH "]\n"
-    "    str   r0, [sp, #" DC_KY "]\n"
     "10: ldr   r6, [sp, #" DC_NEGL "]\n"        /* r6: -bytes left in the row */
     "11: ldrsb r3, [r5, r6]\n"
     "    DC_MACS \\K\n"
     "    adds  r6, #1\n"
     "    bne   11b\n"
-    "    ldr   r0, [sp, #" DC_ROW "]\n"
+    "    ldm   r4!, {r0}\n"                     /* bytes to the next row's end; 0 after the last */
     "    add   r5, r0\n"
-    "    ldr   r0, [sp, #" DC_KY "]\n"
-    "    subs  r0, #1\n"
-    "    str   r0, [sp, #" DC_KY "]\n"
+    "    cmp   r0, #0\n"
     "    bne   10b\n"
     "    ldr   r5, [sp, #" DC_OUT "]\n"
-    "    DC_RQ r8\n"
-    "  .if \\K >= 2\n    DC_RQ r9\n  .endif\n"
-    "  .if \\K >= 3\n    DC_RQ r10\n  .endif\n"
-    "  .if \\K >= 4\n    DC_RQ r11\n  .endif\n"
-    "  .if \\K >= 5\n    DC_RQ r12\n  .endif\n"
-    "  .if \\K >= 6\n    DC_RQ lr\n  .endif\n"
+    "    mov   r0, r8\n    \\RQ\n"
+    "  .if \\K >= 2\n    mov r0, r9\n    \\RQ\n  .endif\n"
+    "  .if \\K >= 3\n    mov r0, r10\n   \\RQ\n  .endif\n"
+    "  .if \\K >= 4\n    mov r0, r11\n   \\RQ\n  .endif\n"
+    "  .if \\K >= 5\n    mov r0, r12\n   \\RQ\n  .endif\n"
+    "  .if \\K >= 6\n    mov r0, lr\n    \\RQ\n  .endif\n"
     "    str   r5, [sp, #" DC_OUT "]\n"
-    "    b     .Ldc_group\n"
+    "    b     .L\\F\\()_group\n"
     ".endm\n"
-
-    ".section .text.pp_dconv_m0,\"ax\",%progbits\n"
-    ".global pp_dconv_m0\n"
-    ".type pp_dconv_m0, %function\n"
+    /* the whole layer: pixels in output order, channel groups per pixel */
+    ".macro DC_FUNC F, RQ\n"
+    ".section .text.\\F,\"ax\",%progbits\n"
+    ".global \\F\n"
+    ".type \\F, %function\n"
     ".thumb_func\n"
-    "pp_dconv_m0:\n"
+    "\\F:\n"
     "    push  {r4-r7, lr}\n"
     "    mov   r1, r8\n    mov r2, r9\n    mov r3, r10\n    mov r4, r11\n"
     "    push  {r1-r4}\n"
@@ -179,27 +181,26 @@ __asm__(
     "    ldr   r1, [r0, #16]\n   str r1, [sp, #" DC_OX "]\n    str r1, [sp, #" DC_OUTW "]\n"
     "    ldr   r1, [r0, #20]\n   str r1, [sp, #" DC_STEPX "]\n"
     "    ldr   r1, [r0, #24]\n   str r1, [sp, #" DC_STEPY "]\n"
-    "    ldr   r1, [r0, #28]\n   str r1, [sp, #" DC_KH "]\n"
-    "    ldr   r1, [r0, #32]\n   str r1, [sp, #" DC_LEN "]\n"
+    "    ldr   r1, [r0, #28]\n   str r1, [sp, #" DC_LEN "]\n"
     "    rsbs  r1, r1, #0\n      str r1, [sp, #" DC_NEGL "]\n"
-    "    ldr   r1, [r0, #36]\n   str r1, [sp, #" DC_ROW "]\n"
-    "    b     .Ldc_pixel\n"
-    /* the group bodies sit on both sides of the dispatcher so that every `b .Ldc_group` reaches */
-    ".Ldc_k6:\n    DC_GROUP 6\n"
-    ".Ldc_k5:\n    DC_GROUP 5\n"
-    ".Ldc_k4:\n    DC_GROUP 4\n"
-    ".Ldc_pixel:\n"
+    "    b     .L\\F\\()_pixel\n"
+    /* the group bodies sit on both sides of the dispatcher so that every `b` back to it reaches */
+    ".L\\F\\()_k6:\n    DC_GROUP 6, \\RQ, \\F\n"
+    ".L\\F\\()_k5:\n    DC_GROUP 5, \\RQ, \\F\n"
+    ".L\\F\\()_k4:\n    DC_GROUP 4, \\RQ, \\F\n"
+    ".L\\F\\()_pixel:\n"
     "    ldr   r4, [sp, #" DC_STREAM "]\n"
-    ".Ldc_group:\n"
+    ".L\\F\\()_group:\n"
     "    ldm   r4!, {r0}\n"                     /* K, the group's channel count; 0 ends the pixel */
     "    lsls  r0, r0, #2\n"
-    "    adr   r1, .Ldc_table\n"
+    "    adr   r1, .L\\F\\()_table\n"
     "    ldr   r0, [r1, r0]\n"
     "    bx    r0\n"
     "    .align 2\n"
-    ".Ldc_table:\n"
-    "    .word .Ldc_next + 1, .Ldc_k1 + 1, .Ldc_k2 + 1, .Ldc_k3 + 1, .Ldc_k4 + 1, .Ldc_k5 + 1, .Ldc_k6 + 1\n"
-    ".Ldc_next:\n"                              /* next pixel: window right, or down a row */
+    ".L\\F\\()_table:\n"
+    "    .word .L\\F\\()_next + 1, .L\\F\\()_k1 + 1, .L\\F\\()_k2 + 1, .L\\F\\()_k3 + 1\n"
+    "    .word .L\\F\\()_k4 + 1, .L\\F\\()_k5 + 1, .L\\F\\()_k6 + 1\n"
+    ".L\\F\\()_next:\n"                         /* next pixel: window right, or down a row */
     "    ldr   r0, [sp, #" DC_WIN "]\n"
     "    ldr   r1, [sp, #" DC_STEPX "]\n"
     "    adds  r0, r1\n"
@@ -207,7 +208,7 @@ __asm__(
     "    ldr   r0, [sp, #" DC_OX "]\n"
     "    subs  r0, #1\n"
     "    str   r0, [sp, #" DC_OX "]\n"
-    "    bne   .Ldc_pixel\n"
+    "    bne   .L\\F\\()_pixel\n"
     "    ldr   r0, [sp, #" DC_ROWWIN "]\n"
     "    ldr   r1, [sp, #" DC_STEPY "]\n"
     "    adds  r0, r1\n"
@@ -218,20 +219,23 @@ __asm__(
     "    ldr   r0, [sp, #" DC_OY "]\n"
     "    subs  r0, #1\n"
     "    str   r0, [sp, #" DC_OY "]\n"
-    "    bne   .Ldc_pixel\n"
+    "    bne   .L\\F\\()_pixel\n"
     "    add   sp, #" DC_FRAME "\n"
     "    pop   {r1-r4}\n"
     "    mov   r8, r1\n    mov r9, r2\n    mov r10, r3\n    mov r11, r4\n"
     "    pop   {r4-r7, pc}\n"
-    ".Ldc_k1:\n    DC_GROUP 1\n"
-    ".Ldc_k2:\n    DC_GROUP 2\n"
-    ".Ldc_k3:\n    DC_GROUP 3\n"
-    ".size pp_dconv_m0, . - pp_dconv_m0\n"
+    ".L\\F\\()_k1:\n    DC_GROUP 1, \\RQ, \\F\n"
+    ".L\\F\\()_k2:\n    DC_GROUP 2, \\RQ, \\F\n"
+    ".L\\F\\()_k3:\n    DC_GROUP 3, \\RQ, \\F\n"
+    ".size \\F, . - \\F\n"
+    ".endm\n"
+    "DC_FUNC pp_dconv_m0_mul, PP_RQ_MUL_R0\n"
+    "DC_FUNC pp_dconv_m0_tbl, PP_RQ_TBL_R0\n"
     ".text\n");
 
-/* ---- fully connected (the assembly block above defined PP_RQ_R0 for this file) ------------------------------------------------------------------------- */
+/* ---- fully connected (the assembly block above defined the requantization macros) ------------ */
 
-#define DF_XEND4 "0"   /* input end of the 4-at-a-time loop */
+#define DF_XEND8 "0"   /* input end of the 8-at-a-time loop */
 #define DF_XEND "4"
 #define DF_IN "8"
 #define DF_OUT "12"
@@ -246,24 +250,27 @@ __asm__(
 __asm__(
     ".syntax unified\n"
     ".thumb\n"
-    /* input byte at [r5, #OFF] times the 8 weights of the next two stream words; accumulators
-     * r6, r7, r8-r12, lr */
+    /* input byte at [r5, #OFF] times the 8 weights of the next two stream words (bytes = rows 0-7);
+     * REV16 brings the middle bytes of a word to the ends, where SXTB and ASRS #24 extract them in
+     * one instruction each */
     ".macro DF_MACS OFF\n"
     "    ldrb  r3, [r5, #\\OFF]\n"
     "    ldm   r4!, {r0, r1}\n"
     "    sxtb  r2, r0\n          muls r2, r3\n    adds r6, r2\n"
-    "    lsls  r2, r0, #16\n    asrs r2, r2, #24\n    muls r2, r3\n    adds r7, r2\n"
-    "    lsls  r2, r0, #8\n     asrs r2, r2, #24\n    muls r2, r3\n    add r8, r2\n"
-    "    asrs  r0, r0, #24\n    muls r0, r3\n    add r9, r0\n"
+    "    asrs  r2, r0, #24\n     muls r2, r3\n    add r9, r2\n"
+    "    rev16 r0, r0\n"
+    "    sxtb  r2, r0\n          muls r2, r3\n    adds r7, r2\n"
+    "    asrs  r0, r0, #24\n     muls r0, r3\n    add r8, r0\n"
     "    sxtb  r2, r1\n          muls r2, r3\n    add r10, r2\n"
-    "    lsls  r2, r1, #16\n    asrs r2, r2, #24\n    muls r2, r3\n    add r11, r2\n"
-    "    lsls  r2, r1, #8\n     asrs r2, r2, #24\n    muls r2, r3\n    add r12, r2\n"
-    "    asrs  r1, r1, #24\n    muls r1, r3\n    add lr, r1\n"
+    "    asrs  r2, r1, #24\n     muls r2, r3\n    add lr, r2\n"
+    "    rev16 r1, r1\n"
+    "    sxtb  r2, r1\n          muls r2, r3\n    add r11, r2\n"
+    "    asrs  r1, r1, #24\n     muls r1, r3\n    add r12, r1\n"
     ".endm\n"
-    /* requantize one row's accumulator (already in r0) and stop after the layer's last output */
-    ".macro DF_RQ\n"
+    /* requantize one row's accumulator (already in r0); stop after the layer's last output */
+    ".macro DF_RQ RQ, F\n"
     "    ldr   r4, [sp, #" DF_REC "]\n"
-    "    PP_RQ_R0\n"
+    "    \\RQ\n"
     "    ldr   r4, [sp, #" DF_REC "]\n"
     "    ldr   r1, [sp, #" DF_RECSTEP "]\n"
     "    adds  r4, r1\n"
@@ -271,15 +278,15 @@ __asm__(
     "    ldr   r1, [sp, #" DF_OUTEND "]\n"
     "    cmp   r5, r1\n"
     "    bne   3f\n"
-    "    b     .Ldf_done\n"
+    "    b     .L\\F\\()_done\n"
     "3:\n"
     ".endm\n"
-
-    ".section .text.pp_dfc_m0,\"ax\",%progbits\n"
-    ".global pp_dfc_m0\n"
-    ".type pp_dfc_m0, %function\n"
+    ".macro DF_FUNC F, RQ\n"
+    ".section .text.\\F,\"ax\",%progbits\n"
+    ".global \\F\n"
+    ".type \\F, %function\n"
     ".thumb_func\n"
-    "pp_dfc_m0:\n"
+    "\\F:\n"
     "    push  {r4-r7, lr}\n"
     "    mov   r1, r8\n    mov r2, r9\n    mov r3, r10\n    mov r4, r11\n"
     "    push  {r1-r4}\n"
@@ -287,57 +294,63 @@ __asm__(
     "    ldr   r1, [r0, #0]\n    str r1, [sp, #" DF_IN "]\n"
     "    ldr   r2, [r0, #20]\n"                 /* in_size */
     "    adds  r3, r1, r2\n      str r3, [sp, #" DF_XEND "]\n"
-    "    lsrs  r2, r2, #2\n      lsls r2, r2, #2\n"
-    "    adds  r3, r1, r2\n      str r3, [sp, #" DF_XEND4 "]\n"
+    "    lsrs  r2, r2, #3\n      lsls r2, r2, #3\n"
+    "    adds  r3, r1, r2\n      str r3, [sp, #" DF_XEND8 "]\n"
     "    ldr   r1, [r0, #4]\n    str r1, [sp, #" DF_OUT "]\n"
     "    ldr   r2, [r0, #24]\n   adds r2, r1, r2\n    str r2, [sp, #" DF_OUTEND "]\n"
     "    ldr   r1, [r0, #12]\n   str r1, [sp, #" DF_REC "]\n"
     "    ldr   r1, [r0, #16]\n   str r1, [sp, #" DF_RECSTEP "]\n"
     "    ldr   r4, [r0, #8]\n"                  /* weight stream */
-    ".Ldf_rows:\n"
+    ".L\\F\\()_rows:\n"
     "    ldm   r4!, {r0, r1, r2, r3}\n"
     "    mov   r6, r0\n    mov r7, r1\n    mov r8, r2\n    mov r9, r3\n"
     "    ldm   r4!, {r0, r1, r2, r3}\n"
     "    mov   r10, r0\n   mov r11, r1\n   mov r12, r2\n   mov lr, r3\n"
     "    ldr   r5, [sp, #" DF_IN "]\n"
-    "    ldr   r2, [sp, #" DF_XEND4 "]\n"
+    "    ldr   r2, [sp, #" DF_XEND8 "]\n"
     "    cmp   r5, r2\n"
-    "    beq   .Ldf_tail\n"
-    ".Ldf_four:\n"
+    "    bne   .L\\F\\()_eight\n"
+    "    b     .L\\F\\()_tail\n"
+    ".L\\F\\()_eight:\n"
     "    DF_MACS 0\n    DF_MACS 1\n    DF_MACS 2\n    DF_MACS 3\n"
-    "    adds  r5, #4\n"
-    "    ldr   r2, [sp, #" DF_XEND4 "]\n"
+    "    DF_MACS 4\n    DF_MACS 5\n    DF_MACS 6\n    DF_MACS 7\n"
+    "    adds  r5, #8\n"
+    "    ldr   r2, [sp, #" DF_XEND8 "]\n"
     "    cmp   r5, r2\n"
-    "    bne   .Ldf_four\n"
-    ".Ldf_tail:\n"
+    "    beq   .L\\F\\()_tail\n"
+    "    b     .L\\F\\()_eight\n"
+    ".L\\F\\()_tail:\n"
     "    ldr   r2, [sp, #" DF_XEND "]\n"
     "    cmp   r5, r2\n"
-    "    beq   .Ldf_rq\n"
+    "    beq   .L\\F\\()_rq\n"
     "    DF_MACS 0\n"
     "    adds  r5, #1\n"
-    "    b     .Ldf_tail\n"
-    ".Ldf_rq:\n"
+    "    b     .L\\F\\()_tail\n"
+    ".L\\F\\()_rq:\n"
     "    str   r4, [sp, #" DF_WP "]\n"
     "    str   r6, [sp, #" DF_A0 "]\n"
     "    str   r7, [sp, #" DF_A1 "]\n"
     "    ldr   r5, [sp, #" DF_OUT "]\n"
-    "    ldr   r0, [sp, #" DF_A0 "]\n    DF_RQ\n"
-    "    ldr   r0, [sp, #" DF_A1 "]\n    DF_RQ\n"
-    "    mov   r0, r8\n    DF_RQ\n"
-    "    mov   r0, r9\n    DF_RQ\n"
-    "    mov   r0, r10\n   DF_RQ\n"
-    "    mov   r0, r11\n   DF_RQ\n"
-    "    mov   r0, r12\n   DF_RQ\n"
-    "    mov   r0, lr\n    DF_RQ\n"
+    "    ldr   r0, [sp, #" DF_A0 "]\n    DF_RQ \\RQ, \\F\n"
+    "    ldr   r0, [sp, #" DF_A1 "]\n    DF_RQ \\RQ, \\F\n"
+    "    mov   r0, r8\n    DF_RQ \\RQ, \\F\n"
+    "    mov   r0, r9\n    DF_RQ \\RQ, \\F\n"
+    "    mov   r0, r10\n   DF_RQ \\RQ, \\F\n"
+    "    mov   r0, r11\n   DF_RQ \\RQ, \\F\n"
+    "    mov   r0, r12\n   DF_RQ \\RQ, \\F\n"
+    "    mov   r0, lr\n    DF_RQ \\RQ, \\F\n"
     "    str   r5, [sp, #" DF_OUT "]\n"
     "    ldr   r4, [sp, #" DF_WP "]\n"
-    "    b     .Ldf_rows\n"
-    ".Ldf_done:\n"
+    "    b     .L\\F\\()_rows\n"
+    ".L\\F\\()_done:\n"
     "    add   sp, #" DF_FRAME "\n"
     "    pop   {r1-r4}\n"
     "    mov   r8, r1\n    mov r9, r2\n    mov r10, r3\n    mov r11, r4\n"
     "    pop   {r4-r7, pc}\n"
-    ".size pp_dfc_m0, . - pp_dfc_m0\n"
+    ".size \\F, . - \\F\n"
+    ".endm\n"
+    "DF_FUNC pp_dfc_m0_mul, PP_RQ_MUL_R0\n"
+    "DF_FUNC pp_dfc_m0_tbl, PP_RQ_TBL_R0\n"
     ".text\n");
 
 /* ---- pooling --------------------------------------------------------------------------------- */

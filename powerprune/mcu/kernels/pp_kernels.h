@@ -77,5 +77,8 @@ void pp_maxpool_dense(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t 
 /* sparse: only nonzero weights are stored and visited, each with its precomputed input offset. */
 void pp_conv2d_sparse(const pp_conv_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch);
 void pp_fc_sparse(const pp_fc_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch);
+/* The input of a generated sparse convolution (codegen emits the whole layer as straight-line code,
+ * powerprune/mcu/sparsegen.py): padded, sign bits flipped; returns the window origin. */
+const uint8_t *pp_conv_flipped(const pp_conv_t *p, const int8_t *in, int8_t *scratch);
 
 #endif

@@ -17,18 +17,26 @@
  * s = 0, where both roundings give 0. codegen verifies |acc| < 2^30 so that s + 2^(r-1) cannot
  * overflow (bench and tests check bit-exactness against the host reference and TFLM).
  *
- * A requantization record is 9 words, written by codegen (powerprune/mcu/codegen.py, _rq_records):
+ * A requantization record is 9 words, written by codegen (powerprune/mcu/codegen.py, rq_records):
  *   M, left, nm (-1 if r > 0 else 0), 2^14, h (2^(r-1) or 0), r, output offset, act_min, act_max
+ *
+ * The faster PP_RQ_TBL (26 cycles) uses a threshold table instead (powerprune/mcu/rqtable.py says
+ * why it is exact): x = clamp(acc - xs, 0, w); y0 = ((x >> p) * m) >> 24 is the output level or one
+ * below it; out = o_min + y0 + (x >= T[y0]). Its record is 6 words: xs, w, m, p, &T[0], o_min.
+ * A kernel's stream starts with the kind of its records: PP_RQ_KIND_MUL or PP_RQ_KIND_TBL.
  */
 #ifndef PP_M0_H
 #define PP_M0_H
 
 #define PP_RQ_WORDS 9
+#define PP_RQT_WORDS 6
+#define PP_RQ_KIND_MUL 0
+#define PP_RQ_KIND_TBL 1
 
-/* PP_RQ_R0: requantize the accumulator in r0 with the record at r4 (r4 advances past it) and store
+/* PP_RQ_MUL_R0: requantize the accumulator in r0 with the record at r4 (r4 advances past it) and store
  * the int8 at [r5] (r5 advances by one). Clobbers r0-r3, r6, r7. 48 cycles. */
 #define PP_M0_RQ_MACRO                                                                              \
-    ".macro PP_RQ_R0\n"                                                                             \
+    ".macro PP_RQ_MUL_R0\n"                                                                             \
     "    ldm   r4!, {r1, r2, r3}\n"     /* M, left, nm */                                           \
     "    lsls  r0, r2\n"                /* x = acc << left (wraps like TFLM's int32 multiply) */    \
     "    asrs  r7, r0, #31\n"                                                                       \
@@ -66,6 +74,27 @@
     "    ble   2f\n"                                                                                \
     "    mov   r0, r2\n"                                                                            \
     "2:  strb  r0, [r5]\n"                                                                          \
+    "    adds  r5, #1\n"                                                                            \
+    ".endm\n"                                                                                       \
+    /* PP_RQ_TBL_R0: the same by threshold table (record of PP_RQT_WORDS at r4), 26 cycles */      \
+    ".macro PP_RQ_TBL_R0\n"                                                                         \
+    "    ldm   r4!, {r1, r2, r3}\n"     /* xs, w, m */                                              \
+    "    subs  r0, r1\n"                /* x = acc - xs, clamped to [0, w] */                       \
+    "    bpl   1f\n"                                                                                \
+    "    movs  r0, #0\n"                                                                            \
+    "1:  cmp   r0, r2\n"                                                                            \
+    "    ble   2f\n"                                                                                \
+    "    mov   r0, r2\n"                                                                            \
+    "2:  ldm   r4!, {r1, r6, r7}\n"     /* p, &T[0], o_min */                                       \
+    "    mov   r2, r0\n"                                                                            \
+    "    lsrs  r2, r1\n"                                                                            \
+    "    muls  r3, r2\n"                                                                            \
+    "    lsrs  r3, r3, #24\n"           /* y0 */                                                    \
+    "    lsls  r1, r3, #2\n"                                                                        \
+    "    ldr   r1, [r6, r1]\n"                                                                      \
+    "    cmp   r0, r1\n"                /* carry = x >= T[y0] */                                    \
+    "    adcs  r3, r7\n"                                                                            \
+    "    strb  r3, [r5]\n"                                                                          \
     "    adds  r5, #1\n"                                                                            \
     ".endm\n"
 

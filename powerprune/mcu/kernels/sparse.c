@@ -11,6 +11,29 @@
  *     FC weights stream from flash and every byte fetched costs XIP cache misses. */
 #include "pp_common.h"
 
+/* The input of a generated sparse convolution (powerprune/mcu/sparsegen.py): padded to exactly the
+ * rows and columns the windows touch (pads hold the input zero point) and with every sign bit flipped
+ * (u = x + 128), so the generated code can read it with immediate-offset LDRB. Returns the window
+ * origin of output pixel (0, 0); a row is pp_padded_w(p) * in_c bytes. */
+const uint8_t *pp_conv_flipped(const pp_conv_t *p, const int8_t *in, int8_t *scratch) {
+    const int32_t hp = pp_padded_h(p), wp = pp_padded_w(p), c = p->in_c;
+    const uint8_t pad = (uint8_t)(-p->input_offset) ^ 0x80u;
+    uint8_t *dst = (uint8_t *)scratch;
+    for (int32_t py = 0; py < hp; ++py) {
+        const int32_t y = py - p->pad_h;
+        for (int32_t px = 0; px < wp; ++px) {
+            const int32_t x = px - p->pad_w;
+            if (y >= 0 && y < p->in_h && x >= 0 && x < p->in_w) {
+                const int8_t *src = in + (y * p->in_w + x) * c;
+                for (int32_t ch = 0; ch < c; ++ch) *dst++ = (uint8_t)src[ch] ^ 0x80u;
+            } else {
+                for (int32_t ch = 0; ch < c; ++ch) *dst++ = pad;
+            }
+        }
+    }
+    return (const uint8_t *)scratch;
+}
+
 static inline int32_t sparse_dot(const int8_t *win, const int8_t *v, const uint16_t *off, int32_t n) {
     int32_t acc = 0;
     while (n >= 4) {
