@@ -9,7 +9,7 @@ not know about stops the build instead of shifting values.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -44,8 +44,7 @@ DESCRIPTORS: dict[str, tuple[tuple[str, str], ...]] = {
     "pp_fc_t": (
         *((f, "int16_t") for f in ("in_size", "out_size", "per_channel")),
         *((f, "int32_t") for f in ("input_offset", "output_offset", "act_min", "act_max")),
-        ("weights", "*"), ("bias", "*"), ("multiplier", "*"), ("shift", "*"), ("nz_count", "*"), ("nz_offset", "*"),
-        ("stream", "*"),
+        ("weights", "*"), ("bias", "*"), ("multiplier", "*"), ("shift", "*"), ("stream", "*"),
     ),
     "pp_pool_t": (
         *((f, "int16_t") for f in ("in_h", "in_w", "channels", "out_h", "out_w", "k_h", "k_w", "stride_h", "stride_w",
@@ -155,9 +154,9 @@ def choose_kernel(layer: Layer, inp: TensorInfo, kernels: str) -> str:
             for n, k, s in zip(inp.shape[:2], layer.size, layer.stride, strict=True))
         return "dense" if layer.kind == "MAX" and valid else "tflmref"
     if isinstance(layer, Conv2D | FullyConnected) and accumulator_bound(layer, requantization(layer, inp)) >= 2**30:
-        return "tflmref"  # PP_RQ_R0 (kernels/pp_m0.h) needs |accumulator| < 2^30; TFLM's arithmetic does not
-    if isinstance(layer, FullyConnected) and inp.size >= 2**16:
-        return "dense"  # offsets would not fit the 16-bit encoding
+        return "tflmref"  # the fast requantization (kernels/pp_m0.h) needs |accumulator| < 2^30
+    if isinstance(layer, FullyConnected) and inp.size >= 2**24:
+        return "dense"  # input indices would not fit the 24 bits of a sparse entry
     if kernels == "dense":
         return "dense"
     if kernels == "sparse":
@@ -181,11 +180,9 @@ def _padded_row(layer: Conv2D, inp: TensorInfo) -> tuple[int, int]:
     return wp * c, _align4(hp * wp * c)
 
 
-def _sparse_offsets(layer: Conv2D | FullyConnected, inp: TensorInfo) -> tuple[np.ndarray, np.ndarray]:
+def _sparse_offsets(layer: Conv2D, inp: TensorInfo) -> tuple[np.ndarray, np.ndarray]:
     """Input offset of every weight (relative to the window origin) and the weights, row-major per
     output channel; the sparse encoding keeps the nonzero entries of both."""
-    if isinstance(layer, FullyConnected):
-        return np.broadcast_to(np.arange(inp.size), layer.weights.shape), layer.weights
     o, kh, kw, c = layer.weights.shape
     row, _ = _padded_row(layer, inp)
     ky, kx, ic = np.meshgrid(np.arange(kh), np.arange(kw), np.arange(c), indexing="ij")
@@ -304,6 +301,19 @@ def dense_fc_stream(layer: FullyConnected, rq, rqz: Requantizer) -> list[Word]:
     return stream
 
 
+def sparse_fc_stream(layer: FullyConnected, rq, rqz: Requantizer) -> list[Word]:
+    """The record kind, the requantization records, then per row: its count of nonzeros, its bias
+    (folded for the sign-flipped input) and input index << 8 | value for each nonzero."""
+    stream: list[Word] = [rqz.kind]
+    for r in rqz.records:
+        stream += r
+    bias = _folded_bias(layer, rq, -128)
+    for row, b in zip(layer.weights, bias, strict=True):
+        nz = np.flatnonzero(row)
+        stream += [len(nz), int(b), *((nz.astype(np.int64) << 8) | (row[nz].astype(np.int64) & 0xFF)).tolist()]
+    return stream
+
+
 def _weight_arrays(name: str, layer: Conv2D | DepthwiseConv2D | FullyConnected, inp: TensorInfo, impl: str,
                    rq, mult: np.ndarray, shift: np.ndarray, sram: bool) -> tuple[str, dict[str, str]]:
     """C arrays in the format ``impl`` reads (the kernel's streamed data in SRAM when ``sram``);
@@ -311,9 +321,12 @@ def _weight_arrays(name: str, layer: Conv2D | DepthwiseConv2D | FullyConnected, 
     ptrs = {f: "0" for f in ("weights", "bias", "multiplier", "shift", "nz_count", "nz_packed", "stream")}
     if impl == "generated":  # the weights are in the generated code; the descriptor is geometry only
         return "", ptrs
-    if impl == "dense":  # one stream, read in order by the assembly (kernels/dense.c)
+    if impl == "dense" or (impl == "sparse" and isinstance(layer, FullyConnected)):
+        # one stream, read in order by the assembly (kernels/dense.c, kernels/sparse.c)
         rqz = requantizer(name, layer, rq, len(mult))
-        if isinstance(layer, Conv2D):
+        if impl == "sparse":
+            stream = sparse_fc_stream(layer, rq, rqz)
+        elif isinstance(layer, Conv2D):
             stream = dense_conv_stream(layer, inp, rq, rqz)
         else:
             stream = dense_fc_stream(layer, rq, rqz)
@@ -329,13 +342,10 @@ def _weight_arrays(name: str, layer: Conv2D | DepthwiseConv2D | FullyConnected, 
     nz = w != 0
     counts = c_array("uint16_t", f"{name}_n", nz.sum(axis=1), sram=sram)
     ptrs.update(nz_count=f"{name}_n", nz_packed=f"{name}_o")
-    if isinstance(layer, Conv2D):  # one word per nonzero: offset << 8 | value (kernels/sparse.c)
-        packed = (offs[nz].astype(np.int64) << 8) | (w[nz].astype(np.int64) & 0xFF)
-        code = (c_array("int8_t", f"{name}_w", np.zeros(0)) + bias + counts
-                + c_array("uint32_t", f"{name}_o", packed, sram=sram))
-    else:
-        code = (c_array("int8_t", f"{name}_w", w[nz], sram=sram) + bias + counts
-                + c_array("uint16_t", f"{name}_o", offs[nz], sram=sram))
+    # the data-driven sparse convolution: one word per nonzero, offset << 8 | value (kernels/sparse.c)
+    packed = (offs[nz].astype(np.int64) << 8) | (w[nz].astype(np.int64) & 0xFF)
+    code = (c_array("int8_t", f"{name}_w", np.zeros(0)) + bias + counts
+            + c_array("uint32_t", f"{name}_o", packed, sram=sram))
     return code + rescale, ptrs
 
 
@@ -363,8 +373,7 @@ def _fc_desc(name: str, layer: FullyConnected, inp: TensorInfo, impl: str, sram:
     mult = rq.multiplier if per_channel else rq.multiplier[:1]
     shift = rq.shift if per_channel else rq.shift[:1]
     data, ptrs = _weight_arrays(name, layer, inp, impl, rq, mult, shift, sram)
-    ptrs["nz_offset"] = ptrs.pop("nz_packed")
-    ptrs["stream"] = ptrs.pop("stream")  # keep the header's field order
+    del ptrs["nz_count"], ptrs["nz_packed"]
     desc = c_struct("pp_fc_t", name, {
         "in_size": inp.size, "out_size": layer.output.size, "per_channel": per_channel,
         "input_offset": rq.input_offset, "output_offset": layer.output.zero_point,
@@ -397,7 +406,7 @@ def _scratch_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
         return _align4(h * w * inp.shape[2])
     if impl in ("dense", "sparse") and isinstance(layer, Conv2D):
         return _padded_row(layer, inp)[1]
-    if impl == "dense" and isinstance(layer, FullyConnected):
+    if impl in ("dense", "sparse") and isinstance(layer, FullyConnected):
         return _align4(inp.size)  # the input with its sign bits flipped
     return 0
 
@@ -484,13 +493,15 @@ def kernel_data_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
         rq = requantization(layer, inp)
         channels = layer.weights.shape[0] if len(layer.weight_scales) > 1 or isinstance(layer, Conv2D) else 1
         rqz = requantizer("", layer, rq, channels)
-        stream = dense_conv_stream(layer, inp, rq, rqz) if isinstance(layer, Conv2D) else dense_fc_stream(layer, rq, rqz)
+        if isinstance(layer, Conv2D):
+            stream = dense_conv_stream(layer, inp, rq, rqz)
+        else:
+            stream = dense_fc_stream(layer, rq, rqz)
         return 4 * len(stream) + (0 if rqz.tables is None else 4 * rqz.tables.size)
     if generated_conv(layer, impl):
         return sparsegen.code_bytes_estimate(layer) + 1024 * layer.weights.shape[0]  # code, tables
     if impl == "sparse" and isinstance(layer, Conv2D | FullyConnected):
-        nnz = int(np.count_nonzero(layer.weights))
-        return (4 if isinstance(layer, Conv2D) else 3) * nnz + 6 * layer.weights.shape[0]
+        return 4 * int(np.count_nonzero(layer.weights)) + 12 * layer.weights.shape[0]
     return 0
 
 

@@ -183,11 +183,12 @@ def generate_conv(symbol: str, layer: Conv2D, inp: TensorInfo, row: int, bias: n
         for j, a in enumerate(low):
             body.append(f"str {a}, [sp, #{_SPILL + 4 * j}]")
         body.append(f"ldr r4, [sp, #{_OUT}]")
-        if group.start > 31:  # strb reaches out[0..31] from its base
+        rebase = group.stop > 32  # strb reaches out[0..31] from its base
+        if rebase:
             body += [*_literal("r0", group.start), "add r4, r0"]
         for j, (a, ch) in enumerate(zip(accs, group, strict=True)):
             src = str(_SPILL + 4 * low.index(a)) if a in _LOW_ACC else a
-            at = ch - (group.start if group.start > 31 else 0)
+            at = ch - (group.start if rebase else 0)
             if tables is not None:
                 body += _requantize_table(src, at, tables[ch], f"{table_symbol} + {4 * table_at[ch]}")
             else:

@@ -29,13 +29,12 @@ typedef struct {
     int16_t per_channel;           /* multiplier/shift arrays have out_size entries, else 1 */
     int32_t input_offset, output_offset;
     int32_t act_min, act_max;
-    const int8_t *weights;         /* (out, in); sparse: nonzero values only */
-    const int32_t *bias;           /* dense/sparse sets: folded as for convolutions */
+    const int8_t *weights;         /* (out, in), stock kernels */
+    const int32_t *bias;           /* stock kernels */
     const int32_t *multiplier;
     const int32_t *shift;
-    const uint16_t *nz_count;
-    const uint16_t *nz_offset;
-    const int32_t *stream;         /* dense: bias, interleaved weight rows and requantization records */
+    const int32_t *stream;         /* dense/sparse: folded biases, weights (dense: interleaved rows;
+                                    * sparse: index << 8 | value per nonzero) and requantization records */
 } pp_fc_t;
 
 typedef struct {
