@@ -75,9 +75,9 @@ def conv_fc_graph(draw):
     units = draw(st.integers(1, 19))
     fout = info((units,))
     per_channel = draw(st.booleans())
+    fc_act = act(draw(st.sampled_from(["NONE", "RELU"])), fout)
     fc = FullyConnected(weights((units, cout.size)), rng.integers(-(2**15), 2**15, size=units).astype(np.int32),
-                        wscales(units if per_channel else 1, -4, -1.5), act(draw(st.sampled_from(["NONE", "RELU"])), fout),
-                        fout)
+                        wscales(units if per_channel else 1, -4, -1.5), fc_act, fout)
     return Graph(inp, [conv, Reshape(flat), fc])
 
 
