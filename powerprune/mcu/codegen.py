@@ -206,8 +206,8 @@ RQ_KIND_MUL, RQ_KIND_TBL = 0, 1   # PP_RQ_KIND_* in kernels/pp_m0.h
 CONV_GROUP_MAX = 6    # output channels per pass of the dense convolution (accumulators r8-r12, lr)
 FC_ROWS = 8           # rows per pass of the dense fully connected kernel
 # cycles per input byte of the dense convolution's inner loop for a group of K channels (LDRSB 2,
-# LDM 1 + words, MULS + ADD per channel, index and branch 3): the groups are chosen to minimize it
-_CONV_GROUP_CYCLES = {1: 9, 2: 12, 3: 15, 4: 18, 5: 22, 6: 25}
+# LDM 1 + words, MULS + ADD per channel, index and branch 2): the groups are chosen to minimize it
+_CONV_GROUP_CYCLES = {1: 8, 2: 11, 3: 14, 4: 17, 5: 21, 6: 24}
 
 Word = int | str      # a stream word: a number, or a C address expression such as "(int32_t)(layer0_t + 6)"
 
@@ -230,6 +230,15 @@ class Requantizer:
     tables: np.ndarray | None = None   # uint32, all channels' tables back to back
     rq_tables: tuple = ()
 
+    def bias(self, folded: np.ndarray) -> np.ndarray:
+        """The bias the kernel starts from: with tables, counted from each table's origin xs."""
+        if self.kind != RQ_KIND_TBL:
+            return folded
+        xs = np.array([t.xs for t in self.rq_tables], np.int64)
+        # the sum acc - xs fits int32 (|acc| < 2^30, |xs| <= 2^30 + 1); its start may wrap, like any
+        # partial sum of the kernel
+        return (folded - np.broadcast_to(xs, folded.shape) + 2**31) % 2**32 - 2**31
+
 
 def requantizer(name: str, layer: Conv2D | FullyConnected, rq, channels: int) -> Requantizer:
     """Threshold tables where they exist for every channel and fit TABLE_MAX_BYTES, else arithmetic."""
@@ -241,7 +250,7 @@ def requantizer(name: str, layer: Conv2D | FullyConnected, rq, channels: int) ->
     if all(t is not None for t in tables) and 4 * sum(t.thresholds.size for t in tables) <= rqtable.TABLE_MAX_BYTES:
         records, at = [], 0
         for t in tables:
-            records.append([t.xs, t.w, t.m, t.p, f"(int32_t)({name}_t + {at})", t.o_min])
+            records.append([t.w, t.m, t.p, f"(int32_t)({name}_t + {at})", t.o_min])
             at += t.thresholds.size
         return Requantizer(RQ_KIND_TBL, records, f"{name}_t", np.concatenate([t.thresholds for t in tables]),
                            tuple(tables))
@@ -267,7 +276,7 @@ def dense_conv_stream(layer: Conv2D, inp: TensorInfo, rq, rqz: Requantizer) -> l
     o, kh = layer.weights.shape[:2]
     w = layer.weights.reshape(o, kh, -1).astype(np.int64)
     row, _ = _padded_row(layer, inp)
-    bias = _folded_bias(layer, rq)
+    bias = rqz.bias(_folded_bias(layer, rq))
     stream: list[Word] = [rqz.kind]
     start = 0
     for k in conv_groups(o):
@@ -282,22 +291,34 @@ def dense_conv_stream(layer: Conv2D, inp: TensorInfo, rq, rqz: Requantizer) -> l
     return [*stream, 0]
 
 
+def fc_groups(rows: int) -> list[int]:
+    """Rows per pass of the dense FC kernel: 8 while more than 4 are left, then 4 (a group is padded
+    with zero rows when fewer are left)."""
+    groups = []
+    while rows > 0:
+        groups.append(FC_ROWS if rows > 4 else 4)
+        rows -= groups[-1]
+    return groups
+
+
 def dense_fc_stream(layer: FullyConnected, rq, rqz: Requantizer) -> list[Word]:
-    """The record kind, then per group of 8 rows (the last one padded with zero rows): 8 folded biases
-    and for every input the 8 rows' weights as bytes (two words); after all groups the requantization
-    records (one per row, or one for a per-tensor layer). The input is read with its sign bit flipped."""
+    """The record kind, the requantization records (one per row, or one for a per-tensor layer), then
+    per group of 8 (or, for the last at most 4, 4) rows: the folded biases and for every input the
+    group's weights as bytes (two words, or one). The input is read with its sign bit flipped."""
     o, n = layer.weights.shape
-    rows = -(-o // FC_ROWS) * FC_ROWS
-    w = np.zeros((rows, n), np.int8)
+    groups = fc_groups(o)
+    w = np.zeros((sum(groups), n), np.int8)
     w[:o] = layer.weights
-    bias = np.zeros(rows, np.int64)
-    bias[:o] = _folded_bias(layer, rq, -128)
+    bias = np.zeros(sum(groups), np.int64)
+    bias[:o] = rqz.bias(_folded_bias(layer, rq, -128))
     stream: list[Word] = [rqz.kind]
-    for g in range(0, rows, FC_ROWS):
-        stream += bias[g:g + FC_ROWS].tolist()
-        stream += np.ascontiguousarray(w[g:g + FC_ROWS].T).view("<i4").ravel().tolist()
     for r in rqz.records:
         stream += r
+    start = 0
+    for k in groups:
+        stream += bias[start:start + k].tolist()
+        stream += np.ascontiguousarray(w[start:start + k].T).view("<i4").ravel().tolist()
+        start += k
     return stream
 
 
@@ -307,7 +328,7 @@ def sparse_fc_stream(layer: FullyConnected, rq, rqz: Requantizer) -> list[Word]:
     stream: list[Word] = [rqz.kind]
     for r in rqz.records:
         stream += r
-    bias = _folded_bias(layer, rq, -128)
+    bias = rqz.bias(_folded_bias(layer, rq, -128))
     for row, b in zip(layer.weights, bias, strict=True):
         nz = np.flatnonzero(row)
         stream += [len(nz), int(b), *((nz.astype(np.int64) << 8) | (row[nz].astype(np.int64) & 0xFF)).tolist()]
@@ -402,8 +423,7 @@ def _scratch_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
             return 0  # the 1x1 path multiplies the input in place
         return _align4(2 * 2 * layer.weights[0].size)
     if generated_conv(layer, impl):
-        h, w = _flipped_geometry(layer)
-        return _align4(h * w * inp.shape[2])
+        return _flipped_geometry(layer, inp)[1]
     if impl in ("dense", "sparse") and isinstance(layer, Conv2D):
         return _padded_row(layer, inp)[1]
     if impl in ("dense", "sparse") and isinstance(layer, FullyConnected):
@@ -452,25 +472,31 @@ def generated_conv(layer: Layer, impl: str) -> bool:
             and sparsegen.code_bytes_estimate(layer) <= GENERATED_CODE_MAX)
 
 
-def _flipped_geometry(layer: Conv2D) -> tuple[int, int]:
-    """(rows, columns) of the padded, sign-flipped input (kernels/sparse.c: pp_conv_flipped)."""
+def _flipped_geometry(layer: Conv2D, inp: TensorInfo) -> tuple[int, int]:
+    """(bytes per row, scratch bytes) of the padded, sign-flipped input (kernels/sparse.c:
+    pp_conv_flipped): each row starts its data on a word boundary and is a whole number of words."""
     kh, kw = layer.weights.shape[1:3]
     oh, ow = layer.output.shape[:2]
-    return (oh - 1) * layer.stride[0] + kh, (ow - 1) * layer.stride[1] + kw
+    hp, wp = (oh - 1) * layer.stride[0] + kh, (ow - 1) * layer.stride[1] + kw
+    _, pad_w = output_size(inp.shape[1], kw, layer.stride[1], layer.padding)
+    c = inp.shape[2]
+    skew = _align4(pad_w * c) - pad_w * c
+    row = _align4(skew + wp * c)
+    return row, hp * row
 
 
 def _generated_conv(name: str, layer: Conv2D, inp: TensorInfo, sram: bool) -> tuple[str, str]:
     """The descriptor (geometry for pp_conv_flipped) and the assembly of a generated sparse convolution."""
     rq = requantization(layer, inp)
     desc, _ = _conv_desc(name, layer, inp, "generated")
-    row = _flipped_geometry(layer)[1] * inp.shape[2]
+    row, _ = _flipped_geometry(layer, inp)
     section = f".data.{name}_code" if sram else f".text.{name}_code"
     rqz = requantizer(name, layer, rq, layer.weights.shape[0])
     tables = list(rqz.rq_tables) if rqz.kind == RQ_KIND_TBL else None
     if tables is not None:
         desc = c_array("uint32_t", rqz.table_name, rqz.tables, sram=sram, used=True) + desc
-    code = sparsegen.generate_conv(f"pp_sgen_{name}", layer, inp, row, _folded_bias(layer, rq, -128), section,
-                                   accumulator_bound(layer, rq), tables, rqz.table_name)
+    code = sparsegen.generate_conv(f"pp_sgen_{name}", layer, inp, row, rqz.bias(_folded_bias(layer, rq, -128)),
+                                   section, accumulator_bound(layer, rq), tables, rqz.table_name)
     return desc, code
 
 

@@ -5,7 +5,7 @@ weight and its input offset, decode them and branch: about 8 cycles per nonzero 
 code instead carries the weight in the instruction stream (``movs r2, #|w|``), the input offset in the
 load (``ldrb r0, [r3, #off]``) and the output channel in the register it adds to, so a nonzero costs
 3 cycles (MOVS, MULS, ADD; 2 for |w| a power of two, 1 for |w| = 1) and each input byte is loaded once
-for up to ten output channels (accumulators r4-r7 and r8-r12, lr). Zero weights cost nothing, not
+for up to nine output channels (accumulators r5-r7 and r8-r12, lr). Zero weights cost nothing, not
 even a byte of flash; an input byte whose weights in a group are all zero is not loaded at all.
 
 The input is read from a padded copy whose sign bits are flipped (u = x + 128, kernels/sparse.c:
@@ -28,14 +28,14 @@ import numpy as np
 from ..ir import Conv2D, TensorInfo, requantization
 from .rqtable import RqTable
 
-GROUP_MAX = 10              # accumulators: r4-r7, r8-r12, lr
-_LOW_ACC = ("r4", "r5", "r6", "r7")
+GROUP_MAX = 9               # accumulators: r5-r7, r8-r12, lr (r4 points to the outputs afterwards)
+_LOW_ACC = ("r5", "r6", "r7")
 _ACC = (*_LOW_ACC, "r8", "r9", "r10", "r11", "r12", "lr")
 _LTORG_EVERY = 8            # requantizations between literal pools (each ~90 bytes; a pool must be
                             # within 1020 bytes after the loads that use it)
 # frame of the generated function (bytes from sp)
 _WIN, _ROWWIN, _OUT, _OX, _OY = 0, 4, 8, 12, 16
-_SPILL = 20                 # 4 words: the low accumulators while the group is requantized
+_SPILL = 20                 # 3 words: the low accumulators while the arithmetic requantization runs
 _FRAME = 40
 
 
@@ -133,16 +133,17 @@ def _requantize(src: str, c: int, m: int, shift: int, off: int, lo: int, hi: int
     return [*lines, "subs r0, #128", f"strb r0, [r4, #{c}]"]
 
 
-def _requantize_table(src: str, c: int, t: RqTable, table: str) -> list[str]:
-    """The same by threshold table (rqtable.py), 27 cycles: ``table`` addresses the channel's T[0]."""
-    lines = [f"ldr r0, [sp, #{src}]" if src.isdigit() else f"mov r0, {src}",
-             *_literal("r1", t.xs), "subs r0, r1", "bpl 1f", "movs r0, #0", "1:",
-             *_literal("r2", t.w), "cmp r0, r2", "ble 2f", "mov r0, r2", "2:",
-             f"lsrs r2, r0, #{t.p}" if t.p else "movs r2, r0",
-             *_literal("r3", t.m), "muls r3, r2", "lsrs r3, r3, #24",
-             "lsls r1, r3, #2", f"ldr r6, ={table}", "ldr r1, [r6, r1]",
-             "cmp r0, r1", f"movs r7, #{t.o_min & 0xFF}", "adcs r3, r7"]  # MOVS keeps the carry
-    return [*lines, f"strb r3, [r4, #{c}]"]
+def _requantize_table(acc: str, c: int, t: RqTable, table: str) -> list[str]:
+    """The same by threshold table (rqtable.py), ~23 cycles, with r0-r3 only, so the other
+    accumulators stay where they are. The accumulator already counts from t.xs (folded into its
+    bias); ``table`` addresses the channel's T[0]."""
+    return [f"mov r0, {acc}", *_literal("r2", t.w), "cmp r0, r2", "bls 1f",
+            "asrs r0, r0, #31", "bics r2, r0", "mov r0, r2", "1:",  # below 0: 0, above w: w
+            f"lsrs r3, r0, #{t.p}" if t.p else "movs r3, r0",
+            *_literal("r1", t.m), "muls r3, r1", "lsrs r3, r3, #24",
+            "lsls r1, r3, #2", f"ldr r2, ={table}", "ldr r1, [r2, r1]",
+            "cmp r0, r1", f"movs r2, #{t.o_min & 0xFF}", "adcs r3, r2",  # MOVS keeps the carry
+            f"strb r3, [r4, #{c}]"]
 
 
 def generate_conv(symbol: str, layer: Conv2D, inp: TensorInfo, row: int, bias: np.ndarray, section: str,
@@ -180,18 +181,19 @@ def generate_conv(symbol: str, layer: Conv2D, inp: TensorInfo, row: int, bias: n
         body += ["b 3f", ".ltorg", "3:"]
         body += _macs(w[group.start:group.stop], offsets, accs)
         low = [a for a in accs if a in _LOW_ACC]
-        for j, a in enumerate(low):
-            body.append(f"str {a}, [sp, #{_SPILL + 4 * j}]")
+        if tables is None:  # the arithmetic needs r5-r7 too: park the low accumulators
+            for j, a in enumerate(low):
+                body.append(f"str {a}, [sp, #{_SPILL + 4 * j}]")
         body.append(f"ldr r4, [sp, #{_OUT}]")
         rebase = group.stop > 32  # strb reaches out[0..31] from its base
         if rebase:
             body += [*_literal("r0", group.start), "add r4, r0"]
         for j, (a, ch) in enumerate(zip(accs, group, strict=True)):
-            src = str(_SPILL + 4 * low.index(a)) if a in _LOW_ACC else a
             at = ch - (group.start if rebase else 0)
             if tables is not None:
-                body += _requantize_table(src, at, tables[ch], f"{table_symbol} + {4 * table_at[ch]}")
+                body += _requantize_table(a, at, tables[ch], f"{table_symbol} + {4 * table_at[ch]}")
             else:
+                src = str(_SPILL + 4 * low.index(a)) if a in _LOW_ACC else a
                 body += _requantize(src, at, int(mult[ch]), int(shift[ch]), rq.output_offset, lo, hi, bound)
             if j % _LTORG_EVERY == _LTORG_EVERY - 1:
                 body += ["b 3f", ".ltorg", "3:"]

@@ -6,7 +6,8 @@
  * taken in groups of up to six: each input byte is loaded once (LDRSB, 2 cycles) and multiplied by
  * the six weights of the group, which one LDM fetches as words (codegen stores them as int32 in
  * exactly the order the loop consumes them). Six accumulators live in r8-r12 and lr. The loop body
- * is 25 cycles per 6 MACs (LDRSB 2, LDM 5 + 3, 6 x MULS/ADD, index and branch 3).
+ * is 24 cycles per 6 MACs (LDRSB 2, LDM 5 + 3, 6 x MULS/ADD, index and branch 2: two bytes per
+ * pass), and the stream says where the next window row starts.
  *
  * Fully connected (pp_fc_dense): eight output rows at once. The eight weights of one input are two
  * words of int8 (codegen interleaves the rows), so the weight stream is read exactly once, in order,
@@ -33,7 +34,8 @@ typedef struct {
 typedef struct {
     const uint8_t *in;        /* 0: input with the sign bit flipped */
     int8_t *out;              /* 4 */
-    const int32_t *stream;    /* 8: groups of 8 rows: [bias x 8, weights (in_size, 8 bytes)] */
+    const int32_t *stream;    /* 8: groups of 8 rows [bias x 8, weights (in_size, 8 bytes)] while more
+                               *    than 4 rows are left, then one of 4 [bias x 4, weights (in_size, 4)] */
     const int32_t *records;   /* 12: requantization records, one per row (per channel) or one */
     int32_t record_step;      /* 16: bytes from one row's record to the next (0: per tensor) */
     int32_t in_size;          /* 20 */
@@ -59,12 +61,13 @@ void pp_conv2d_dense(const pp_conv_t *p, const int8_t *in, int8_t *restrict out,
 
 void pp_fc_dense(const pp_fc_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch) {
     pp_flip_sign(in, scratch, p->in_size);
+    /* the stream: record kind, the records (one per row, or one), then the row groups */
     const int tbl = p->stream[0] == PP_RQ_KIND_TBL;
-    /* the records follow the weight groups: 8 bias words and in_size * 2 weight words per group */
-    const int32_t *weights = p->stream + 1;
-    const int32_t *records = weights + (p->out_size + 7) / 8 * (8 + 2 * p->in_size);
-    const int32_t step = p->per_channel ? 4 * (tbl ? PP_RQT_WORDS : PP_RQ_WORDS) : 0;
-    const pp_dfc_args_t a = {(const uint8_t *)scratch, out, weights, records, step, p->in_size, p->out_size};
+    const int32_t words = tbl ? PP_RQT_WORDS : PP_RQ_WORDS;
+    const int32_t *records = p->stream + 1;
+    const int32_t *weights = records + (p->per_channel ? p->out_size : 1) * words;
+    const pp_dfc_args_t a = {(const uint8_t *)scratch, out, weights, records, p->per_channel ? 4 * words : 0,
+                             p->in_size, p->out_size};
     if (tbl)
         pp_dfc_m0_tbl(&a);
     else
@@ -145,7 +148,12 @@ __asm__(
     "    ldr   r0, [sp, #" DC_LEN "]\n"
     "    adds  r5, r0\n"                        /* r5: end of the current window row */
     "10: ldr   r6, [sp, #" DC_NEGL "]\n"        /* r6: -bytes left in the row */
+    "    lsrs  r0, r6, #1\n"                   /* two bytes per pass: an odd row enters halfway */
+    "    bcs   12f\n"
     "11: ldrsb r3, [r5, r6]\n"
+    "    DC_MACS \\K\n"
+    "    adds  r6, #1\n"
+    "12: ldrsb r3, [r5, r6]\n"
     "    DC_MACS \\K\n"
     "    adds  r6, #1\n"
     "    bne   11b\n"
@@ -267,6 +275,16 @@ __asm__(
     "    sxtb  r2, r1\n          muls r2, r3\n    add r11, r2\n"
     "    asrs  r1, r1, #24\n     muls r1, r3\n    add r12, r1\n"
     ".endm\n"
+    /* the same for a group of 4 rows: one stream word per input */
+    ".macro DF_MACS4 OFF\n"
+    "    ldrb  r3, [r5, #\\OFF]\n"
+    "    ldm   r4!, {r0}\n"
+    "    sxtb  r2, r0\n          muls r2, r3\n    adds r6, r2\n"
+    "    asrs  r2, r0, #24\n     muls r2, r3\n    add r9, r2\n"
+    "    rev16 r0, r0\n"
+    "    sxtb  r2, r0\n          muls r2, r3\n    adds r7, r2\n"
+    "    asrs  r0, r0, #24\n     muls r0, r3\n    add r8, r0\n"
+    ".endm\n"
     /* requantize one row's accumulator (already in r0); stop after the layer's last output */
     ".macro DF_RQ RQ, F\n"
     "    ldr   r4, [sp, #" DF_REC "]\n"
@@ -302,7 +320,13 @@ __asm__(
     "    ldr   r1, [r0, #16]\n   str r1, [sp, #" DF_RECSTEP "]\n"
     "    ldr   r4, [r0, #8]\n"                  /* weight stream */
     ".L\\F\\()_rows:\n"
-    "    ldm   r4!, {r0, r1, r2, r3}\n"
+    "    ldr   r0, [sp, #" DF_OUTEND "]\n"
+    "    ldr   r1, [sp, #" DF_OUT "]\n"
+    "    subs  r0, r1\n"
+    "    cmp   r0, #4\n"
+    "    bhi   1f\n"
+    "    b     .L\\F\\()_four\n"                /* at most 4 rows left: a group of 4 */
+    "1:  ldm   r4!, {r0, r1, r2, r3}\n"
     "    mov   r6, r0\n    mov r7, r1\n    mov r8, r2\n    mov r9, r3\n"
     "    ldm   r4!, {r0, r1, r2, r3}\n"
     "    mov   r10, r0\n   mov r11, r1\n   mov r12, r2\n   mov lr, r3\n"
@@ -342,6 +366,32 @@ __asm__(
     "    str   r5, [sp, #" DF_OUT "]\n"
     "    ldr   r4, [sp, #" DF_WP "]\n"
     "    b     .L\\F\\()_rows\n"
+    ".L\\F\\()_four:\n"
+    "    ldm   r4!, {r0, r1, r2, r3}\n"
+    "    mov   r6, r0\n    mov r7, r1\n    mov r8, r2\n    mov r9, r3\n"
+    "    ldr   r5, [sp, #" DF_IN "]\n"
+    "    ldr   r2, [sp, #" DF_XEND8 "]\n"
+    "    cmp   r5, r2\n"
+    "    beq   2f\n"
+    "1:  DF_MACS4 0\n    DF_MACS4 1\n    DF_MACS4 2\n    DF_MACS4 3\n"
+    "    DF_MACS4 4\n    DF_MACS4 5\n    DF_MACS4 6\n    DF_MACS4 7\n"
+    "    adds  r5, #8\n"
+    "    ldr   r2, [sp, #" DF_XEND8 "]\n"
+    "    cmp   r5, r2\n"
+    "    bne   1b\n"
+    "2:  ldr   r2, [sp, #" DF_XEND "]\n"
+    "    cmp   r5, r2\n"
+    "    beq   3f\n"
+    "    DF_MACS4 0\n"
+    "    adds  r5, #1\n"
+    "    b     2b\n"
+    "3:  str   r6, [sp, #" DF_A0 "]\n"
+    "    str   r7, [sp, #" DF_A1 "]\n"
+    "    ldr   r5, [sp, #" DF_OUT "]\n"
+    "    ldr   r0, [sp, #" DF_A0 "]\n    DF_RQ \\RQ, \\F\n"
+    "    ldr   r0, [sp, #" DF_A1 "]\n    DF_RQ \\RQ, \\F\n"
+    "    mov   r0, r8\n    DF_RQ \\RQ, \\F\n"
+    "    mov   r0, r9\n    DF_RQ \\RQ, \\F\n"
     ".L\\F\\()_done:\n"
     "    add   sp, #" DF_FRAME "\n"
     "    pop   {r1-r4}\n"
@@ -355,22 +405,40 @@ __asm__(
 
 /* ---- pooling --------------------------------------------------------------------------------- */
 
+/* Max pooling, VALID windows only (the code generator falls back to tflm-ref for padded pooling).
+ * The running maximum starts at act_min, which is the lower clamp, and the upper clamp is applied
+ * once. Each channel's window is read through register offsets (no multiply per tap); a 2x2 window,
+ * LeNet's, is four loads with no inner loop: ~25 cycles per output instead of ~105. */
 void pp_maxpool_dense(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t *scratch) {
-    /* VALID windows only (the code generator falls back to tflm-ref for padded pooling) */
     (void)scratch;
-    const int32_t c = p->channels, row = p->in_w * c;
-    for (int32_t oy = 0; oy < p->out_h; ++oy) {
-        for (int32_t ox = 0; ox < p->out_w; ++ox) {
-            const int8_t *base = in + (oy * p->stride_h) * row + (ox * p->stride_w) * c;
-            for (int32_t ch = 0; ch < c; ++ch) {
-                int32_t m = -128;
-                const int8_t *r = base + ch;
-                for (int32_t fy = 0; fy < p->k_h; ++fy, r += row)
-                    for (int32_t fx = 0; fx < p->k_w; ++fx) {
-                        const int32_t v = r[fx * c];
+    const int32_t c = p->channels, row = p->in_w * c, kh = p->k_h, kw = p->k_w;
+    const int32_t step_x = p->stride_w * c, step_y = p->stride_h * row, out_h = p->out_h, out_w = p->out_w;
+    const int32_t lo = p->act_min, hi = p->act_max;
+    const int32_t diag = row + c;
+    for (int32_t oy = 0; oy < out_h; ++oy) {
+        const int8_t *win = in + oy * step_y;
+        for (int32_t ox = 0; ox < out_w; ++ox, win += step_x) {
+            const int8_t *r = win;
+            if (kh == 2 && kw == 2) {
+                for (int32_t ch = 0; ch < c; ++ch, ++r) {
+                    int32_t m = lo, v;
+                    if ((v = r[0]) > m) m = v;
+                    if ((v = r[c]) > m) m = v;
+                    if ((v = r[row]) > m) m = v;
+                    if ((v = r[diag]) > m) m = v;
+                    *out++ = (int8_t)(m > hi ? hi : m);
+                }
+                continue;
+            }
+            for (int32_t ch = 0; ch < c; ++ch, ++r) {
+                int32_t m = lo;
+                const int8_t *t = r;
+                for (int32_t fy = 0; fy < kh; ++fy, t += row)
+                    for (int32_t fx = 0, at = 0; fx < kw; ++fx, at += c) {
+                        const int32_t v = t[at];
                         if (v > m) m = v;
                     }
-                *out++ = pp_clamp8(m, p->act_min, p->act_max);
+                *out++ = (int8_t)(m > hi ? hi : m);
             }
         }
     }

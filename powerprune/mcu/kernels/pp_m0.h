@@ -20,16 +20,17 @@
  * A requantization record is 9 words, written by codegen (powerprune/mcu/codegen.py, rq_records):
  *   M, left, nm (-1 if r > 0 else 0), 2^14, h (2^(r-1) or 0), r, output offset, act_min, act_max
  *
- * The faster PP_RQ_TBL (26 cycles) uses a threshold table instead (powerprune/mcu/rqtable.py says
+ * The faster PP_RQ_TBL (22 cycles) uses a threshold table instead (powerprune/mcu/rqtable.py says
  * why it is exact): x = clamp(acc - xs, 0, w); y0 = ((x >> p) * m) >> 24 is the output level or one
- * below it; out = o_min + y0 + (x >= T[y0]). Its record is 6 words: xs, w, m, p, &T[0], o_min.
+ * below it; out = o_min + y0 + (x >= T[y0]). Its record is 5 words: w, m, p, &T[0], o_min; the
+ * -xs is folded into the bias, so the accumulator arrives as acc - xs.
  * A kernel's stream starts with the kind of its records: PP_RQ_KIND_MUL or PP_RQ_KIND_TBL.
  */
 #ifndef PP_M0_H
 #define PP_M0_H
 
 #define PP_RQ_WORDS 9
-#define PP_RQT_WORDS 6
+#define PP_RQT_WORDS 5
 #define PP_RQ_KIND_MUL 0
 #define PP_RQ_KIND_TBL 1
 
@@ -76,25 +77,26 @@
     "2:  strb  r0, [r5]\n"                                                                          \
     "    adds  r5, #1\n"                                                                            \
     ".endm\n"                                                                                       \
-    /* PP_RQ_TBL_R0: the same by threshold table (record of PP_RQT_WORDS at r4), 26 cycles */      \
+    /* PP_RQ_TBL_R0: the same by threshold table (record of PP_RQT_WORDS at r4), 22 cycles. The  \
+     * accumulator already counts from the table's origin xs (codegen folds -xs into the bias), so \
+     * one unsigned comparison with w finds both saturated ends. */                               \
     ".macro PP_RQ_TBL_R0\n"                                                                         \
-    "    ldm   r4!, {r1, r2, r3}\n"     /* xs, w, m */                                              \
-    "    subs  r0, r1\n"                /* x = acc - xs, clamped to [0, w] */                       \
-    "    bpl   1f\n"                                                                                \
-    "    movs  r0, #0\n"                                                                            \
-    "1:  cmp   r0, r2\n"                                                                            \
-    "    ble   2f\n"                                                                                \
-    "    mov   r0, r2\n"                                                                            \
-    "2:  ldm   r4!, {r1, r6, r7}\n"     /* p, &T[0], o_min */                                       \
-    "    mov   r2, r0\n"                                                                            \
-    "    lsrs  r2, r1\n"                                                                            \
-    "    muls  r3, r2\n"                                                                            \
-    "    lsrs  r3, r3, #24\n"           /* y0 */                                                    \
-    "    lsls  r1, r3, #2\n"                                                                        \
+    "    ldm   r4!, {r1, r2, r3}\n"     /* w, m, p */                                               \
+    "    cmp   r0, r1\n"                                                                            \
+    "    bls   1f\n"                                                                                \
+    "    asrs  r0, r0, #31\n"           /* below 0: 0, above w: w */                                \
+    "    bics  r1, r0\n"                                                                            \
+    "    mov   r0, r1\n"                                                                            \
+    "1:  mov   r6, r0\n"                                                                            \
+    "    lsrs  r6, r3\n"                                                                            \
+    "    muls  r2, r6\n"                                                                            \
+    "    lsrs  r2, r2, #24\n"           /* y0 */                                                    \
+    "    ldm   r4!, {r6, r7}\n"         /* &T[0], o_min */                                          \
+    "    lsls  r1, r2, #2\n"                                                                        \
     "    ldr   r1, [r6, r1]\n"                                                                      \
     "    cmp   r0, r1\n"                /* carry = x >= T[y0] */                                    \
-    "    adcs  r3, r7\n"                                                                            \
-    "    strb  r3, [r5]\n"                                                                          \
+    "    adcs  r2, r7\n"                                                                            \
+    "    strb  r2, [r5]\n"                                                                          \
     "    adds  r5, #1\n"                                                                            \
     ".endm\n"
 

@@ -14,27 +14,29 @@
 #include "pp_common.h"
 #include "pp_m0.h"
 
-/* The input of a generated sparse convolution (powerprune/mcu/sparsegen.py): padded to exactly the
- * rows and columns the windows touch (pads hold the input zero point) and with every sign bit flipped
- * (u = x + 128), so the generated code can read it with immediate-offset LDRB. Returns the window
- * origin of output pixel (0, 0); a row is pp_padded_w(p) * in_c bytes. */
+/* The input of a generated sparse convolution (powerprune/mcu/sparsegen.py): padded to the rows and
+ * columns the windows touch (pads hold the input zero point) and with every sign bit flipped
+ * (u = x + 128), so the generated code can read it with immediate-offset LDRB. Rows are padded on
+ * the left to a word boundary and to a whole number of words, so the input is copied a word at a
+ * time (codegen._flipped_geometry computes the same layout). Returns the window origin of output
+ * pixel (0, 0). */
 const uint8_t *pp_conv_flipped(const pp_conv_t *p, const int8_t *in, int8_t *scratch) {
     const int32_t hp = pp_padded_h(p), wp = pp_padded_w(p), c = p->in_c;
-    const uint8_t pad = (uint8_t)(-p->input_offset) ^ 0x80u;
-    uint8_t *dst = (uint8_t *)scratch;
-    for (int32_t py = 0; py < hp; ++py) {
-        const int32_t y = py - p->pad_h;
-        for (int32_t px = 0; px < wp; ++px) {
-            const int32_t x = px - p->pad_w;
-            if (y >= 0 && y < p->in_h && x >= 0 && x < p->in_w) {
-                const int8_t *src = in + (y * p->in_w + x) * c;
-                for (int32_t ch = 0; ch < c; ++ch) *dst++ = (uint8_t)src[ch] ^ 0x80u;
-            } else {
-                for (int32_t ch = 0; ch < c; ++ch) *dst++ = pad;
-            }
-        }
+    const int32_t lead = (p->pad_w * c + 3) & ~3, skew = lead - p->pad_w * c;
+    const int32_t row = (skew + wp * c + 3) & ~3;
+    const uint32_t pad = (((uint8_t)(-p->input_offset)) ^ 0x80u) * 0x01010101u;
+    uint32_t *fill = (uint32_t *)scratch;
+    for (int32_t i = 0; i < hp * row / 4; ++i) fill[i] = pad;
+    const int32_t cols = (p->in_w < wp - p->pad_w ? p->in_w : wp - p->pad_w) * c;
+    for (int32_t y = 0; y < p->in_h && y + p->pad_h < hp; ++y) {
+        const uint8_t *src = (const uint8_t *)in + y * p->in_w * c;
+        uint8_t *dst = (uint8_t *)scratch + (y + p->pad_h) * row + lead;
+        int32_t i = 0;
+        if (((uintptr_t)src & 3) == 0)  /* dst is word aligned by construction */
+            for (; i + 4 <= cols; i += 4) *(uint32_t *)(dst + i) = *(const uint32_t *)(src + i) ^ 0x80808080u;
+        for (; i < cols; ++i) dst[i] = src[i] ^ 0x80u;
     }
-    return (const uint8_t *)scratch;
+    return (const uint8_t *)scratch + skew;
 }
 
 static inline int32_t packed_dot(const int8_t *win, const uint32_t *e, int32_t n) {
