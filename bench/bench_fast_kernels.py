@@ -116,6 +116,15 @@ def main() -> None:
     Path(ap_args.out).with_suffix(".md").write_text(text + "\n")
 
 
+def cell(sets: dict, old: dict | None, k: str, i: int | None) -> str:
+    """Cycles of layer i (None: the total) on kernel set k, with the earlier version's before them."""
+    now = sets[k]["total"] if i is None else sets[k]["layers"][i]
+    if old and k in ("dense", "sparse", "auto"):
+        was = old["sets"][k]["total"] if i is None else old["sets"][k]["layers"][i]
+        return f"{was:,.0f} → {now:,.0f}"
+    return f"{now:,.0f}"
+
+
 def report(results: dict, before: dict | None) -> str:
     lines = []
     checks = {}
@@ -123,21 +132,13 @@ def report(results: dict, before: dict | None) -> str:
         names, w = m["layers"], {int(i): v for i, v in m["work"].items()}
         sets = m["sets"]
         old = before["models"].get(label) if before else None
-        lines += [f"### {label} (`{m['path']}`)", "",
-                  "| layer | " + " | ".join(f"{k}" + (" before → after" if old and k in ("dense", "sparse", "auto") else "")
-                                          for k in KERNELS) + " |",
+        ours = ("dense", "sparse", "auto")
+        heads = [k + (" before → after" if old and k in ours else "") for k in KERNELS]
+        lines += [f"### {label} (`{m['path']}`)", "", "| layer | " + " | ".join(heads) + " |",
                   "|---" * (len(KERNELS) + 1) + "|"]
-
-        def cell(k: str, i: int | None) -> str:
-            now = sets[k]["total"] if i is None else sets[k]["layers"][i]
-            if old and k in ("dense", "sparse", "auto"):
-                was = old["sets"][k]["total"] if i is None else old["sets"][k]["layers"][i]
-                return f"{was:,.0f} → {now:,.0f}"
-            return f"{now:,.0f}"
-
         for i, name in enumerate(names):
-            lines.append(f"| {name} | " + " | ".join(cell(k, i) for k in KERNELS) + " |")
-        lines.append("| **total** | " + " | ".join(f"**{cell(k, None)}**" for k in KERNELS) + " |")
+            lines.append(f"| {name} | " + " | ".join(cell(sets, old, k, i) for k in KERNELS) + " |")
+        lines.append("| **total** | " + " | ".join(f"**{cell(sets, old, k, None)}**" for k in KERNELS) + " |")
         ref = sets["tflm-ref"]["total"]
         lines += ["", "share of tflm-ref: " + ", ".join(f"{k} {sets[k]['total'] / ref:.1%}" for k in KERNELS[1:])
                   + "; auto chose " + " ".join(sets["auto"]["layer_kernels"]), ""]
@@ -155,7 +156,8 @@ def report(results: dict, before: dict | None) -> str:
         if label == "unpruned":
             dense_mac = per(sets["dense"]["layers"], w, conv, "macs")
             lines.append("dense conv cycles per MAC: " + ", ".join(
-                f"{names[i]} {per(sets['dense']['layers'], w, [i], 'macs'):.2f}" for i in conv) + f", both {dense_mac:.2f}")
+                f"{names[i]} {per(sets['dense']['layers'], w, [i], 'macs'):.2f}" for i in conv)
+                + f", both {dense_mac:.2f}")
             lines.append("dense FC cycles per MAC, weights staged in SRAM: " + ", ".join(
                 f"{names[i]} {per(sets['dense']['layers'], w, [i], 'macs'):.2f}" for i in fc)
                 + f", all {per(sets['dense']['layers'], w, fc, 'macs'):.2f}")
