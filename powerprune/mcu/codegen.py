@@ -65,6 +65,7 @@ class GeneratedModel:
     model_h: str
     arena_bytes: int
     kernels: tuple[str, ...]   # implementation each layer got: tflmref, cmsisnn, dense, sparse, reshape
+    staged: tuple[int, ...] = ()   # layers whose kernel data (or generated code) were copied to SRAM
 
 
 def c_array(ctype: str, name: str, values: np.ndarray | list, per_line: int = 24, sram: bool = False,
@@ -613,4 +614,4 @@ def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
         f"#define PP_NUM_LAYERS {len(graph.layers)}\n#define PP_ARENA_SIZE {arena}\n"
         "void pp_model_run(const int8_t *in, int8_t *out);\n#endif\n"
     )
-    return GeneratedModel("".join(parts), header, arena, tuple(used))
+    return GeneratedModel("".join(parts), header, arena, tuple(used), tuple(sorted(staged)))
