@@ -101,8 +101,8 @@ def test_fast_kernels_bit_exact_on_the_virtual_pico(kernels, g, staged, tables, 
 
 
 def test_paths_are_reached():
-    """The graph strategy reaches what it is meant to: tables and arithmetic, generated code with
-    negative, power-of-two and unit weights, offsets past LDRB's reach, channels past 31."""
+    """The generated code's special cases exist: negative, power-of-two and unit weights, offsets past
+    LDRB's reach, channels past 31, staging; tables where they fit and arithmetic where they do not."""
     rng = np.random.default_rng(0)
     inp = TensorInfo((9, 12, 7), 0.02, -3)
     out = TensorInfo((9, 12, 35), 0.05, 4)
@@ -110,10 +110,11 @@ def test_paths_are_reached():
     conv = Conv2D(w, np.zeros(35, np.int32), np.full(35, 0.001, np.float32), (1, 1), "SAME",
                   Activation("NONE", -128, 127), out)
     asm = codegen.generate(Graph(inp, [conv]), "sparse").model_c
-    assert "pp_sgen_layer0" in asm and "negs r1, r0" in asm and "lsls r2, r1, #7" in asm
-    assert "add r4, r0" in asm and "adds r3, #" in asm and ".section .data.layer0_code" in asm  # staged
-    assert "adcs r3, r7" not in asm  # 35 tables of 256 levels exceed TABLE_MAX_BYTES: arithmetic
+    assert "pp_sgen_layer0" in asm and "negs r1, r0" in asm and "lsls r2, r1, #7" in asm  # -128 via -x
+    assert "subs r5, r5, r" in asm and "negs r2, r2" in asm  # negative weights without a negated input
+    assert "adds r4, #27" in asm and "adds r3, #" in asm and ".section .data.layer0_code" in asm  # staged
+    assert "adcs r3, r2" not in asm  # 35 tables of 256 levels exceed TABLE_MAX_BYTES: arithmetic
     few = Conv2D(w[:6], np.zeros(6, np.int32), np.full(6, 0.001, np.float32), (1, 1), "SAME",
                  Activation("NONE", -128, 127), TensorInfo((9, 12, 6), 0.05, 4))
-    assert "adcs r3, r7" in codegen.generate(Graph(inp, [few]), "sparse").model_c
+    assert "adcs r3, r2" in codegen.generate(Graph(inp, [few]), "sparse").model_c
     assert "layer0_t" in codegen.generate(Graph(inp, [few]), "dense").model_c
