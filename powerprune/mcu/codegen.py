@@ -241,20 +241,23 @@ class Requantizer:
         return (folded - np.broadcast_to(xs, folded.shape) + 2**31) % 2**32 - 2**31
 
 
-def requantizer(name: str, layer: Conv2D | FullyConnected, rq, channels: int) -> Requantizer:
-    """Threshold tables where they exist for every channel and fit TABLE_MAX_BYTES, else arithmetic."""
+def requantizer(name: str, layer: Conv2D | FullyConnected, rq, channels: int, tables: bool = True) -> Requantizer:
+    """Threshold tables where they exist for every channel and fit TABLE_MAX_BYTES, else arithmetic.
+    ``tables`` = False for a layer whose data stay in flash: table lookups land anywhere in the table,
+    and a miss in the XIP cache costs more than the arithmetic saves."""
     m = np.broadcast_to(np.asarray(rq.multiplier, np.int64), (layer.weights.shape[0],))[:channels]
     shift = np.broadcast_to(np.asarray(rq.shift, np.int64), (layer.weights.shape[0],))[:channels]
     lo, hi = layer.activation.min, layer.activation.max
     bound = accumulator_bound(layer, rq)
-    tables = [rqtable.build(int(m[c]), int(shift[c]), rq.output_offset, lo, hi, bound) for c in range(channels)]
-    if all(t is not None for t in tables) and 4 * sum(t.thresholds.size for t in tables) <= rqtable.TABLE_MAX_BYTES:
+    built = [rqtable.build(int(m[c]), int(shift[c]), rq.output_offset, lo, hi, bound)
+             for c in range(channels)] if tables else [None]
+    if all(t is not None for t in built) and 4 * sum(t.thresholds.size for t in built) <= rqtable.TABLE_MAX_BYTES:
         records, at = [], 0
-        for t in tables:
+        for t in built:
             records.append([t.w, t.m, t.p, f"(int32_t)({name}_t + {at})", t.o_min])
             at += t.thresholds.size
-        return Requantizer(RQ_KIND_TBL, records, f"{name}_t", np.concatenate([t.thresholds for t in tables]),
-                           tuple(tables))
+        return Requantizer(RQ_KIND_TBL, records, f"{name}_t", np.concatenate([t.thresholds for t in built]),
+                           tuple(built))
     left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
     records = [[int(m[c]), int(left[c]), -1 if right[c] else 0, 1 << 14, (1 << int(right[c] - 1)) if right[c] else 0,
                 int(right[c]), rq.output_offset, lo, hi] for c in range(channels)]
@@ -345,7 +348,7 @@ def _weight_arrays(name: str, layer: Conv2D | DepthwiseConv2D | FullyConnected, 
         return "", ptrs
     if impl == "dense" or (impl == "sparse" and isinstance(layer, FullyConnected)):
         # one stream, read in order by the assembly (kernels/dense.c, kernels/sparse.c)
-        rqz = requantizer(name, layer, rq, len(mult))
+        rqz = requantizer(name, layer, rq, len(mult), tables=sram)
         if impl == "sparse":
             stream = sparse_fc_stream(layer, rq, rqz)
         elif isinstance(layer, Conv2D):
@@ -492,7 +495,7 @@ def _generated_conv(name: str, layer: Conv2D, inp: TensorInfo, sram: bool) -> tu
     desc, _ = _conv_desc(name, layer, inp, "generated")
     row, _ = _flipped_geometry(layer, inp)
     section = f".data.{name}_code" if sram else f".text.{name}_code"
-    rqz = requantizer(name, layer, rq, layer.weights.shape[0])
+    rqz = requantizer(name, layer, rq, layer.weights.shape[0], tables=sram)
     tables = list(rqz.rq_tables) if rqz.kind == RQ_KIND_TBL else None
     if tables is not None:
         desc = c_array("uint32_t", rqz.table_name, rqz.tables, sram=sram, used=True) + desc

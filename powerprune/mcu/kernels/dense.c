@@ -173,7 +173,7 @@ __asm__(
     ".endm\n"
     /* the whole layer: pixels in output order, channel groups per pixel */
     ".macro DC_FUNC F, RQ\n"
-    ".section .text.\\F,\"ax\",%progbits\n"
+    ".section .data.\\F,\"ax\",%progbits\n"  /* in SRAM: see pp_m0.h */
     ".global \\F\n"
     ".type \\F, %function\n"
     ".thumb_func\n"
@@ -300,7 +300,7 @@ __asm__(
     "3:\n"
     ".endm\n"
     ".macro DF_FUNC F, RQ\n"
-    ".section .text.\\F,\"ax\",%progbits\n"
+    ".section .data.\\F,\"ax\",%progbits\n"  /* in SRAM: see pp_m0.h */
     ".global \\F\n"
     ".type \\F, %function\n"
     ".thumb_func\n"

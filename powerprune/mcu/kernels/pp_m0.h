@@ -6,6 +6,11 @@
  * once for several products, and by LDM (1 + n cycles for n words). gcc -O2 does none of that
  * reliably, so the inner loops and the requantization are written here by hand.
  *
+ * The assembly functions live in .data sections, which the start-up code copies to SRAM (pico-sdk
+ * does the same with __not_in_flash_func): from flash, a fully connected layer streaming its weights
+ * through the 16 KB XIP cache would evict its own loop and pay ~40 cycles per 8-byte line to fetch
+ * it again. They take ~8 KB of SRAM; calls from flash go through linker veneers (a few cycles).
+ *
  * The requantization below is TFLM's MultiplyByQuantizedMultiplier (double rounding), bit-exact, with
  * only 32-bit operations. With x = acc << left and M = Mh*2^16 + Ml, x = xh*2^16 + xl (xl unsigned):
  *   SRDHM(x, M) = floor((x*M + 2^30) / 2^31)                           (both nudge cases at once)

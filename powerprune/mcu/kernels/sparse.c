@@ -165,7 +165,7 @@ __asm__(
     "    add   r8, r6\n"
     ".endm\n"
     ".macro SF_FUNC F, RQ\n"
-    ".section .text.\\F,\"ax\",%progbits\n"
+    ".section .data.\\F,\"ax\",%progbits\n"  /* in SRAM: see pp_m0.h */
     ".global \\F\n"
     ".type \\F, %function\n"
     ".thumb_func\n"
