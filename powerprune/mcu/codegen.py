@@ -37,7 +37,7 @@ from ..ir import (
     requantization,
     requantize_multiplier,
 )
-from . import costmodel
+from . import costmodel, rqtable, sparsegen
 
 # tflm-ref and cmsis-nn are the stock baselines (TFLM reference kernels; CMSIS-NN's pure-C M0+ path);
 # dense, sparse and auto are ours
@@ -51,11 +51,12 @@ DESCRIPTORS: dict[str, tuple[tuple[str, str], ...]] = {
                                    "stride_w", "pad_h", "pad_w", "depth_multiplier")),
         *((f, "int32_t") for f in ("input_offset", "output_offset", "act_min", "act_max")),
         ("weights", "*"), ("bias", "*"), ("multiplier", "*"), ("shift", "*"), ("nz_count", "*"), ("nz_packed", "*"),
+        ("stream", "*"),
     ),
     "pp_fc_t": (
         *((f, "int16_t") for f in ("in_size", "out_size", "per_channel")),
         *((f, "int32_t") for f in ("input_offset", "output_offset", "act_min", "act_max")),
-        ("weights", "*"), ("bias", "*"), ("multiplier", "*"), ("shift", "*"), ("nz_count", "*"), ("nz_offset", "*"),
+        ("weights", "*"), ("bias", "*"), ("multiplier", "*"), ("shift", "*"), ("stream", "*"),
     ),
     "pp_pool_t": (
         *((f, "int16_t") for f in ("in_h", "in_w", "channels", "out_h", "out_w", "k_h", "k_w", "stride_h", "stride_w",
@@ -100,15 +101,22 @@ class GeneratedModel:
     model_h: str
     arena_bytes: int
     kernels: tuple[str, ...]   # implementation each layer got: tflmref, cmsisnn, dense, sparse, stock, reshape
+    staged: tuple[int, ...] = ()   # layers whose kernel data (or generated code) were copied to SRAM
 
 
-def c_array(ctype: str, name: str, values: np.ndarray, per_line: int = 24) -> str:
-    flat = [str(int(v)) for v in np.asarray(values).ravel()]
+def c_array(ctype: str, name: str, values: np.ndarray | list, per_line: int = 24, sram: bool = False,
+            used: bool = False) -> str:
+    """A const array, in flash with the flash layout unless ``sram``: then in a .data section, which the
+    start-up code copies to SRAM at boot (see ``staging_plan``). A list may hold C expressions (str).
+    ``used``: kept although only assembly refers to it."""
+    flat = [v if isinstance(v, str) else str(int(v))
+            for v in (values if isinstance(values, list) else np.asarray(values).ravel())]
     if not flat:
         flat = ["0"]
     lines = [", ".join(flat[i:i + per_line]) for i in range(0, len(flat), per_line)]
     body = ",\n    ".join(lines)
-    return f"static const {ctype} {name}[{len(flat)}] __attribute__((aligned(4))) = {{\n    {body}\n}};\n"
+    where = (f', section(".data.{name}")' if sram else "") + (", used" if used else "")
+    return f"static const {ctype} {name}[{len(flat)}] __attribute__((aligned(4){where})) = {{\n    {body}\n}};\n"
 
 
 def descriptor_size(ctype: str) -> int:
@@ -229,8 +237,10 @@ def choose_kernel(layer: Layer, inp: TensorInfo, kernels: str) -> str:
             output_size(n, k, s, "SAME")[1] == 0 and (n - k) % s == 0
             for n, k, s in zip(inp.shape[:2], layer.size, layer.stride, strict=True))
         return "dense" if layer.kind == "MAX" and valid else "tflmref"
-    if isinstance(layer, FullyConnected) and inp.size >= 2**16:
-        return "dense"  # offsets would not fit the 16-bit encoding
+    if isinstance(layer, Conv2D | FullyConnected) and accumulator_bound(layer, requantization(layer, inp)) >= 2**30:
+        return "tflmref"  # the fast requantization (kernels/pp_m0.h) needs |accumulator| < 2^30
+    if isinstance(layer, FullyConnected) and inp.size >= 2**24:
+        return "dense"  # input indices would not fit the 24 bits of a sparse entry
     if kernels == "dense":
         return "dense"
     if kernels == "sparse":
@@ -260,11 +270,9 @@ def _padded_row(layer: Conv2D, inp: TensorInfo) -> tuple[int, int]:
     return wp * c, _align4(hp * wp * c)
 
 
-def _sparse_offsets(layer: Conv2D | FullyConnected, inp: TensorInfo) -> tuple[np.ndarray, np.ndarray]:
+def _sparse_offsets(layer: Conv2D, inp: TensorInfo) -> tuple[np.ndarray, np.ndarray]:
     """Input offset of every weight (relative to the window origin) and the weights, row-major per
     output channel; the sparse encoding keeps the nonzero entries of both."""
-    if isinstance(layer, FullyConnected):
-        return np.broadcast_to(np.arange(inp.size), layer.weights.shape), layer.weights
     o, kh, kw, c = layer.weights.shape
     row, _ = _padded_row(layer, inp)
     ky, kx, ic = np.meshgrid(np.arange(kh), np.arange(kw), np.arange(c), indexing="ij")
@@ -272,68 +280,218 @@ def _sparse_offsets(layer: Conv2D | FullyConnected, inp: TensorInfo) -> tuple[np
     return np.broadcast_to(offs, (o, offs.size)), layer.weights.reshape(o, -1)
 
 
-def _folded_bias(layer: Conv2D | FullyConnected, rq) -> np.ndarray:
-    """bias + input_offset * sum(w): the input offset leaves the inner loop."""
+def _folded_bias(layer: Conv2D | FullyConnected, rq, extra_offset: int = 0) -> np.ndarray:
+    """bias + (input_offset + extra_offset) * sum(w): the input offset leaves the inner loop.
+    ``extra_offset`` = -128 for kernels that read the input with its sign bit flipped (x + 128)."""
     sums = layer.weights.reshape(layer.weights.shape[0], -1).astype(np.int64).sum(axis=1)
-    folded = layer.bias.astype(np.int64) + rq.input_offset * sums
+    folded = layer.bias.astype(np.int64) + (rq.input_offset + extra_offset) * sums
     if np.abs(folded).max(initial=0) >= 2**31:
         raise CodegenError("folded bias overflows int32")
     return folded
 
 
+# --- the dense kernels' streams (kernels/dense.c, kernels/pp_m0.h) ---------------------------------
+
+RQ_KIND_MUL, RQ_KIND_TBL = 0, 1   # PP_RQ_KIND_* in kernels/pp_m0.h
+CONV_GROUP_MAX = 6    # output channels per pass of the dense convolution (accumulators r8-r12, lr)
+FC_ROWS = 8           # rows per pass of the dense fully connected kernel
+# cycles per input byte of the dense convolution's inner loop for a group of K channels (LDRSB 2,
+# LDM 1 + words, MULS + ADD per channel, index and branch 2): the groups are chosen to minimize it
+_CONV_GROUP_CYCLES = {1: 8, 2: 11, 3: 14, 4: 17, 5: 21, 6: 24}
+
+Word = int | str      # a stream word: a number, or a C address expression such as "(int32_t)(layer0_t + 6)"
+
+
+def accumulator_bound(layer: Conv2D | FullyConnected, rq) -> int:
+    """Largest |accumulator| (bias + sum of w * (x - input zero point)) any int8 input can produce."""
+    w = np.abs(layer.weights.reshape(layer.weights.shape[0], -1).astype(np.int64)).sum(axis=1)
+    x = max(abs(-128 + rq.input_offset), abs(127 + rq.input_offset))
+    return int((np.abs(layer.bias.astype(np.int64)) + x * w).max(initial=0))
+
+
+@dataclass(frozen=True)
+class Requantizer:
+    """How a dense or generated kernel requantizes a layer: PP_RQ_MUL_R0 records, or threshold tables
+    (rqtable.py) with PP_RQ_TBL_R0 records pointing into one table array."""
+
+    kind: int
+    records: list[list[Word]]          # one per channel (one in all for a per-tensor FC layer)
+    table_name: str = ""
+    tables: np.ndarray | None = None   # uint32, all channels' tables back to back
+    rq_tables: tuple = ()
+
+    def bias(self, folded: np.ndarray) -> np.ndarray:
+        """The bias the kernel starts from: with tables, counted from each table's origin xs."""
+        if self.kind != RQ_KIND_TBL:
+            return folded
+        xs = np.array([t.xs for t in self.rq_tables], np.int64)
+        # the sum acc - xs fits int32 (|acc| < 2^30, |xs| <= 2^30 + 1); its start may wrap, like any
+        # partial sum of the kernel
+        return (folded - np.broadcast_to(xs, folded.shape) + 2**31) % 2**32 - 2**31
+
+
+def requantizer(name: str, layer: Conv2D | FullyConnected, rq, channels: int, tables: bool = True) -> Requantizer:
+    """Threshold tables where they exist for every channel and fit TABLE_MAX_BYTES, else arithmetic.
+    ``tables`` = False for a layer whose data stay in flash: table lookups land anywhere in the table,
+    and a miss in the XIP cache costs more than the arithmetic saves."""
+    m = np.broadcast_to(np.asarray(rq.multiplier, np.int64), (layer.weights.shape[0],))[:channels]
+    shift = np.broadcast_to(np.asarray(rq.shift, np.int64), (layer.weights.shape[0],))[:channels]
+    lo, hi = layer.activation.min, layer.activation.max
+    bound = accumulator_bound(layer, rq)
+    built = [rqtable.build(int(m[c]), int(shift[c]), rq.output_offset, lo, hi, bound)
+             for c in range(channels)] if tables else [None]
+    if all(t is not None for t in built) and 4 * sum(t.thresholds.size for t in built) <= rqtable.TABLE_MAX_BYTES:
+        records, at = [], 0
+        for t in built:
+            records.append([t.w, t.m, t.p, f"(int32_t)({name}_t + {at})", t.o_min])
+            at += t.thresholds.size
+        return Requantizer(RQ_KIND_TBL, records, f"{name}_t", np.concatenate([t.thresholds for t in built]),
+                           tuple(built))
+    left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
+    records = [[int(m[c]), int(left[c]), -1 if right[c] else 0, 1 << 14, (1 << int(right[c] - 1)) if right[c] else 0,
+                int(right[c]), rq.output_offset, lo, hi] for c in range(channels)]
+    return Requantizer(RQ_KIND_MUL, records)
+
+
+def conv_groups(channels: int) -> list[int]:
+    """Channel counts of the dense convolution's passes: fewest inner-loop cycles, then fewest passes."""
+    best: list[tuple[int, int, list[int]]] = [(0, 0, [])]
+    for n in range(1, channels + 1):
+        best.append(min((best[n - k][0] + _CONV_GROUP_CYCLES[k], best[n - k][1] + 1, best[n - k][2] + [k])
+                        for k in range(1, min(n, CONV_GROUP_MAX) + 1)))
+    return sorted(best[channels][2], reverse=True)
+
+
+def dense_conv_stream(layer: Conv2D, inp: TensorInfo, rq, rqz: Requantizer) -> list[Word]:
+    """The record kind, then per group of K channels: K, K folded biases, per window row the weights
+    as int32 in loop order (byte within the row, channel) and the bytes to the next row (0 after the
+    last), K requantization records; a 0 ends the list."""
+    o, kh = layer.weights.shape[:2]
+    w = layer.weights.reshape(o, kh, -1).astype(np.int64)
+    row, _ = _padded_row(layer, inp)
+    bias = rqz.bias(_folded_bias(layer, rq))
+    stream: list[Word] = [rqz.kind]
+    start = 0
+    for k in conv_groups(o):
+        g = slice(start, start + k)
+        stream += [k, *bias[g].tolist()]
+        for ky in range(kh):
+            stream += w[g, ky].T.ravel().tolist()
+            stream.append(row if ky < kh - 1 else 0)
+        for c in range(start, start + k):
+            stream += rqz.records[c]
+        start += k
+    return [*stream, 0]
+
+
+def fc_groups(rows: int) -> list[int]:
+    """Rows per pass of the dense FC kernel: 8 while more than 4 are left, then 4 (a group is padded
+    with zero rows when fewer are left)."""
+    groups = []
+    while rows > 0:
+        groups.append(FC_ROWS if rows > 4 else 4)
+        rows -= groups[-1]
+    return groups
+
+
+def dense_fc_stream(layer: FullyConnected, rq, rqz: Requantizer) -> list[Word]:
+    """The record kind, the requantization records (one per row, or one for a per-tensor layer), then
+    per group of 8 (or, for the last at most 4, 4) rows: the folded biases and for every input the
+    group's weights as bytes (two words, or one). The input is read with its sign bit flipped."""
+    o, n = layer.weights.shape
+    groups = fc_groups(o)
+    w = np.zeros((sum(groups), n), np.int8)
+    w[:o] = layer.weights
+    bias = np.zeros(sum(groups), np.int64)
+    bias[:o] = rqz.bias(_folded_bias(layer, rq, -128))
+    stream: list[Word] = [rqz.kind]
+    for r in rqz.records:
+        stream += r
+    start = 0
+    for k in groups:
+        stream += bias[start:start + k].tolist()
+        stream += np.ascontiguousarray(w[start:start + k].T).view("<i4").ravel().tolist()
+        start += k
+    return stream
+
+
+def sparse_fc_stream(layer: FullyConnected, rq, rqz: Requantizer) -> list[Word]:
+    """The record kind, the requantization records, then per row: its count of nonzeros, its bias
+    (folded for the sign-flipped input) and input index << 8 | value for each nonzero."""
+    stream: list[Word] = [rqz.kind]
+    for r in rqz.records:
+        stream += r
+    bias = rqz.bias(_folded_bias(layer, rq, -128))
+    for row, b in zip(layer.weights, bias, strict=True):
+        nz = np.flatnonzero(row)
+        stream += [len(nz), int(b), *((nz.astype(np.int64) << 8) | (row[nz].astype(np.int64) & 0xFF)).tolist()]
+    return stream
+
+
 def _weight_arrays(name: str, layer: Conv2D | DepthwiseConv2D | FullyConnected, inp: TensorInfo, impl: str,
-                   rq) -> tuple[str, str, str]:
-    """C arrays for weights and bias in the format ``impl`` reads; returns (code, count, offsets) names."""
+                   rq, mult: np.ndarray, shift: np.ndarray, sram: bool) -> tuple[str, dict[str, str]]:
+    """C arrays in the format ``impl`` reads (the kernel's streamed data in SRAM when ``sram``);
+    returns the code and the descriptor's pointer fields."""
+    ptrs = {f: "0" for f in ("weights", "bias", "multiplier", "shift", "nz_count", "nz_packed", "stream")}
+    if impl == "generated":  # the weights are in the generated code; the descriptor is geometry only
+        return "", ptrs
+    if impl == "dense" or (impl == "sparse" and isinstance(layer, FullyConnected)):
+        # one stream, read in order by the assembly (kernels/dense.c, kernels/sparse.c)
+        rqz = requantizer(name, layer, rq, len(mult), tables=sram)
+        if impl == "sparse":
+            stream = sparse_fc_stream(layer, rq, rqz)
+        elif isinstance(layer, Conv2D):
+            stream = dense_conv_stream(layer, inp, rq, rqz)
+        else:
+            stream = dense_fc_stream(layer, rq, rqz)
+        tables = "" if rqz.tables is None else c_array("uint32_t", rqz.table_name, rqz.tables, sram=sram)
+        return tables + c_array("int32_t", f"{name}_d", stream, sram=sram), {**ptrs, "stream": f"{name}_d"}
+    ptrs.update(weights=f"{name}_w", bias=f"{name}_b", multiplier=f"{name}_m", shift=f"{name}_s")
+    rescale = c_array("int32_t", f"{name}_m", mult) + c_array("int32_t", f"{name}_s", shift)
     if impl in ("tflmref", "cmsisnn"):  # stock kernels: raw weights, raw bias
-        return (c_array("int8_t", f"{name}_w", layer.weights) + c_array("int32_t", f"{name}_b", layer.bias),
-                "0", "0")
-    bias = c_array("int32_t", f"{name}_b", _folded_bias(layer, rq))
-    if impl == "dense":
-        return c_array("int8_t", f"{name}_w", layer.weights) + bias, "0", "0"
+        return (c_array("int8_t", f"{name}_w", layer.weights) + c_array("int32_t", f"{name}_b", layer.bias)
+                + rescale, ptrs)
+    bias = c_array("int32_t", f"{name}_b", _folded_bias(layer, rq), sram=sram)
     offs, w = _sparse_offsets(layer, inp)
     nz = w != 0
-    counts = c_array("uint16_t", f"{name}_n", nz.sum(axis=1))
-    if isinstance(layer, Conv2D):  # one word per nonzero: offset << 8 | value (kernels/sparse.c)
-        packed = (offs[nz].astype(np.int64) << 8) | (w[nz].astype(np.int64) & 0xFF)
-        code = c_array("int8_t", f"{name}_w", np.zeros(0)) + bias + counts + c_array("uint32_t", f"{name}_o", packed)
-    else:
-        code = c_array("int8_t", f"{name}_w", w[nz]) + bias + counts + c_array("uint16_t", f"{name}_o", offs[nz])
-    return code, f"{name}_n", f"{name}_o"
+    counts = c_array("uint16_t", f"{name}_n", nz.sum(axis=1), sram=sram)
+    ptrs.update(nz_count=f"{name}_n", nz_packed=f"{name}_o")
+    # the data-driven sparse convolution: one word per nonzero, offset << 8 | value (kernels/sparse.c)
+    packed = (offs[nz].astype(np.int64) << 8) | (w[nz].astype(np.int64) & 0xFF)
+    code = (c_array("int8_t", f"{name}_w", np.zeros(0)) + bias + counts
+            + c_array("uint32_t", f"{name}_o", packed, sram=sram))
+    return code + rescale, ptrs
 
 
-def _conv_desc(name: str, layer: Conv2D | DepthwiseConv2D, inp: TensorInfo, impl: str) -> tuple[str, str]:
+def _conv_desc(name: str, layer: Conv2D | DepthwiseConv2D, inp: TensorInfo, impl: str,
+               sram: bool = False) -> tuple[str, str]:
     rq = requantization(layer, inp)
     kh, kw = layer.weights.shape[1:3]
     _, pad_h = output_size(inp.shape[0], kh, layer.stride[0], layer.padding)
     _, pad_w = output_size(inp.shape[1], kw, layer.stride[1], layer.padding)
     out = layer.output
     depth_mult = out.shape[2] // inp.shape[2] if isinstance(layer, DepthwiseConv2D) else 1
-    data, counts, offsets = _weight_arrays(name, layer, inp, impl, rq)
-    data += c_array("int32_t", f"{name}_m", rq.multiplier) + c_array("int32_t", f"{name}_s", rq.shift)
+    data, ptrs = _weight_arrays(name, layer, inp, impl, rq, rq.multiplier, rq.shift, sram)
     desc = c_struct("pp_conv_t", name, {
         "in_h": inp.shape[0], "in_w": inp.shape[1], "in_c": inp.shape[2],
         "out_h": out.shape[0], "out_w": out.shape[1], "out_c": out.shape[2], "k_h": kh, "k_w": kw,
         "stride_h": layer.stride[0], "stride_w": layer.stride[1], "pad_h": pad_h, "pad_w": pad_w,
         "depth_multiplier": depth_mult, "input_offset": rq.input_offset, "output_offset": rq.output_offset,
-        "act_min": layer.activation.min, "act_max": layer.activation.max, "weights": f"{name}_w",
-        "bias": f"{name}_b", "multiplier": f"{name}_m", "shift": f"{name}_s", "nz_count": counts,
-        "nz_packed": offsets})
+        "act_min": layer.activation.min, "act_max": layer.activation.max, **ptrs})
     return data + desc, "pp_depthwise" if isinstance(layer, DepthwiseConv2D) else "pp_conv2d"
 
 
-def _fc_desc(name: str, layer: FullyConnected, inp: TensorInfo, impl: str) -> tuple[str, str]:
+def _fc_desc(name: str, layer: FullyConnected, inp: TensorInfo, impl: str, sram: bool = False) -> tuple[str, str]:
     rq = requantization(layer, inp)
     per_channel = int(len(layer.weight_scales) > 1)
     mult = rq.multiplier if per_channel else rq.multiplier[:1]
     shift = rq.shift if per_channel else rq.shift[:1]
-    data, counts, offsets = _weight_arrays(name, layer, inp, impl, rq)
-    data += c_array("int32_t", f"{name}_m", mult) + c_array("int32_t", f"{name}_s", shift)
+    data, ptrs = _weight_arrays(name, layer, inp, impl, rq, mult, shift, sram)
+    del ptrs["nz_count"], ptrs["nz_packed"]
     desc = c_struct("pp_fc_t", name, {
         "in_size": inp.size, "out_size": layer.output.size, "per_channel": per_channel,
         "input_offset": rq.input_offset, "output_offset": layer.output.zero_point,
-        "act_min": layer.activation.min, "act_max": layer.activation.max, "weights": f"{name}_w",
-        "bias": f"{name}_b", "multiplier": f"{name}_m", "shift": f"{name}_s", "nz_count": counts,
-        "nz_offset": offsets})
+        "act_min": layer.activation.min, "act_max": layer.activation.max, **ptrs})
     return data + desc, "pp_fc"
 
 
@@ -413,10 +571,18 @@ def _scratch_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
         if layer.weights.shape[1:3] == (1, 1) and tuple(layer.stride) == (1, 1):
             return 0  # the 1x1 path multiplies the input in place
         return _align4(2 * 2 * layer.weights[0].size)
+    if generated_conv(layer, impl):
+        return _flipped_geometry(layer, inp)[1]
     if impl in ("dense", "sparse") and isinstance(layer, Conv2D):
-        window = 2 * _align4(layer.weights[0].size) if impl == "dense" else 0  # two gathered windows
-        return _padded_row(layer, inp)[1] + window
+        return _padded_row(layer, inp)[1]
+    if impl in ("dense", "sparse") and isinstance(layer, FullyConnected):
+        return _align4(inp.size)  # the input with its sign bits flipped
     return 0
+
+
+def _c_string(line: str) -> str:
+    """One assembly line as a C string literal with its newline."""
+    return '"' + line.replace("\\", "\\\\").replace('"', '\\"') + '\\n"'
 
 
 def _dims(t: TensorInfo) -> str:
@@ -463,12 +629,99 @@ def layer_kernels(graph: Graph, kernels: str) -> list[str]:
             for _, layer, inp in graph.steps()]
 
 
+# --- generated sparse convolutions (powerprune/mcu/sparsegen.py) --------------------------------------
+
+GENERATED_CODE_MAX = 64 * 1024   # bytes of straight-line code one sparse convolution may become
+
+
+def generated_conv(layer: Layer, impl: str) -> bool:
+    """Whether a sparse convolution becomes straight-line code (else the data-driven kernel runs)."""
+    return (impl == "sparse" and isinstance(layer, Conv2D)
+            and sparsegen.code_bytes_estimate(layer) <= GENERATED_CODE_MAX)
+
+
+def _flipped_geometry(layer: Conv2D, inp: TensorInfo) -> tuple[int, int]:
+    """(bytes per row, scratch bytes) of the padded, sign-flipped input (kernels/sparse.c:
+    pp_conv_flipped): each row starts its data on a word boundary and is a whole number of words."""
+    kh, kw = layer.weights.shape[1:3]
+    oh, ow = layer.output.shape[:2]
+    hp, wp = (oh - 1) * layer.stride[0] + kh, (ow - 1) * layer.stride[1] + kw
+    _, pad_w = output_size(inp.shape[1], kw, layer.stride[1], layer.padding)
+    c = inp.shape[2]
+    skew = _align4(pad_w * c) - pad_w * c
+    row = _align4(skew + wp * c)
+    return row, hp * row
+
+
+def _generated_conv(name: str, layer: Conv2D, inp: TensorInfo, sram: bool) -> tuple[str, str]:
+    """The descriptor (geometry for pp_conv_flipped) and the assembly of a generated sparse convolution."""
+    rq = requantization(layer, inp)
+    desc, _ = _conv_desc(name, layer, inp, "generated")
+    row, _ = _flipped_geometry(layer, inp)
+    section = f".data.{name}_code" if sram else f".text.{name}_code"
+    rqz = requantizer(name, layer, rq, layer.weights.shape[0], tables=sram)
+    tables = list(rqz.rq_tables) if rqz.kind == RQ_KIND_TBL else None
+    if tables is not None:
+        desc = c_array("uint32_t", rqz.table_name, rqz.tables, sram=sram, used=True) + desc
+    code = sparsegen.generate_conv(f"pp_sgen_{name}", layer, inp, row, rqz.bias(_folded_bias(layer, rq, -128)),
+                                   section, accumulator_bound(layer, rq), tables, rqz.table_name)
+    return desc, code
+
+
+# --- SRAM staging ------------------------------------------------------------------------------
+
+# The flash layout executes from flash through the 16 KB XIP cache, where a miss costs ~40 cycles per
+# 8-byte line (~5 cycles per byte). The dense and sparse kernels' data can instead be copied to SRAM
+# once at boot (a .data section): a convolution re-reads its stream for every output pixel, which
+# thrashes the cache once the stream plus code outgrow it, and a fully connected layer streams every
+# weight byte once per inference. Each layer's data is staged if it fits the budget, most cycles saved
+# per byte first. The stock kernels (tflm-ref, cmsis-nn) keep their weights in flash: they are the
+# baselines as pico-tflmicro runs them.
+STAGING_BUDGET = 160 * 1024   # bytes of SRAM for staged kernel data plus the arena
+XIP_CYCLES_PER_BYTE = 5       # one ~40-cycle miss per 8-byte line
+
+
+def kernel_data_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
+    """Bytes of the arrays a dense or sparse kernel streams through (0 for every other kernel)."""
+    if impl == "dense" and isinstance(layer, Conv2D | FullyConnected):
+        rq = requantization(layer, inp)
+        channels = layer.weights.shape[0] if len(layer.weight_scales) > 1 or isinstance(layer, Conv2D) else 1
+        rqz = requantizer("", layer, rq, channels)
+        if isinstance(layer, Conv2D):
+            stream = dense_conv_stream(layer, inp, rq, rqz)
+        else:
+            stream = dense_fc_stream(layer, rq, rqz)
+        return 4 * len(stream) + (0 if rqz.tables is None else 4 * rqz.tables.size)
+    if generated_conv(layer, impl):
+        return sparsegen.code_bytes_estimate(layer) + 1024 * layer.weights.shape[0]  # code, tables
+    if impl == "sparse" and isinstance(layer, Conv2D | FullyConnected):
+        return 4 * int(np.count_nonzero(layer.weights)) + 12 * layer.weights.shape[0]
+    return 0
+
+
+def staging_plan(graph: Graph, impls: list[str], arena: int) -> set[int]:
+    """Indices of the layers whose kernel data go to SRAM."""
+    candidates = []
+    for (i, layer, inp), impl in zip(graph.steps(), impls, strict=True):
+        size = kernel_data_bytes(layer, inp, impl)
+        if size:
+            reads = layer.output.shape[0] * layer.output.shape[1] if isinstance(layer, Conv2D) else 1
+            candidates.append((XIP_CYCLES_PER_BYTE * reads, size, i))
+    staged, used = set(), arena
+    for _, size, i in sorted(candidates, reverse=True):
+        if used + size <= STAGING_BUDGET:
+            staged.add(i)
+            used += size
+    return staged
+
+
 def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
     offsets, tensors = plan_arena(graph)
     impls = [choose_kernel(layer, inp, kernels) for _, layer, inp in graph.steps()]
     scratch = max([_scratch_bytes(layer, inp, impl) for (_, layer, inp), impl in zip(graph.steps(), impls,
                                                                                      strict=True)] + [0])
     arena = tensors + scratch
+    staged = staging_plan(graph, impls, arena)
     parts = [_preamble(graph, kernels, impls, tensors, scratch),
              '#include "model.h"\n#include "pp_kernels.h"\n#include "pp_platform.h"\n#include <stdint.h>\n\n',
              "/* the descriptor layouts this file was generated for */\n",
@@ -480,6 +733,7 @@ def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
     # the buffer of every tensor: 0 is the caller's input, the model output the caller's output
     bufs = ["in"] + ["out" if off is None else f"(pp_arena + {off})" for off in offsets]
     calls: list[str] = []
+    code: list[str] = []   # assembly of generated layers
     for i, layer, inp in graph.steps():
         name = f"layer{i}"
         buf, srcs = bufs[i + 1], [bufs[t] for t in graph.reads[i]]
@@ -490,10 +744,19 @@ def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
             continue
         impl = impls[i]
         what = f"{layer.op} {_dims(inp)}"
+        if generated_conv(layer, impl):
+            text, asm = _generated_conv(name, layer, inp, i in staged)
+            code.append(asm)
+            parts.append(f"/* layer {i}: {what} -> {_dims(layer.output)}, kernel {impl} "
+                         f"(generated code, pp_sgen_{name}) */\n{text}"
+                         f"void pp_sgen_{name}(const uint8_t *window, int8_t *out);\n\n")
+            calls.append(f"    pp_sgen_{name}(pp_conv_flipped(&{name}, {srcs[0]}, {scratch_ptr}), {buf});")
+            calls.append("    PP_MARK(PP_MARK_LAYER);")
+            continue
         if isinstance(layer, Conv2D | DepthwiseConv2D):
-            text, fn = _conv_desc(name, layer, inp, impl)
+            text, fn = _conv_desc(name, layer, inp, impl, i in staged)
         elif isinstance(layer, FullyConnected):
-            text, fn = _fc_desc(name, layer, inp, impl)
+            text, fn = _fc_desc(name, layer, inp, impl, i in staged)
         elif isinstance(layer, Pool2D):
             text, fn = _pool_desc(name, layer, inp, impl)
         elif isinstance(layer, Add):
@@ -508,6 +771,9 @@ def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
         calls.append("    PP_MARK(PP_MARK_LAYER);")
     if bufs[-1] != "out":  # a model whose last layer was aliased to an arena buffer
         calls.append(f"    for (int k = 0; k < {graph.output.size}; ++k) out[k] = {bufs[-1]}[k];")
+    if code:
+        asm = ".syntax unified\n.thumb\n" + "".join(code) + ".text\n"
+        parts.append("__asm__(\n" + "".join(f"    {_c_string(ln)}\n" for ln in asm.splitlines()) + ");\n\n")
     parts.append("void pp_model_run(const int8_t *in, int8_t *out) {\n" + "\n".join(calls) + "\n}\n")
     header = (
         "#ifndef PP_MODEL_H\n#define PP_MODEL_H\n#include <stdint.h>\n"
@@ -515,4 +781,4 @@ def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
         f"#define PP_NUM_LAYERS {len(graph.layers)}\n#define PP_ARENA_SIZE {arena}\n"
         "void pp_model_run(const int8_t *in, int8_t *out);\n#endif\n"
     )
-    return GeneratedModel("".join(parts), header, arena, tuple(layer_kernels(graph, kernels)))
+    return GeneratedModel("".join(parts), header, arena, tuple(layer_kernels(graph, kernels)), tuple(sorted(staged)))

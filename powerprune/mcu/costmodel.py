@@ -1,10 +1,16 @@
 """Per-layer cycle model that lets the ``auto`` kernel set pick dense or sparse for each layer.
 
-cycles = a x work + b x outputs, where work is the MACs a kernel performs (dense: all of them;
-sparse: only those with a nonzero weight) and outputs the layer's output elements (requantization,
-window gathering, loop overhead). The coefficients were fitted on the virtual Pico (flash layout,
-125 MHz, XIP misses included) by ``python bench/bench_kernels.py``; BENCHMARKS.md shows the fit.
-Refit them when the kernels change.
+cycles = a x work + b x outputs + c, where work is the MACs a kernel performs (dense: all of them;
+sparse: only those with a nonzero weight), outputs the layer's output elements (requantization,
+bias, per-pixel and per-row loop overhead) and c a per-layer constant (call, input copy, set-up,
+which decide small layers such as LeNet's last one). The coefficients were fitted on the virtual Pico (flash
+layout, 125 MHz) by ``python bench/bench_kernels.py`` on layers whose kernel data codegen staged in
+SRAM, as it does whenever they fit (codegen.staging_plan); BENCHMARKS.md shows the fit. Refit them
+when the kernels change.
+
+Since the sparse convolutions became generated straight-line code (mcu/sparsegen.py), a sparse
+convolution is cheaper than the dense one at every density (3.3 vs 4.0 cycles per MAC): ``auto``
+keeps choosing per layer, and for fully connected layers the choice still flips near 50 % density.
 """
 
 from __future__ import annotations
@@ -13,12 +19,12 @@ import numpy as np
 
 from ..ir import Conv2D, FullyConnected, Layer
 
-# (a: cycles per MAC performed, b: cycles per output element), from bench/results/kernels.json
+# (a: cycles per MAC performed, b: per output element, c: per layer), from bench/results/kernels.json
 COEFFICIENTS = {
-    ("dense", "CONV_2D"): (8.55, 165.8),
-    ("sparse", "CONV_2D"): (8.20, 136.3),
-    ("dense", "FULLY_CONNECTED"): (14.29, 169.2),
-    ("sparse", "FULLY_CONNECTED"): (25.34, 236.7),
+    ("dense", "CONV_2D"): (4.03, 44.8, 0.0),
+    ("sparse", "CONV_2D"): (3.25, 29.7, 30301.0),
+    ("dense", "FULLY_CONNECTED"): (4.08, 52.1, 1675.0),
+    ("sparse", "FULLY_CONNECTED"): (8.06, 84.5, 85.0),
 }
 
 
@@ -34,8 +40,8 @@ def macs(layer: Conv2D | FullyConnected) -> int:
 def kernel_cycles(op: str, impl: str, macs: float, nonzero_macs: float, outputs: int) -> float:
     """The fitted model for one layer from its sizes alone, so pruning can plan with it on a float
     model before anything is quantized."""
-    a, b = COEFFICIENTS[(impl, op)]
-    return a * (nonzero_macs if impl == "sparse" else macs) + b * outputs
+    a, b, c = COEFFICIENTS[(impl, op)]
+    return a * (nonzero_macs if impl == "sparse" else macs) + b * outputs + c
 
 
 def auto_cycles(op: str, macs: float, nonzero_macs: float, outputs: int) -> float:

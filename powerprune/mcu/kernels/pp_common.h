@@ -44,4 +44,15 @@ static inline const int8_t *pp_padded_input(const pp_conv_t *p, const int8_t *in
     return scratch;
 }
 
+/* dst = src with every sign bit flipped: u = x + 128 as uint8, so kernels can use LDRB (which has an
+ * immediate offset, unlike LDRSB); codegen folds the -128 into the bias. Both buffers are word
+ * aligned (arena offsets and I/O buffers are), so whole words are flipped at once. */
+static inline void pp_flip_sign(const int8_t *src, int8_t *dst, int32_t n) {
+    const uint32_t *s = (const uint32_t *)src;
+    uint32_t *d = (uint32_t *)dst;
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) *d++ = *s++ ^ 0x80808080u;
+    for (; i < n; ++i) dst[i] = (int8_t)(src[i] ^ 0x80);
+}
+
 #endif

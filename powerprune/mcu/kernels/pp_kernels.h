@@ -21,6 +21,7 @@ typedef struct {
     const int32_t *shift;
     const uint16_t *nz_count;      /* sparse: nonzeros per output channel */
     const uint32_t *nz_packed;     /* sparse: (input offset << 8) | (uint8_t)weight for each nonzero */
+    const int32_t *stream;         /* dense: everything the assembly loop reads, in its order (codegen) */
 } pp_conv_t;
 
 typedef struct {
@@ -28,12 +29,12 @@ typedef struct {
     int16_t per_channel;           /* multiplier/shift arrays have out_size entries, else 1 */
     int32_t input_offset, output_offset;
     int32_t act_min, act_max;
-    const int8_t *weights;         /* (out, in); sparse: nonzero values only */
-    const int32_t *bias;           /* dense/sparse sets: folded as for convolutions */
+    const int8_t *weights;         /* (out, in), stock kernels */
+    const int32_t *bias;           /* stock kernels */
     const int32_t *multiplier;
     const int32_t *shift;
-    const uint16_t *nz_count;
-    const uint16_t *nz_offset;
+    const int32_t *stream;         /* dense/sparse: folded biases, weights (dense: interleaved rows;
+                                    * sparse: index << 8 | value per nonzero) and requantization records */
 } pp_fc_t;
 
 typedef struct {
@@ -109,8 +110,10 @@ void pp_fc_cmsisnn(const pp_fc_t *p, const int8_t *in, int8_t *out, int8_t *scra
 void pp_maxpool_cmsisnn(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
 void pp_avgpool_cmsisnn(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
 
-/* dense: pre-padded input (pads hold the input zero point, so they contribute nothing), input offset
- * folded into the bias, contiguous window rows, unrolled dot products. Pools: tight loops. */
+/* dense: hand-scheduled Cortex-M0+ assembly (kernels/dense.c): pre-padded input (pads hold the input
+ * zero point, so they contribute nothing), input offset folded into the bias, up to six output
+ * channels per input load (convolution) or eight rows per input (fully connected), weights streamed
+ * in the order the loop consumes them. Pools: tight loops. */
 void pp_conv2d_dense(const pp_conv_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch);
 void pp_fc_dense(const pp_fc_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch);
 void pp_maxpool_dense(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
@@ -118,6 +121,9 @@ void pp_maxpool_dense(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t 
 /* sparse: only nonzero weights are stored and visited, each with its precomputed input offset. */
 void pp_conv2d_sparse(const pp_conv_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch);
 void pp_fc_sparse(const pp_fc_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch);
+/* The input of a generated sparse convolution (codegen emits the whole layer as straight-line code,
+ * powerprune/mcu/sparsegen.py): padded, sign bits flipped; returns the window origin. */
+const uint8_t *pp_conv_flipped(const pp_conv_t *p, const int8_t *in, int8_t *scratch);
 
 /* ADD: one stock kernel (kernels/add.c) that every kernel set uses, so profiles name it "stock"
  * under each set. It takes both inputs before the output. */

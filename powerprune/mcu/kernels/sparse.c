@@ -1,29 +1,42 @@
 /* Kernel set "sparse": work only for nonzero weights.
  *
- * Per output channel the number of nonzeros, then for each nonzero its int8 value and the byte
- * offset of the input it multiplies (relative to the window origin in the pre-padded input). The
- * input offset is folded into the bias as in "dense", so the inner loop is: load entry, load input,
- * multiply, add. Two encodings, chosen by what each layer's weights cost to fetch:
- *   convolutions: one 32-bit word per nonzero, offset << 8 | value. Conv weights are few and stay
- *     in the XIP cache, so the wider entry costs nothing and saves an instruction per nonzero
- *     (ARMv6-M has no immediate-offset LDRSB; a word load plus SXTB/LSRS is cheaper).
- *   fully connected: 16-bit offsets and 8-bit values in two arrays, 3 bytes per nonzero, because
- *     FC weights stream from flash and every byte fetched costs XIP cache misses. */
+ * Convolutions are normally generated code (powerprune/mcu/sparsegen.py): every nonzero weight is an
+ * immediate in the instruction stream, so this file only prepares their input (pp_conv_flipped).
+ * When a layer's code would be too large (codegen.GENERATED_CODE_MAX), pp_conv2d_sparse below runs
+ * instead: per output channel the number of nonzeros, then one 32-bit word per nonzero,
+ * offset << 8 | value (ARMv6-M has no immediate-offset LDRSB; a word load plus SXTB/LSRS is cheaper
+ * than two narrow loads), two output pixels per pass so that each entry is decoded once for both.
+ *
+ * Fully connected (pp_fc_sparse, assembly): per row its count of nonzeros, its folded bias and one
+ * word per nonzero, input index << 8 | value; LDM fetches four entries at once and each costs SXTB,
+ * LSRS, LDRB, MULS, ADD: 8 cycles per nonzero. The input is read with its sign bits flipped
+ * (u = x + 128, unsigned) through LDRB; codegen folds the -128 into the bias. */
 #include "pp_common.h"
+#include "pp_m0.h"
 
-static inline int32_t sparse_dot(const int8_t *win, const int8_t *v, const uint16_t *off, int32_t n) {
-    int32_t acc = 0;
-    while (n >= 4) {
-        acc += v[0] * win[off[0]];
-        acc += v[1] * win[off[1]];
-        acc += v[2] * win[off[2]];
-        acc += v[3] * win[off[3]];
-        v += 4;
-        off += 4;
-        n -= 4;
+/* The input of a generated sparse convolution (powerprune/mcu/sparsegen.py): padded to the rows and
+ * columns the windows touch (pads hold the input zero point) and with every sign bit flipped
+ * (u = x + 128), so the generated code can read it with immediate-offset LDRB. Rows are padded on
+ * the left to a word boundary and to a whole number of words, so the input is copied a word at a
+ * time (codegen._flipped_geometry computes the same layout). Returns the window origin of output
+ * pixel (0, 0). */
+const uint8_t *pp_conv_flipped(const pp_conv_t *p, const int8_t *in, int8_t *scratch) {
+    const int32_t hp = pp_padded_h(p), wp = pp_padded_w(p), c = p->in_c;
+    const int32_t lead = (p->pad_w * c + 3) & ~3, skew = lead - p->pad_w * c;
+    const int32_t row = (skew + wp * c + 3) & ~3;
+    const uint32_t pad = (((uint8_t)(-p->input_offset)) ^ 0x80u) * 0x01010101u;
+    uint32_t *fill = (uint32_t *)scratch;
+    for (int32_t i = 0; i < hp * row / 4; ++i) fill[i] = pad;
+    const int32_t cols = (p->in_w < wp - p->pad_w ? p->in_w : wp - p->pad_w) * c;
+    for (int32_t y = 0; y < p->in_h && y + p->pad_h < hp; ++y) {
+        const uint8_t *src = (const uint8_t *)in + y * p->in_w * c;
+        uint8_t *dst = (uint8_t *)scratch + (y + p->pad_h) * row + lead;
+        int32_t i = 0;
+        if (((uintptr_t)src & 3) == 0)  /* dst is word aligned by construction */
+            for (; i + 4 <= cols; i += 4) *(uint32_t *)(dst + i) = *(const uint32_t *)(src + i) ^ 0x80808080u;
+        for (; i < cols; ++i) dst[i] = src[i] ^ 0x80u;
     }
-    while (n-- > 0) acc += *v++ * win[*off++];
-    return acc;
+    return (const uint8_t *)scratch + skew;
 }
 
 static inline int32_t packed_dot(const int8_t *win, const uint32_t *e, int32_t n) {
@@ -103,20 +116,107 @@ void pp_conv2d_sparse(const pp_conv_t *p, const int8_t *in, int8_t *restrict out
     }
 }
 
+/* ---- fully connected ------------------------------------------------------------------------ */
+
+typedef struct {
+    const uint8_t *in;        /* 0: input with the sign bit flipped */
+    int8_t *out;              /* 4 */
+    const int32_t *rows;      /* 8: per row [count, bias, entries x count] */
+    const int32_t *records;   /* 12: requantization records, one per row (per channel) or one */
+    int32_t record_step;      /* 16: bytes from one row's record to the next (0: per tensor) */
+    int32_t out_size;         /* 20 */
+} pp_sfc_args_t;
+
+void pp_sfc_m0_mul(const pp_sfc_args_t *a);
+void pp_sfc_m0_tbl(const pp_sfc_args_t *a);
+
 void pp_fc_sparse(const pp_fc_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch) {
-    (void)scratch;
-    const int32_t out_n = p->out_size, per_channel = p->per_channel;
-    const uint16_t *const counts = p->nz_count;
-    const int32_t *const bias = p->bias, *const mult = p->multiplier, *const shift = p->shift;
-    const int32_t out_offset = p->output_offset, lo = p->act_min, hi = p->act_max;
-    const int8_t *v = p->weights;
-    const uint16_t *off = p->nz_offset;
-    for (int32_t oc = 0; oc < out_n; ++oc) {
-        const int32_t n = counts[oc];
-        const int32_t ch = per_channel ? oc : 0;
-        const int32_t acc = bias[oc] + sparse_dot(in, v, off, n);
-        v += n;
-        off += n;
-        out[oc] = pp_output8(acc, mult[ch], shift[ch], out_offset, lo, hi);
-    }
+    pp_flip_sign(in, scratch, p->in_size);
+    /* the stream: record kind, the records (one per row, or one), then the rows */
+    const int tbl = p->stream[0] == PP_RQ_KIND_TBL;
+    const int32_t words = tbl ? PP_RQT_WORDS : PP_RQ_WORDS;
+    const int32_t *records = p->stream + 1;
+    const pp_sfc_args_t a = {(const uint8_t *)scratch, out, records + (p->per_channel ? p->out_size : 1) * words,
+                             records, p->per_channel ? 4 * words : 0, p->out_size};
+    if (tbl)
+        pp_sfc_m0_tbl(&a);
+    else
+        pp_sfc_m0_mul(&a);
 }
+
+#define SF_IN "0"
+#define SF_OUT "4"
+#define SF_OUTEND "8"
+#define SF_REC "12"
+#define SF_RECSTEP "16"
+#define SF_WP "20"
+#define SF_FRAME "24"
+
+__asm__(
+    ".syntax unified\n"
+    ".thumb\n"
+    PP_M0_RQ_MACRO
+    /* acc (r8) += value * input[offset] for the entry in register E; clobbers E, r6 */
+    ".macro SF_ENTRY E\n"
+    "    sxtb  r6, \\E\n"
+    "    lsrs  \\E, \\E, #8\n"
+    "    ldrb  \\E, [r5, \\E]\n"
+    "    muls  r6, \\E\n"
+    "    add   r8, r6\n"
+    ".endm\n"
+    ".macro SF_FUNC F, RQ\n"
+    ".section .data.\\F,\"ax\",%progbits\n"  /* in SRAM: see pp_m0.h */
+    ".global \\F\n"
+    ".type \\F, %function\n"
+    ".thumb_func\n"
+    "\\F:\n"
+    "    push  {r4-r7, lr}\n"
+    "    mov   r1, r8\n    mov r2, r9\n    mov r3, r10\n    push {r1-r3}\n"
+    "    sub   sp, #" SF_FRAME "\n"
+    "    ldr   r1, [r0, #0]\n    str r1, [sp, #" SF_IN "]\n"
+    "    ldr   r1, [r0, #4]\n    str r1, [sp, #" SF_OUT "]\n"
+    "    ldr   r2, [r0, #20]\n   adds r2, r1, r2\n    str r2, [sp, #" SF_OUTEND "]\n"
+    "    ldr   r1, [r0, #12]\n   str r1, [sp, #" SF_REC "]\n"
+    "    ldr   r1, [r0, #16]\n   str r1, [sp, #" SF_RECSTEP "]\n"
+    "    ldr   r4, [r0, #8]\n"
+    ".L\\F\\()_row:\n"
+    "    ldm   r4!, {r0, r1}\n"                 /* count, folded bias */
+    "    mov   r8, r1\n"
+    "    lsls  r0, r0, #2\n"
+    "    adds  r0, r4\n"
+    "    mov   r9, r0\n"                        /* end of the row's entries */
+    "    subs  r0, #12\n"
+    "    mov   r10, r0\n"                       /* below it, four more entries remain */
+    "    ldr   r5, [sp, #" SF_IN "]\n"
+    "    b     2f\n"
+    "1:  ldm   r4!, {r0, r1, r2, r3}\n"
+    "    SF_ENTRY r0\n    SF_ENTRY r1\n    SF_ENTRY r2\n    SF_ENTRY r3\n"
+    "2:  cmp   r4, r10\n"
+    "    blo   1b\n"
+    "3:  cmp   r4, r9\n"
+    "    beq   4f\n"
+    "    ldm   r4!, {r0}\n"
+    "    SF_ENTRY r0\n"
+    "    b     3b\n"
+    "4:  str   r4, [sp, #" SF_WP "]\n"
+    "    ldr   r4, [sp, #" SF_REC "]\n"
+    "    ldr   r5, [sp, #" SF_OUT "]\n"
+    "    mov   r0, r8\n"
+    "    \\RQ\n"
+    "    str   r5, [sp, #" SF_OUT "]\n"
+    "    ldr   r4, [sp, #" SF_REC "]\n"
+    "    ldr   r1, [sp, #" SF_RECSTEP "]\n"
+    "    adds  r4, r1\n"
+    "    str   r4, [sp, #" SF_REC "]\n"
+    "    ldr   r4, [sp, #" SF_WP "]\n"
+    "    ldr   r1, [sp, #" SF_OUTEND "]\n"
+    "    cmp   r5, r1\n"
+    "    bne   .L\\F\\()_row\n"
+    "    add   sp, #" SF_FRAME "\n"
+    "    pop   {r1-r3}\n    mov r8, r1\n    mov r9, r2\n    mov r10, r3\n"
+    "    pop   {r4-r7, pc}\n"
+    ".size \\F, . - \\F\n"
+    ".endm\n"
+    "SF_FUNC pp_sfc_m0_mul, PP_RQ_MUL_R0\n"
+    "SF_FUNC pp_sfc_m0_tbl, PP_RQ_TBL_R0\n"
+    ".text\n");
