@@ -29,6 +29,7 @@ from powerprune.mcu.boot2 import (
 )
 from powerprune.mcu.boot2 import source as boot2_source
 from powerprune.mcu.build import SRAM_BYTES, FitError, toolchain
+from powerprune.mcu.codegen import STAGING_BUDGET
 from powerprune.mcu.deploy import deploy
 from powerprune.mcu.elf import read_elf
 from powerprune.mcu.emulator import EmulatorError
@@ -100,7 +101,9 @@ def ad01(tmp_path_factory):
 
 def test_ad01_deploys_as_a_flash_image(ad01):
     out, res = ad01
-    assert res["image"] == "flash" and res["flash_bytes"] > SRAM_BYTES and res["sram_bytes"] < 16 * 1024
+    # the weights do not fit SRAM; what does fit (up to codegen.STAGING_BUDGET) is staged there at boot
+    assert res["image"] == "flash" and res["flash_bytes"] > SRAM_BYTES
+    assert res["sram_bytes"] <= STAGING_BUDGET + 16 * 1024
     blocks = read_uf2((out / "firmware.uf2").read_bytes())
     assert blocks[0].address == FLASH and all(b.address % 256 == 0 for b in blocks)
     assert blocks[0].data == assemble(toolchain(), boot2_source())  # our sealed boot2 comes first
