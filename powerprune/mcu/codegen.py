@@ -365,7 +365,8 @@ def _preamble(graph: Graph, kernels: str, impls: list[str], tensors: int, scratc
     if chain:
         lines.append(f"{'layer':<6} {'op':<18} {'output':<10} kernel")
     else:
-        lines.append(f"{'layer':<6} {'op':<18} {'reads':<8} {'output':<10} kernel   (tensor 0: the input)")
+        lines += ["Tensors a layer reads: 0 is the input, t the output of layer t - 1.", "",
+                  f"{'layer':<6} {'op':<18} {'reads':<8} {'output':<10} kernel"]
     for (i, layer, _), impl in zip(graph.steps(), impls, strict=True):
         kernel = "(a view of its input)" if isinstance(layer, Reshape) else impl
         reads = "" if chain else f"{','.join(map(str, graph.reads[i])):<8} "
