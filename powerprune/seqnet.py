@@ -569,7 +569,8 @@ def _compute_output_shapes(net: SeqNet) -> dict[int, tuple[int, ...]]:
 
 def output_shapes(net: SeqNet) -> dict[str, tuple[int, ...]]:
     """Output shape (without batch) of every layer by name; computed once per network."""
-    return {n: s for n, s in zip(net.names, (_output_shapes(net)[i] for i in range(len(net.names))), strict=True)}
+    shapes = _output_shapes(net)
+    return {n: shapes[i] for i, n in enumerate(net.names)}
 
 
 def _is_producer(entry: dict) -> bool:

@@ -197,19 +197,41 @@ def test_channels_meeting_at_an_add_form_one_group(resnet):
     assert all("fc23" not in g.producers for g in groups.values())
 
 
-def _zero_removed(net: SeqNet, keep: dict[str, np.ndarray]) -> SeqNet:
-    """A copy of ``net`` whose removed channels are exactly zero in every producer of their group:
-    on the kept channels it computes what the rebuilt network computes."""
+def _zero_removed(net: SeqNet, keep: dict[str, np.ndarray], depthwise: dict[str, str]) -> SeqNet:
+    """A copy of ``net`` whose removed channels are exactly zero in every producer of their group and
+    in the depthwise convs that follow it (``depthwise``: layer -> group; their bias would revive a
+    zeroed channel): on the kept channels it computes what the rebuilt network computes."""
     zeroed = SeqNet(net.spec, net.input_shape)
     zeroed.load_state_dict(net.state_dict())
     groups = channel_groups(net)
     with torch.no_grad():
         for name, kept in keep.items():
             drop = np.setdiff1d(np.arange(getattr(net, name).weight.shape[0]), kept)
-            for p in groups[name].producers:
+            for p in groups[name].producers + tuple(d for d, g in depthwise.items() if g == name):
                 getattr(zeroed, p).weight[drop] = 0
                 getattr(zeroed, p).bias[drop] = 0
     return zeroed
+
+
+def _assert_equal_on_kept_channels(net: SeqNet, small: SeqNet, keep: dict[str, np.ndarray],
+                                   depthwise: dict[str, str] | None = None) -> None:
+    """The rebuilt network computes what the original computes with the removed channels zeroed: the
+    output, and every intermediate tensor on the channels it kept (groups told apart by their widths,
+    which the callers choose distinct)."""
+    x = torch.rand(3, *net.input_shape)
+    full_out, small_out = {}, {}
+    with torch.no_grad():
+        y_full, y_small = _zero_removed(net, keep, depthwise or {})(x, full_out), small(x, small_out)
+    assert torch.allclose(y_small, y_full, atol=1e-5)
+    by_width = {(getattr(net, n).weight.shape[0], len(k)): torch.as_tensor(k) for n, k in keep.items()}
+    for name in net.names:
+        full, part = full_out[name], small_out[name]
+        kept = by_width.get((full.shape[1], part.shape[1]), slice(None))
+        for (c, w), k in by_width.items():  # a flatten: each kept channel's pixels, NCHW order
+            hw = full.shape[1] // c
+            if full.dim() == 2 and hw > 1 and full.shape[1] == c * hw and part.shape[1] == w * hw:
+                kept = (k[:, None] * hw + torch.arange(hw)[None, :]).flatten()
+        assert torch.allclose(part, full[:, kept], atol=1e-5), name
 
 
 def test_rebuilt_residual_network_equals_the_original_on_kept_channels(resnet):
@@ -222,19 +244,39 @@ def test_rebuilt_residual_network_equals_the_original_on_kept_channels(resnet):
     for name, producers in COUPLED.items():
         assert {getattr(small, p).weight.shape[0] for p in producers} == {widths[name]}
     assert model_stats(small).params == widths_param_count(resnet, widths) == resnet8_params(11, 9, 20, 22, 40, 37)
-    x = torch.rand(3, *SHAPE)
-    full_out, small_out = {}, {}
-    zeroed = _zero_removed(resnet, keep)
-    with torch.no_grad():
-        y_full, y_small = zeroed(x, full_out), small(x, small_out)
-    assert torch.allclose(y_small, y_full, atol=1e-5)
-    by_width = {(getattr(resnet, n).weight.shape[0], w): keep[n] for n, w in widths.items()}
-    for name in resnet.names:  # every intermediate tensor, on the channels it kept
-        full, part = full_out[name], small_out[name]
-        kept = by_width.get((full.shape[1], part.shape[1]), slice(None))
-        assert torch.allclose(part, full[:, kept], atol=1e-5), name
+    _assert_equal_on_kept_channels(resnet, small, keep)
     with pytest.raises(ValueError, match="coupled by an add"):
         rebuild_seqnet(resnet, {"conv0": keep["conv0"], "conv4": keep["conv0"]})
+
+
+class InvertedResidual(nn.Module):
+    """A MobileNetV2-style block: the depthwise conv inside follows the expansion's channels, the add
+    couples the stem with the projection, and no ReLU follows the add."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.expand, self.dw = nn.Conv2d(8, 16, 1), nn.Conv2d(16, 16, 3, padding=1, groups=16)
+        self.project, self.fc = nn.Conv2d(16, 8, 1), nn.Linear(8 * 4 * 4, 10)
+
+    def forward(self, x):
+        x = nn.functional.max_pool2d(torch.relu(self.stem(x)), 8)
+        y = self.project(torch.relu(self.dw(torch.relu(self.expand(x)))))
+        return self.fc(torch.flatten(x + y, 1))
+
+
+def test_depthwise_convs_and_flattens_inside_a_group_follow_its_channels():
+    torch.manual_seed(0)
+    net = from_torch(InvertedResidual(), SHAPE)
+    groups = channel_groups(net)
+    assert {n: g.producers for n, g in groups.items()} == {"conv0": ("conv0", "conv7"), "conv3": ("conv3",)}
+    assert groups["conv0"].taps == ("relu1",)
+    keep = {"conv0": np.array([0, 2, 3, 6, 7]), "conv3": np.array([1, 2, 4, 5, 8, 9, 10, 11, 13, 14, 15])}
+    small = rebuild_seqnet(net, keep)
+    dw = small.spec[net.names.index("conv5")]
+    assert dw["in"] == dw["out"] == dw["groups"] == 11 and small.spec[-1]["in"] == 5 * 16
+    assert model_stats(small).params == widths_param_count(net, {"conv0": 5, "conv3": 11})
+    _assert_equal_on_kept_channels(net, small, keep, depthwise={"conv5": "conv3"})
 
 
 @pytest.mark.parametrize("rate", [2, 4])
