@@ -21,10 +21,10 @@ from ..ir import Conv2D, FullyConnected, Layer
 
 # (a: cycles per MAC performed, b: per output element, c: per layer), from bench/results/kernels.json
 COEFFICIENTS = {
-    ("dense", "CONV_2D"): (4.03, 44.8, 0.0),
-    ("sparse", "CONV_2D"): (3.25, 29.7, 30301.0),
-    ("dense", "FULLY_CONNECTED"): (4.08, 52.1, 1675.0),
-    ("sparse", "FULLY_CONNECTED"): (8.06, 84.5, 85.0),
+    ("dense", "CONV_2D"): (4.03, 44.4, 0.0),
+    ("sparse", "CONV_2D"): (3.25, 26.0, 30204.0),
+    ("dense", "FULLY_CONNECTED"): (4.03, 32.4, 1486.0),
+    ("sparse", "FULLY_CONNECTED"): (8.04, 78.9, 265.0),
 }
 
 
