@@ -410,7 +410,7 @@ class Graph:
         self._validate_wiring()
         if self.input.is_float and not (self.layers and isinstance(self.layers[0], Quantize)
                                         and self.readers(0) == [0]):
-            raise IRError("a float32 model input must feed one QUANTIZE layer and nothing else")
+            raise IRError("a float32 model input must feed a QUANTIZE layer (and nothing else)")
         for i, layer, inp in self.steps():
             where = f"layer {i} ({layer.op})"
             out = layer.output

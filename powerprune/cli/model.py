@@ -158,6 +158,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     kernels = {k: layer_kernels(graph, k) for k in KERNEL_SETS}  # the C implementation of each layer
     for r in rows:
         r["kernels"] = {k: kernels[k][r["index"]] for k in KERNEL_SETS}
+        r["kernel"] = "stock" if set(r["kernels"].values()) == {"stock"} else None  # one kernel for every set
     if args.json:
         print(json.dumps([{**r, "input": list(r["input"]), "output": list(r["output"])} for r in rows]))
         return 0
@@ -179,7 +180,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         if tensor.is_float:
             print(f"model {boundary} is float32 (converted by its {'first' if boundary == 'input' else 'last'} layer)")
     for r in rows:
-        if set(r["kernels"].values()) == {"stock"}:
+        if r["kernel"] == "stock":
             print(f"layer {r['index']} ({r['op']}): one stock kernel serves every kernel set "
                   f"({', '.join(KERNEL_SETS)})")
     return 0
