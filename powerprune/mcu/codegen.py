@@ -242,10 +242,14 @@ def choose_kernel(layer: Layer, inp: TensorInfo, kernels: str) -> str:
     if isinstance(layer, FullyConnected) and inp.size >= 2**24:
         return "dense"  # input indices would not fit the 24 bits of a sparse entry
     if kernels == "dense":
-        return "dense"
-    if kernels == "sparse":
-        return "sparse"
-    return "sparse" if costmodel.prefers_sparse(layer) else "dense"
+        impl = "dense"
+    elif kernels == "sparse":
+        impl = "sparse"
+    else:
+        impl = "sparse" if costmodel.prefers_sparse(layer) else "dense"
+    if impl == "dense" and isinstance(layer, Conv2D) and 4 * layer.weights.size > DENSE_CONV_WEIGHTS_MAX:
+        return "tflmref"  # the dense convolution's int32 weights would crowd the 2 MB of flash
+    return impl
 
 
 def shared_kernel(layer: Layer, inp: TensorInfo) -> str | None:
@@ -294,6 +298,7 @@ def _folded_bias(layer: Conv2D | FullyConnected, rq, extra_offset: int = 0) -> n
 
 RQ_KIND_MUL, RQ_KIND_TBL = 0, 1   # PP_RQ_KIND_* in kernels/pp_m0.h
 CONV_GROUP_MAX = 6    # output channels per pass of the dense convolution (accumulators r8-r12, lr)
+DENSE_CONV_WEIGHTS_MAX = 512 * 1024   # bytes of int32 weights above which a conv layer stays on tflm-ref
 FC_ROWS = 8           # rows per pass of the dense fully connected kernel
 # cycles per input byte of the dense convolution's inner loop for a group of K channels (LDRSB 2,
 # LDM 1 + words, MULS + ADD per channel, index and branch 2): the groups are chosen to minimize it

@@ -119,7 +119,7 @@ def _literal(reg: str, value: int) -> list[str]:
 
 def _requantize(src: str, c: int, m: int, shift: int, off: int, lo: int, hi: int, bound: int) -> list[str]:
     """TFLM's MultiplyByQuantizedMultiplier + offset + clamp of the accumulator in ``src`` (a register
-    or a stack slot), stored as out[c] at [r4, #c]. The arithmetic is PP_RQ_R0's (kernels/pp_m0.h)
+    or a stack slot), stored as out[c] at [r4, #c]. The arithmetic is PP_RQ_MUL_R0's (kernels/pp_m0.h)
     with the constants folded in; the output is kept biased by +128 so that the clamp bounds are
     MOVS/CMP immediates."""
     lines = [f"ldr r0, [sp, #{src}]" if src.isdigit() else f"mov r0, {src}"]

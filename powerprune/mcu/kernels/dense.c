@@ -16,7 +16,8 @@
  * input is first copied to scratch with its sign bit flipped (u = x + 128, unsigned), so it is read
  * with an immediate-offset LDRB; codegen folds the -128 into the bias.
  *
- * Requantization: PP_RQ_R0 (pp_m0.h), 48 cycles, bit-exact with TFLM, from per-channel records. */
+ * Requantization (pp_m0.h): by threshold table (PP_RQ_TBL_R0, 22 cycles) or arithmetic (PP_RQ_MUL_R0,
+ * 48 cycles), bit-exact with TFLM, from per-channel records in the stream codegen writes. */
 #include "pp_common.h"
 #include "pp_m0.h"
 

@@ -15,12 +15,12 @@ typedef struct {
     int32_t input_offset;          /* -input zero point */
     int32_t output_offset;         /* output zero point */
     int32_t act_min, act_max;
-    const int8_t *weights;         /* OHWI (conv) or 1HWO (depthwise); sparse: nonzero values only */
-    const int32_t *bias;           /* dense/sparse sets: bias + input_offset * sum(weights), folded */
+    const int8_t *weights;         /* OHWI (conv) or 1HWO (depthwise), stock kernels */
+    const int32_t *bias;           /* stock kernels; data-driven sparse: + input_offset * sum(weights) */
     const int32_t *multiplier;     /* per output channel */
     const int32_t *shift;
-    const uint16_t *nz_count;      /* sparse: nonzeros per output channel */
-    const uint32_t *nz_packed;     /* sparse: (input offset << 8) | (uint8_t)weight for each nonzero */
+    const uint16_t *nz_count;      /* data-driven sparse: nonzeros per output channel */
+    const uint32_t *nz_packed;     /* data-driven sparse: (input offset << 8) | (uint8_t)weight each */
     const int32_t *stream;         /* dense: everything the assembly loop reads, in its order (codegen) */
 } pp_conv_t;
 
@@ -110,15 +110,17 @@ void pp_fc_cmsisnn(const pp_fc_t *p, const int8_t *in, int8_t *out, int8_t *scra
 void pp_maxpool_cmsisnn(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
 void pp_avgpool_cmsisnn(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
 
-/* dense: hand-scheduled Cortex-M0+ assembly (kernels/dense.c): pre-padded input (pads hold the input
- * zero point, so they contribute nothing), input offset folded into the bias, up to six output
- * channels per input load (convolution) or eight rows per input (fully connected), weights streamed
- * in the order the loop consumes them. Pools: tight loops. */
+/* dense: hand-scheduled Cortex-M0+ assembly (kernels/dense.c, kernels/pp_m0.h): pre-padded input
+ * (pads hold the input zero point, so they contribute nothing), input offset folded into the bias,
+ * up to six output channels per input load (convolution) or eight rows per input (fully connected),
+ * weights streamed in the order the loop consumes them. Max pooling: a tight C loop. */
 void pp_conv2d_dense(const pp_conv_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch);
 void pp_fc_dense(const pp_fc_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch);
 void pp_maxpool_dense(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
 
-/* sparse: only nonzero weights are stored and visited, each with its precomputed input offset. */
+/* sparse: only nonzero weights are stored and visited. A convolution is normally generated
+ * straight-line code (powerprune/mcu/sparsegen.py, called from model.c), pp_conv2d_sparse the
+ * data-driven kernel for layers whose code would be too large; FC: assembly (kernels/sparse.c). */
 void pp_conv2d_sparse(const pp_conv_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch);
 void pp_fc_sparse(const pp_fc_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch);
 /* The input of a generated sparse convolution (codegen emits the whole layer as straight-line code,
