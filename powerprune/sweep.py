@@ -43,7 +43,7 @@ from .prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE, METHOD
 from .quantize import DEFAULT_CALIBRATION, quantize, quantize_images
 from .schema import COUNT, NON_NEGATIVE, POSITIVE, Limits, check_fields, toml_repr
 from .tflite import load_tflite, save_tflite
-from .train import DEFAULT_TRAINING, Recipe, accuracy, fit, seed_everything
+from .train import DEFAULT_TRAINING, OPTIMIZERS, Recipe, accuracy, fit, seed_everything
 
 PAPER_RATES = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 
@@ -66,6 +66,8 @@ class SweepConfig:
     seeds: Annotated[tuple[int, ...], Limits(at_least=0, non_empty=True)] = (0,)
     epochs: Annotated[int, COUNT] = DEFAULT_TRAINING.epochs
     lr: Annotated[float, POSITIVE] = DEFAULT_TRAINING.lr
+    # training and fine-tuning; "rmsprop" (Keras's defaults) with lr 1e-3 is the paper's recipe
+    optimizer: Annotated[str, Limits(one_of=OPTIMIZERS)] = DEFAULT_TRAINING.optimizer
     batch_size: Annotated[int, COUNT] = DEFAULT_TRAINING.batch_size
     finetune_epochs: Annotated[int, NON_NEGATIVE] = DEFAULT_FINETUNE.epochs
     finetune_lr: Annotated[float, POSITIVE] = DEFAULT_FINETUNE.lr
@@ -236,7 +238,7 @@ def train_key(cfg: SweepConfig, recipe: Recipe) -> str:
 
 
 def train_stage(cfg: SweepConfig, seed: int, cache: Path, progress: bool = True) -> tuple[str, dict]:
-    recipe = Recipe(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=seed)
+    recipe = Recipe(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=seed, optimizer=cfg.optimizer)
     key = train_key(cfg, recipe)
 
     def compute(stem: Path) -> dict:
@@ -266,7 +268,8 @@ def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: flo
     if method == "dense":
         model_key, model_rec = base_key, base_record
     else:
-        recipe = Recipe(epochs=cfg.finetune_epochs, lr=cfg.finetune_lr, batch_size=cfg.batch_size, seed=seed)
+        recipe = Recipe(epochs=cfg.finetune_epochs, lr=cfg.finetune_lr, batch_size=cfg.batch_size, seed=seed,
+                        optimizer=cfg.optimizer)
         by_energy = {"target": "energy"} if method == "energy" else {}
         model_key = stage_key("prune", base=base_key, method=method, rate=rate, recipe=recipe_inputs(recipe),
                               schedule=cfg.magnitude_schedule, scope=cfg.magnitude_scope, **by_energy)

@@ -6,6 +6,7 @@ import argparse
 import io
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -47,12 +48,22 @@ def _model_def_file(spec: str | None) -> str | None:
     return spec.rpartition(":")[0] or None if spec else None
 
 
+ARCH_NAMES = {"lenet": "LeNet-5", "paper": "the paper's CNN"}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..model import ModelInfo, lenet5, save_model
-    from ..train import Recipe, accuracy, fit, seed_everything
+    from ..model import ModelInfo, build_arch, save_model
+    from ..train import accuracy, fit, recipe_for, seed_everything
 
     refuse_overwrite_input(args.out, args.data, _model_def_file(args.model_def))
-    recipe = Recipe(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed)
+    if args.model_def and args.arch is not None:
+        raise ValueError("--arch picks one of our networks, --model-def your own: give one of them")
+    arch = args.arch or "lenet"
+    # the network's own recipe (the paper's: RMSprop at 1e-3), unless an option overrides a part of it
+    base = recipe_for(arch)
+    recipe = replace(base, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                     lr=base.lr if args.lr is None else args.lr,
+                     optimizer=base.optimizer if args.optimizer is None else args.optimizer)
     train, test = data_split(args, "train"), data_split(args, "test")
     seed_everything(args.seed)
     if args.model_def:
@@ -62,15 +73,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         model = from_torch(model_factory(args.model_def)(), (c, h, w))
         what = f"{args.model_def} ({', '.join(model.layer_names)})"
     else:
-        model = lenet5()
-        what = "LeNet-5"
+        if train.images.shape[1:] != (28, 28, 1):
+            raise ValueError(f"--arch {arch} takes 28x28x1 images, the data has {train.images.shape[1:]}; "
+                             "use --model-def for another input shape")
+        model = build_arch(arch)
+        what = f"{ARCH_NAMES[arch]} with {sum(p.numel() for p in model.parameters()):,} parameters"
     t0 = time.perf_counter()
     fit(model, train, recipe, desc="train")
     per_epoch = (time.perf_counter() - t0) / recipe.epochs
     acc = accuracy(model, test)
     save_model(model, args.out, ModelInfo(history=[{"step": "train", "recipe": vars(recipe), "accuracy": acc,
                                                     "seconds_per_epoch": per_epoch}]))
-    print(f"trained {what} ({recipe.epochs} epochs, {per_epoch:.1f} s/epoch, seed {args.seed}): "
+    print(f"trained {what} ({recipe.epochs} epochs, {recipe.optimizer} lr {recipe.lr:g}, {per_epoch:.1f} s/epoch, "
+          f"seed {args.seed}): "
           f"test accuracy {acc:.2%} -> {args.out}")
     return 0
 
@@ -84,7 +99,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     refuse_overwrite_input(args.out, args.model, args.data)
     model, _ = load_model(args.model)
     train, test = data_split(args, "train"), data_split(args, "test")
-    recipe = Recipe(epochs=args.finetune_epochs, lr=args.lr, seed=args.seed)
+    recipe = Recipe(epochs=args.finetune_epochs, lr=args.lr, seed=args.seed, optimizer=args.optimizer)
     res = prune(model, args.method, args.compression, train, test, finetune=recipe, cycles=auto_cycles,
                 schedule=args.schedule, scope=args.scope, energy_budget=args.energy_budget,
                 accuracy_budget=None if args.accuracy_budget is None else args.accuracy_budget / 100)
@@ -169,16 +184,24 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """The model commands, with the defaults the library uses (so the CLI and the API cannot drift)."""
     from ..mcu.build import LAYOUTS
+    from ..model import ARCHS
     from ..prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE, METHODS, SCHEDULES, SCOPES
     from ..quantize import DEFAULT_CALIBRATION
-    from ..train import DEFAULT_TRAINING
+    from ..train import DEFAULT_TRAINING, OPTIMIZERS, PAPER_TRAINING
 
     p = sub.add_parser("train", help="train the LeNet-5-like baseline on FashionMNIST (or your model/data)")
     p.add_argument("--out", required=True, help="model file to write (.pt)")
+    p.add_argument("--arch", choices=tuple(ARCHS), default=None,
+                   help="lenet: our LeNet-5 (default); paper: the network the paper measured (110,742 parameters), "
+                        f"trained with its recipe ({PAPER_TRAINING.optimizer}, lr {PAPER_TRAINING.lr:g}) unless "
+                        "--optimizer/--lr say otherwise")
     p.add_argument("--model-def", default=None, metavar="FILE.py:FUNC",
                    help="train your own network: FUNC() returns a PyTorch module built from supported layers")
     p.add_argument("--epochs", type=positive_int, default=DEFAULT_TRAINING.epochs)
-    p.add_argument("--lr", type=positive_float, default=DEFAULT_TRAINING.lr)
+    p.add_argument("--lr", type=positive_float, default=None,
+                   help=f"learning rate (default: the network's recipe, {DEFAULT_TRAINING.lr:g} for lenet)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
+                   help=f"default: the network's recipe ({DEFAULT_TRAINING.optimizer} for lenet)")
     p.add_argument("--batch-size", type=positive_int, default=DEFAULT_TRAINING.batch_size)
     p.add_argument("--seed", type=non_negative_int, default=DEFAULT_TRAINING.seed)
     add_data_limits(p)
@@ -201,6 +224,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "fine-tuning)")
     p.add_argument("--lr", type=positive_float, default=DEFAULT_FINETUNE.lr,
                    help=f"fine-tuning learning rate (default {DEFAULT_FINETUNE.lr:g})")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULT_FINETUNE.optimizer,
+                   help=f"fine-tuning optimizer (default {DEFAULT_FINETUNE.optimizer})")
     p.add_argument("--schedule", choices=SCHEDULES, default=DEFAULT_SCHEDULE,
                    help="magnitude: raise sparsity along a cubic schedule while fine-tuning (gradual, default), "
                         "or prune at once and fine-tune (oneshot)")
