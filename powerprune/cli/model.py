@@ -184,6 +184,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """The model commands, with the defaults the library uses (so the CLI and the API cannot drift)."""
     from ..mcu.build import LAYOUTS
+    from ..mcu.codegen import KERNEL_SETS
     from ..model import ARCHS
     from ..prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE, METHODS, SCHEDULES, SCOPES
     from ..quantize import DEFAULT_CALIBRATION
@@ -257,7 +258,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--inputs", required=True, help="X.npy: int8 (already quantized), float32 or uint8 pixels")
     p.add_argument("--output", required=True, help="Y.npy: int8 outputs, one row per input")
     p.add_argument("--on", choices=("host", "rp2040"), default="host")
-    p.add_argument("--kernels", default="tflm-ref", help="kernel set on rp2040")
+    p.add_argument("--kernels", choices=KERNEL_SETS, default="tflm-ref", help="kernel set on rp2040")
     p.add_argument("--layout", choices=LAYOUTS, default="flash")
     p.add_argument("--calibration", type=positive_int, default=DEFAULT_CALIBRATION, metavar="N")
     add_data_option(p)

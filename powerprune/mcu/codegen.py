@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ir import (
+    WEIGHTED,
     Conv2D,
     DepthwiseConv2D,
     FullyConnected,
@@ -28,8 +29,10 @@ from ..ir import (
 from . import costmodel
 
 # tflm-ref and cmsis-nn are the stock baselines (TFLM reference kernels; CMSIS-NN's pure-C M0+ path);
-# dense, sparse and auto are ours
-KERNEL_SETS = ("tflm-ref", "cmsis-nn", "dense", "sparse", "auto")
+# dense, sparse and auto are ours; tflm-skip is the paper's "adapted TFLM" (the tflm-ref loops skipping
+# the multiply of a zero weight), which only the paper-exact run profiles by default
+KERNEL_SETS = ("tflm-ref", "cmsis-nn", "dense", "sparse", "auto", "tflm-skip")
+ADAPTED_KERNELS = "tflm-skip"
 
 # The descriptor structs of kernels/pp_kernels.h: every field in declaration order, with its C type
 # ("*": a pointer). ``c_struct`` fills exactly these; a test checks them against the header.
@@ -63,7 +66,7 @@ class GeneratedModel:
     model_c: str
     model_h: str
     arena_bytes: int
-    kernels: tuple[str, ...]   # implementation each layer got: tflmref, cmsisnn, dense, sparse, reshape
+    kernels: tuple[str, ...]   # implementation each layer got: tflmref, tflmskip, cmsisnn, dense, sparse, reshape
 
 
 def c_array(ctype: str, name: str, values: np.ndarray, per_line: int = 24) -> str:
@@ -132,11 +135,13 @@ def _feeds_output_only(graph: Graph, i: int, owner: list[int]) -> bool:
 # --- per-layer kernel choice -----------------------------------------------------------------
 
 def choose_kernel(layer: Layer, inp: TensorInfo, kernels: str) -> str:
-    """The C implementation ('tflmref', 'cmsisnn', 'dense' or 'sparse') one layer gets under a kernel
-    set. Ops a set has no kernel for fall back to the next simpler one, so every set runs every model
-    (cmsis-nn has a kernel for every op)."""
+    """The C implementation ('tflmref', 'tflmskip', 'cmsisnn', 'dense' or 'sparse') one layer gets under
+    a kernel set. Ops a set has no kernel for fall back to the next simpler one, so every set runs every
+    model (cmsis-nn has a kernel for every op; tflm-skip's pools are tflm-ref's: they have no weights)."""
     if kernels not in KERNEL_SETS:
         raise CodegenError(f"unknown kernel set {kernels!r}; available: {', '.join(KERNEL_SETS)}")
+    if kernels == ADAPTED_KERNELS:
+        return "tflmskip" if isinstance(layer, WEIGHTED) else "tflmref"
     if kernels == "cmsis-nn":
         return "tflmref" if isinstance(layer, Reshape) else "cmsisnn"
     if kernels == "tflm-ref" or isinstance(layer, DepthwiseConv2D | Reshape):
@@ -195,7 +200,7 @@ def _folded_bias(layer: Conv2D | FullyConnected, rq) -> np.ndarray:
 def _weight_arrays(name: str, layer: Conv2D | DepthwiseConv2D | FullyConnected, inp: TensorInfo, impl: str,
                    rq) -> tuple[str, str, str]:
     """C arrays for weights and bias in the format ``impl`` reads; returns (code, count, offsets) names."""
-    if impl in ("tflmref", "cmsisnn"):  # stock kernels: raw weights, raw bias
+    if impl in ("tflmref", "tflmskip", "cmsisnn"):  # stock kernels: raw weights, raw bias
         return (c_array("int8_t", f"{name}_w", layer.weights) + c_array("int32_t", f"{name}_b", layer.bias),
                 "0", "0")
     bias = c_array("int32_t", f"{name}_b", _folded_bias(layer, rq))

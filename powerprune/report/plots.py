@@ -14,7 +14,7 @@ from .analysis import COMPARE_KERNELS, label, method_curves, pareto
 MARKERS = {"dense": "*", "magnitude": "o", "apoz": "s", "hybrid": "D", "energy": "^"}
 METHOD_COLORS = {"magnitude": "#1f77b4", "apoz": "#ff7f0e", "hybrid": "#9467bd", "energy": "#d62728"}
 KERNEL_COLORS = {"tflm-ref": "#888", "cmsis-nn": "#8c564b", "dense": "#1f77b4", "sparse": "#ff7f0e",
-                 "auto": "#2ca02c"}
+                 "auto": "#2ca02c", "tflm-skip": "#17becf"}
 
 
 def finish_energy_axes(fig, ax):

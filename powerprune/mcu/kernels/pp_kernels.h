@@ -54,6 +54,12 @@ void pp_fc_tflmref(const pp_fc_t *p, const int8_t *in, int8_t *out, int8_t *scra
 void pp_maxpool_tflmref(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
 void pp_avgpool_tflmref(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
 
+/* tflm-skip: the paper's "adapted TFLM": the tflm-ref loops with a zero-weight test that skips the
+ * multiply-accumulate (kernels/tflm_skip.c). Pools take the tflm-ref kernels. */
+void pp_conv2d_tflmskip(const pp_conv_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void pp_depthwise_tflmskip(const pp_conv_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void pp_fc_tflmskip(const pp_fc_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+
 /* cmsis-nn: our implementation of CMSIS-NN's pure-C (no DSP, no MVE) int8 path, what pico-tflmicro
  * runs on the M0+: int16 im2col of two pixels + 2x2-blocked matrix multiply for convolutions, three
  * rows per pass for fully connected, CMSIS-NN's depthwise and pooling structure (kernels/cmsis_nn.c).
