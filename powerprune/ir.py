@@ -1,4 +1,4 @@
-"""The int8 graph IR: the one object every backend consumes.
+"""The graph IR: the one object every backend consumes.
 
 A ``Graph`` is a chain of int8 layers following the TFLite int8 quantization spec: asymmetric int8
 activations (scale, zero point per tensor), symmetric int8 weights (zero point 0) with per-channel or
@@ -7,6 +7,10 @@ activations (batch left out), OHWI conv weights, (out, in) fully connected weigh
 
 Quantized multipliers are *derived* from the float scales (``requantization``) rather than stored,
 so an imported, exported or generated model can never disagree with its own scales.
+
+The same layers also describe a float32 graph, what the paper deployed: every tensor's ``dtype`` is
+"float32" (scale 0 and zero point 0: no quantization), weights and biases are float32 and there are
+no weight scales. A graph is one dtype throughout (no converting ops); ``Graph.validate`` checks it.
 """
 
 from __future__ import annotations
@@ -23,24 +27,47 @@ class IRError(ValueError):
     """A graph that is inconsistent or uses something the IR does not support."""
 
 
+DTYPES = {"int8": np.int8, "float32": np.float32}  # what a tensor holds, and its numpy type
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 @dataclass(frozen=True)
 class TensorInfo:
-    """Shape (without batch) and per-tensor int8 quantization of an activation."""
+    """Shape (without batch) and per-tensor int8 quantization of an activation, or a float32 activation
+    (``dtype`` "float32": scale 0 and zero point 0, see ``TensorInfo.float32``)."""
 
     shape: tuple[int, ...]
     scale: float
     zero_point: int
+    dtype: str = "int8"
+
+    @staticmethod
+    def float32(shape: tuple[int, ...]) -> TensorInfo:
+        return TensorInfo(tuple(shape), 0.0, 0, "float32")
 
     @property
     def size(self) -> int:
         return int(np.prod(self.shape))
 
+    @property
+    def numpy_dtype(self) -> type:
+        return DTYPES[self.dtype]
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * np.dtype(self.numpy_dtype).itemsize
+
     def quantize(self, x: np.ndarray) -> np.ndarray:
-        """float -> int8 with this tensor's parameters (round half away from zero, as TFLite)."""
+        """float -> this tensor's values: int8 with its scale and zero point (round half away from zero,
+        as TFLite); a float32 tensor takes the values as they are."""
+        if self.dtype == "float32":
+            return np.asarray(x, np.float32)
         q = round_half_away(x / np.float32(self.scale)) + self.zero_point
         return np.clip(q, -128, 127).astype(np.int8)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
+        if self.dtype == "float32":
+            return np.asarray(q, np.float32)
         return (q.astype(np.float32) - self.zero_point) * np.float32(self.scale)
 
 
@@ -49,12 +76,18 @@ class Activation:
     """Fused activation as the int8 clamp TFLite applies; ``kind`` is kept for export."""
 
     kind: str  # "NONE", "RELU", "RELU6"
-    min: int
-    max: int
+    min: int | float
+    max: int | float
 
     @staticmethod
     def for_output(kind: str, out: TensorInfo) -> Activation:
-        """The clamp TFLite's CalculateActivationRangeQuantized derives for ``kind`` on ``out``."""
+        """The clamp TFLite's CalculateActivationRangeQuantized derives for ``kind`` on ``out``; on a
+        float32 output the one CalculateActivationRange derives (NONE: the whole finite float range,
+        so TFLM clamps an infinity to the largest float)."""
+        if kind not in ("NONE", "RELU", "RELU6"):
+            raise IRError(f"unsupported fused activation {kind}")
+        if out.dtype == "float32":
+            return Activation(kind, -FLOAT32_MAX if kind == "NONE" else 0.0, 6.0 if kind == "RELU6" else FLOAT32_MAX)
         lo, hi = -128, 127
         if kind in ("RELU", "RELU6"):
             lo = max(lo, out.zero_point)
@@ -119,7 +152,16 @@ class Reshape:
     op: str = field(default="RESHAPE", init=False)
 
 
-Layer = Conv2D | DepthwiseConv2D | FullyConnected | Pool2D | Reshape
+@dataclass(eq=False)
+class Softmax:
+    """softmax(beta x) over the last axis; float32 only (what the paper's network ends with)."""
+
+    beta: float
+    output: TensorInfo
+    op: str = field(default="SOFTMAX", init=False)
+
+
+Layer = Conv2D | DepthwiseConv2D | FullyConnected | Pool2D | Reshape | Softmax
 WEIGHTED = (Conv2D, DepthwiseConv2D, FullyConnected)
 
 
@@ -135,8 +177,8 @@ class Requant:
 
 def requantization(layer: Layer, inp: TensorInfo) -> Requant:
     """Per-channel multipliers exactly as TFLM derives them from the scales at Prepare time."""
-    if not isinstance(layer, WEIGHTED):
-        raise IRError(f"{layer.op} has no requantization")
+    if not isinstance(layer, WEIGHTED) or layer.output.dtype != "int8":
+        raise IRError(f"{layer.output.dtype} {layer.op} has no requantization")
     channels = layer.bias.shape[0]
     scales = np.broadcast_to(layer.weight_scales, (channels,))
     pairs = [quantize_multiplier(real_multiplier(inp.scale, float(s), layer.output.scale)) for s in scales]
@@ -163,6 +205,13 @@ def output_size(in_size: int, kernel: int, stride: int, padding: str) -> tuple[i
     raise IRError(f"unknown padding {padding!r}")
 
 
+def _check_tensor(t: TensorInfo, where: str) -> None:
+    if t.dtype not in DTYPES:
+        raise IRError(f"{where}: unknown dtype {t.dtype!r}; choose from {list(DTYPES)}")
+    if t.dtype == "float32" and (t.scale, t.zero_point) != (0.0, 0):
+        raise IRError(f"{where}: a float32 tensor has no quantization (scale 0, zero point 0)")
+
+
 @dataclass(eq=False)
 class Graph:
     """A chain of int8 layers: the input feeds layer 0, each layer feeds the next."""
@@ -178,6 +227,11 @@ class Graph:
     def output(self) -> TensorInfo:
         return self.layers[-1].output if self.layers else self.input
 
+    @property
+    def dtype(self) -> str:
+        """"int8" or "float32": every tensor of a graph has the same (``validate``)."""
+        return self.input.dtype
+
     def steps(self) -> Iterator[tuple[int, Layer, TensorInfo]]:
         """(index, layer, its input tensor) in execution order."""
         inp = self.input
@@ -187,9 +241,13 @@ class Graph:
 
     def validate(self) -> None:
         """Shapes and dtypes must chain; every later stage trusts this instead of re-checking."""
+        _check_tensor(self.input, "the graph input")
         for i, layer, inp in self.steps():
             where = f"layer {i} ({layer.op})"
             out = layer.output
+            _check_tensor(out, where)
+            if out.dtype != inp.dtype:
+                raise IRError(f"{where}: turns {inp.dtype} into {out.dtype}; a graph is one dtype throughout")
             if isinstance(layer, Conv2D | DepthwiseConv2D | Pool2D):
                 if len(inp.shape) != 3 or len(out.shape) != 3:
                     raise IRError(f"{where}: expects HWC tensors, got {inp.shape} -> {out.shape}")
@@ -215,7 +273,18 @@ class Graph:
             elif isinstance(layer, Reshape):
                 if inp.size != out.size:
                     raise IRError(f"{where}: reshape {inp.shape} -> {out.shape} changes the size")
-            if isinstance(layer, WEIGHTED):
+            elif isinstance(layer, Softmax):
+                if out.dtype != "float32":
+                    raise IRError(f"{where}: only float32 SOFTMAX is supported")
+                if inp.shape != out.shape or not (np.isfinite(layer.beta) and layer.beta > 0):
+                    raise IRError(f"{where}: softmax keeps the shape {inp.shape} and needs a finite beta > 0, "
+                                  f"got {out.shape} and {layer.beta}")
+            if isinstance(layer, WEIGHTED) and out.dtype == "float32":
+                if layer.weights.dtype != np.float32 or layer.bias.dtype != np.float32 or layer.weight_scales.size:
+                    raise IRError(f"{where}: a float32 layer has float32 weights and bias and no weight scales")
+                if not (np.isfinite(layer.weights).all() and np.isfinite(layer.bias).all()):
+                    raise IRError(f"{where}: weights or bias contain NaN or infinity")
+            elif isinstance(layer, WEIGHTED):
                 if layer.weights.dtype != np.int8 or layer.bias.dtype != np.int32:
                     raise IRError(f"{where}: weights must be int8 and bias int32")
                 if layer.bias.shape != (layer.weights.shape[0 if not isinstance(layer, DepthwiseConv2D) else 3],):

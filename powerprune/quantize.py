@@ -1,4 +1,5 @@
-"""Post-training full-integer quantization: a float network becomes an int8 ``Graph``.
+"""Post-training full-integer quantization: a float network becomes an int8 ``Graph`` (or, for a float32
+deployment like the paper's, a float32 ``Graph`` of the same layers: ``float32_graph``).
 
 Follows the TFLite int8 spec the official converter uses: activation ranges from calibration images
 (min/max, always including 0), per-channel symmetric conv weights, per-tensor symmetric FC weights,
@@ -8,13 +9,16 @@ quantizes to its smaller shapes because the IR is built from the actual tensors.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
 
 from .data import Dataset
 from .fixedpoint import round_half_away
-from .ir import Activation, Conv2D, DepthwiseConv2D, FullyConnected, Graph, Pool2D, Reshape, TensorInfo
+from .ir import Activation, Conv2D, DepthwiseConv2D, FullyConnected, Graph, Pool2D, Reshape, Softmax, TensorInfo
 from .seqnet import ConversionError, SeqNet, from_torch
 
 DEFAULT_CALIBRATION = 500  # training images whose activation ranges set the int8 scales
@@ -89,6 +93,47 @@ def _tflite_padding(entry: dict, in_hw: tuple[int, int], out_hw: tuple[int, int]
     return "SAME"
 
 
+@dataclass(frozen=True)
+class _Step:
+    """One IR layer of a SeqNet: a conv or linear layer with the ReLU/ReLU6 that follows it fused, a
+    pool, or a flatten; ``output`` names the SeqNet layer whose output the IR layer produces."""
+
+    kind: str
+    entry: dict
+    name: str
+    activation: str
+    output: str
+
+
+def _steps(net: SeqNet) -> Iterator[_Step]:
+    """The chain as TFLite layers: the one reading of a SeqNet that the int8 and the float32 graph share."""
+    i = 0
+    while i < len(net.spec):
+        entry, lname = net.spec[i], net.names[i]
+        kind = entry["type"]
+        if kind in ("conv", "linear"):
+            act, out_name, step = "NONE", lname, 1
+            if i + 1 < len(net.spec) and net.spec[i + 1]["type"] in ("relu", "relu6"):
+                act, out_name, step = net.spec[i + 1]["type"].upper(), net.names[i + 1], 2
+            yield _Step(kind, entry, lname, act, out_name)
+            i += step
+            continue
+        if kind not in ("maxpool", "avgpool", "flatten"):
+            raise ConversionError(f"layer {lname}: a {kind} that does not follow a conv or linear layer cannot be "
+                                  "fused; TFLite int8 has no standalone ReLU here")
+        yield _Step(kind, entry, lname, "NONE", lname)
+        i += 1
+
+
+def _nhwc_columns(w: np.ndarray, flattened_from: tuple[int, ...] | None) -> np.ndarray:
+    """A linear layer's weights after a flatten: PyTorch flattens NCHW, TFLite NHWC, so the input
+    columns are reordered to match."""
+    if flattened_from is None or len(flattened_from) != 3:
+        return w
+    fh, fw, fc = flattened_from
+    return w.reshape(w.shape[0], fc, fh, fw).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+
+
 def quantize(model: nn.Module, calibration: Dataset, name: str = "lenet5") -> Graph:
     """Full-integer quantization of ``model`` (a SeqNet such as ``lenet5()``, or any PyTorch chain of supported
     layers) with ranges from ``calibration`` (a few hundred training images are enough; TFLite's
@@ -104,57 +149,94 @@ def quantize(model: nn.Module, calibration: Dataset, name: str = "lenet5") -> Gr
     prev = TensorInfo((h, w_, c), INPUT_SCALE, INPUT_ZERO_POINT)
     inp, layers = prev, []
     flattened_from: tuple[int, ...] | None = None
-    i = 0
-    while i < len(net.spec):
-        entry, lname = net.spec[i], net.names[i]
-        where = f"layer {lname}"
-        kind = entry["type"]
-        if kind in ("conv", "linear"):
-            act, out_name, step = "NONE", lname, 1
-            if i + 1 < len(net.spec) and net.spec[i + 1]["type"] in ("relu", "relu6"):
-                act, out_name, step = net.spec[i + 1]["type"].upper(), net.names[i + 1], 2
-            mod = getattr(net, lname)
-            out = activation_quant(_nhwc(shapes[out_name]), *ranges[out_name])
+    for st in _steps(net):
+        entry = st.entry
+        if st.kind in ("conv", "linear"):
+            mod = getattr(net, st.name)
+            out = activation_quant(_nhwc(shapes[st.output]), *ranges[st.output])
             w, bias = mod.weight.detach().numpy(), mod.bias.detach().numpy()
-            if kind == "conv":
+            if st.kind == "conv":
                 depthwise = entry["groups"] > 1
                 scales = _weight_scales(w, per_channel=True)
-                padding = _tflite_padding(entry, prev.shape[:2], out.shape[:2], where)
+                padding = _tflite_padding(entry, prev.shape[:2], out.shape[:2], f"layer {st.name}")
                 q = _quant_weights(w, scales)
                 cls = DepthwiseConv2D if depthwise else Conv2D
                 qw = q.transpose(1, 2, 3, 0) if depthwise else q.transpose(0, 2, 3, 1)  # -> 1HWO / OHWI
                 layers.append(cls(np.ascontiguousarray(qw), _quant_bias(bias, prev.scale, scales), scales,
-                                  tuple(entry["stride"]), padding, Activation.for_output(act, out), out))
+                                  tuple(entry["stride"]), padding, Activation.for_output(st.activation, out), out))
             else:
-                if flattened_from is not None and len(flattened_from) == 3:
-                    # PyTorch flattens NCHW, TFLite NHWC: reorder the input columns to match
-                    fh, fw, fc = flattened_from
-                    w = w.reshape(w.shape[0], fc, fh, fw).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+                w = _nhwc_columns(w, flattened_from)
                 flattened_from = None
                 scales = _weight_scales(w, per_channel=False)
                 layers.append(FullyConnected(_quant_weights(w, scales), _quant_bias(bias, prev.scale, scales),
-                                             scales, Activation.for_output(act, out), out))
-            prev = out
-            i += step
-            continue
-        if kind in ("maxpool", "avgpool"):
-            out = TensorInfo(_nhwc(shapes[lname]), prev.scale, prev.zero_point)
-            layers.append(Pool2D("MAX" if kind == "maxpool" else "AVERAGE", tuple(entry["kernel"]),
+                                             scales, Activation.for_output(st.activation, out), out))
+        elif st.kind in ("maxpool", "avgpool"):
+            out = TensorInfo(_nhwc(shapes[st.name]), prev.scale, prev.zero_point)
+            layers.append(Pool2D("MAX" if st.kind == "maxpool" else "AVERAGE", tuple(entry["kernel"]),
                                  tuple(entry["stride"]), "VALID", Activation("NONE", -128, 127), out))
-        elif kind == "flatten":
+        else:  # flatten
             flattened_from = prev.shape
             out = TensorInfo((prev.size,), prev.scale, prev.zero_point)
             layers.append(Reshape(out))
-        else:
-            raise ConversionError(f"{where}: a {kind} that does not follow a conv or linear layer cannot be "
-                                  "fused; TFLite int8 has no standalone ReLU here")
         prev = out
-        i += 1
+    return Graph(inp, layers, name)
+
+
+@torch.no_grad()
+def float32_graph(model: nn.Module, input_shape: tuple[int, int, int] | None = None, name: str = "model",
+                  softmax: bool = False) -> Graph:
+    """``model`` as a float32 graph, the deployment the paper measured: the weights as they are (a
+    pruned zero stays an exact zero), float32 activations, the same layers and layouts as the int8
+    graph. ``softmax`` appends the SOFTMAX the paper's Keras model ends with (a SeqNet leaves it out:
+    training applies it inside the loss). ``input_shape`` (C, H, W) is needed only for a plain PyTorch
+    module; a SeqNet knows its own."""
+    shape = getattr(model, "input_shape", input_shape)
+    if shape is None:
+        raise ConversionError("float32_graph needs the input shape (C, H, W) of a plain PyTorch module")
+    net = from_torch(model, tuple(shape))
+    net.eval()
+    outputs: dict[str, torch.Tensor] = {}
+    net(torch.zeros(1, *net.input_shape), outputs)
+    prev = TensorInfo.float32(_nhwc(tuple(net.input_shape)))
+    inp, layers = prev, []
+    flattened_from: tuple[int, ...] | None = None
+    for st in _steps(net):
+        entry = st.entry
+        out = TensorInfo.float32(_nhwc(tuple(outputs[st.output].shape[1:])))
+        if st.kind in ("conv", "linear"):
+            mod = getattr(net, st.name)
+            w = mod.weight.detach().numpy().astype(np.float32)
+            bias = mod.bias.detach().numpy().astype(np.float32)
+            act = Activation.for_output(st.activation, out)
+            no_scales = np.zeros(0, np.float32)
+            if st.kind == "conv":
+                depthwise = entry["groups"] > 1
+                padding = _tflite_padding(entry, prev.shape[:2], out.shape[:2], f"layer {st.name}")
+                cls = DepthwiseConv2D if depthwise else Conv2D
+                fw = w.transpose(1, 2, 3, 0) if depthwise else w.transpose(0, 2, 3, 1)  # -> 1HWO / OHWI
+                layers.append(cls(np.ascontiguousarray(fw), bias, no_scales, tuple(entry["stride"]), padding, act, out))
+            else:
+                layers.append(FullyConnected(np.ascontiguousarray(_nhwc_columns(w, flattened_from)), bias, no_scales,
+                                             act, out))
+                flattened_from = None
+        elif st.kind in ("maxpool", "avgpool"):
+            layers.append(Pool2D("MAX" if st.kind == "maxpool" else "AVERAGE", tuple(entry["kernel"]),
+                                 tuple(entry["stride"]), "VALID", Activation.for_output("NONE", out), out))
+        else:  # flatten
+            flattened_from = prev.shape
+            out = TensorInfo.float32((prev.size,))
+            layers.append(Reshape(out))
+        prev = out
+    if softmax:
+        layers.append(Softmax(1.0, TensorInfo.float32(prev.shape)))
     return Graph(inp, layers, name)
 
 
 def quantize_images(graph: Graph, images: np.ndarray) -> np.ndarray:
-    """uint8 NHWC pixels -> the graph's int8 input (exact for the default 1/255, -128 input)."""
+    """uint8 NHWC pixels -> the graph's int8 input (exact for the default 1/255, -128 input); a float32
+    graph takes the pixels scaled to [0, 1] as training saw them (``Dataset.as_float``)."""
+    if graph.dtype == "float32":
+        return images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
     if (images.dtype == np.uint8 and np.isclose(graph.input.scale, INPUT_SCALE)
             and graph.input.zero_point == INPUT_ZERO_POINT):
         return (images.astype(np.int16) - 128).astype(np.int8)

@@ -1,8 +1,9 @@
 """The .tflite boundary: IR <-> TFLite flatbuffer, through the schema bindings shipped with tflite-micro.
 
 Export writes what the official converter writes for an int8 model (int8 input and output, no
-QUANTIZE/DEQUANTIZE, per-channel conv weights), so TFLM runs it unchanged. Import accepts such a
-model from any tool (Keras + TFLite converter, tfmot) as long as it is a chain of supported ops.
+QUANTIZE/DEQUANTIZE, per-channel conv weights), so TFLM runs it unchanged; a float32 graph becomes the
+plain float model the converter writes without quantization (what the paper deployed). Import accepts
+such models from any tool (Keras + TFLite converter, tfmot) as long as they are a chain of supported ops.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .ir import (
     Layer,
     Pool2D,
     Reshape,
+    Softmax,
     TensorInfo,
 )
 
@@ -74,6 +76,8 @@ class _Writer:
         return len(self.tensors) - 1
 
     def activation(self, name: str, info: TensorInfo) -> int:
+        if info.dtype == "float32":
+            return self.tensor(name, (1,) + info.shape, fb.TensorType.FLOAT32)
         return self.tensor(name, (1,) + info.shape, fb.TensorType.INT8, scale=np.array([info.scale]),
                            zero_point=np.array([info.zero_point]))
 
@@ -87,6 +91,11 @@ class _Writer:
 
 def _weighted_inputs(w: _Writer, i: int, layer: Conv2D | DepthwiseConv2D | FullyConnected,
                      inp: TensorInfo, axis: int) -> tuple[int, int]:
+    if layer.output.dtype == "float32":
+        weights = w.tensor(f"layer{i}/weights", layer.weights.shape, fb.TensorType.FLOAT32,
+                           layer.weights.astype("<f4"))
+        bias = w.tensor(f"layer{i}/bias", layer.bias.shape, fb.TensorType.FLOAT32, layer.bias.astype("<f4"))
+        return weights, bias
     scales = layer.weight_scales.astype(np.float32)
     weights = w.tensor(f"layer{i}/weights", layer.weights.shape, fb.TensorType.INT8, layer.weights,
                        scales, np.zeros(len(scales), np.int64), axis)
@@ -138,6 +147,10 @@ def export_tflite(graph: Graph) -> bytes:
             opt = fb.ReshapeOptionsT()
             opt.newShape = [int(v) for v in new_shape]
             w.op(fb.BuiltinOperator.RESHAPE, [cur, shape_t], [out], fb.BuiltinOptions.ReshapeOptions, opt)
+        elif isinstance(layer, Softmax):
+            opt = fb.SoftmaxOptionsT()
+            opt.beta = float(layer.beta)
+            w.op(fb.BuiltinOperator.SOFTMAX, [cur], [out], fb.BuiltinOptions.SoftmaxOptions, opt)
         else:  # pragma: no cover - Graph.validate admits only the types above
             raise IRError(f"cannot export {type(layer).__name__}")
         cur = out
@@ -148,7 +161,7 @@ def export_tflite(graph: Graph) -> bytes:
     sub.name = "main"
     model = fb.ModelT()
     model.version = 3
-    model.description = f"powerprune int8 {graph.name}"
+    model.description = f"powerprune {graph.dtype} {graph.name}"
     model.subgraphs = [sub]
     model.buffers = w.buffers
     codes = []
@@ -185,6 +198,7 @@ _SUPPORTED = {
     fb.BuiltinOperator.MAX_POOL_2D: (fb.BuiltinOptions.Pool2DOptions, 1),
     fb.BuiltinOperator.AVERAGE_POOL_2D: (fb.BuiltinOptions.Pool2DOptions, 1),
     fb.BuiltinOperator.RESHAPE: (None, 1),
+    fb.BuiltinOperator.SOFTMAX: (fb.BuiltinOptions.SoftmaxOptions, 1),
 }
 _SUPPORTED_NAMES = ", ".join(_OP_NAMES[c] for c in _SUPPORTED)
 _MIN_SCALE = float(np.finfo(np.float32).tiny)  # smallest normal float32: a denormal scale is damage
@@ -270,21 +284,35 @@ def _zero_points(q: fb.QuantizationParametersT, n: int, label: str, where: str) 
 
 
 def _info(t: fb.TensorT, label: str, where: str) -> TensorInfo:
-    """An int8 activation with per-tensor quantization."""
+    """An int8 activation with per-tensor quantization, or a float32 activation."""
+    shape = tuple(int(d) for d in t.shape)
+    if t.type == fb.TensorType.FLOAT32:
+        return TensorInfo.float32(shape[1:] if len(shape) > 1 else shape)
     if t.type != fb.TensorType.INT8:
-        raise TFLiteError(f"{where}: {label} is {_TYPE_NAMES.get(t.type, t.type)}, only INT8 models are "
-                          "supported (convert with full-integer quantization and int8 in/out)")
+        raise TFLiteError(f"{where}: {label} is {_TYPE_NAMES.get(t.type, t.type)}, only INT8 and FLOAT32 models "
+                          "are supported (convert with full-integer quantization and int8 in/out, or not at all)")
     scales = _scales(t.quantization, label, where)
     if scales.size != 1:
         raise TFLiteError(f"{where}: {label} needs per-tensor quantization (one scale), has {scales.size}")
     zp = _zero_points(t.quantization, 1, label, where)
-    shape = tuple(int(d) for d in t.shape)
     return TensorInfo(shape[1:] if len(shape) > 1 else shape, float(np.float32(scales[0])), int(zp[0]))
 
 
-def _weights(g: _Subgraph, op: fb.OperatorT, ndim: int, channel_axis: int, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric int8 weights of rank ``ndim`` with one scale, or one per output channel."""
+def _weights(g: _Subgraph, op: fb.OperatorT, ndim: int, channel_axis: int, where: str,
+             dtype: str = "int8") -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 weights of rank ``ndim`` with one scale, or one per output channel; float32
+    weights (of a float32 model) have no scales."""
     t, label = g.tensor(op.inputs[1], "weights", where)
+    if dtype == "float32":
+        if t.type != fb.TensorType.FLOAT32:
+            raise TFLiteError(f"{where}: {label} are {_TYPE_NAMES.get(t.type, t.type)} in a float32 model, expected "
+                              "FLOAT32 (hybrid models with quantized weights are not supported)")
+        if len(t.shape) != ndim:
+            raise TFLiteError(f"{where}: {label} must be {ndim}-D, got shape {tuple(t.shape)}")
+        data = g.constant(t, label, "<f4", where).astype(np.float32)
+        if not np.isfinite(data).all():
+            raise TFLiteError(f"{where}: {label} contain NaN or infinity")
+        return data, np.zeros(0, np.float32)
     if t.type != fb.TensorType.INT8:
         raise TFLiteError(f"{where}: {label} are {_TYPE_NAMES.get(t.type, t.type)}, expected INT8")
     if len(t.shape) != ndim:
@@ -298,16 +326,22 @@ def _weights(g: _Subgraph, op: fb.OperatorT, ndim: int, channel_axis: int, where
     return g.constant(t, label, "i1", where), scales.astype(np.float32)
 
 
-def _bias(g: _Subgraph, op: fb.OperatorT, channels: int, where: str) -> np.ndarray:
+def _bias(g: _Subgraph, op: fb.OperatorT, channels: int, where: str, dtype: str = "int8") -> np.ndarray:
+    """int32 bias of an int8 layer, float32 bias of a float32 one; zeros when the operator has none."""
+    want, fmt, np_type = ((fb.TensorType.FLOAT32, "<f4", np.float32) if dtype == "float32"
+                          else (fb.TensorType.INT32, "<i4", np.int32))
     idx = op.inputs[2] if len(op.inputs) > 2 else -1
     if idx < 0:
-        return np.zeros(channels, np.int32)
+        return np.zeros(channels, np_type)
     t, label = g.tensor(idx, "bias", where)
-    if t.type != fb.TensorType.INT32:
-        raise TFLiteError(f"{where}: {label} is {_TYPE_NAMES.get(t.type, t.type)}, expected INT32")
+    if t.type != want:
+        raise TFLiteError(f"{where}: {label} is {_TYPE_NAMES.get(t.type, t.type)}, expected {_TYPE_NAMES[want]}")
     if tuple(t.shape) != (channels,):
         raise TFLiteError(f"{where}: {label} has shape {tuple(t.shape)}, expected ({channels},)")
-    return g.constant(t, label, "<i4", where).astype(np.int32)
+    data = g.constant(t, label, fmt, where).astype(np_type)
+    if dtype == "float32" and not np.isfinite(data).all():
+        raise TFLiteError(f"{where}: {label} contains NaN or infinity")
+    return data
 
 
 def _geometry(opt, where: str, window: tuple[int, int] | None = None) -> tuple[tuple[int, int], str]:
@@ -327,27 +361,34 @@ def _layer(g: _Subgraph, code: int, op: fb.OperatorT, out: TensorInfo, where: st
         if opt.dilationHFactor not in (0, 1) or opt.dilationWFactor not in (0, 1):
             raise TFLiteError(f"{where}: dilation is not supported")
         depthwise = code == fb.BuiltinOperator.DEPTHWISE_CONV_2D
-        wq, scales = _weights(g, op, 4, 3 if depthwise else 0, where)
+        wq, scales = _weights(g, op, 4, 3 if depthwise else 0, where, out.dtype)
         if depthwise and wq.shape[0] != 1:
             raise TFLiteError(f"{where}: depthwise weights must have shape (1, KH, KW, C), got {wq.shape}")
         channels = wq.shape[3] if depthwise else wq.shape[0]
-        bias = _bias(g, op, channels, where)
+        bias = _bias(g, op, channels, where, out.dtype)
         act = Activation.for_output(_act(opt.fusedActivationFunction, where), out)
         stride, padding = _geometry(opt, where)
         cls = DepthwiseConv2D if depthwise else Conv2D
-        return cls(wq.copy(), bias, np.broadcast_to(scales, (channels,)).copy(), stride, padding, act, out)
+        if scales.size:  # int8: one scale per output channel
+            scales = np.broadcast_to(scales, (channels,))
+        return cls(wq.copy(), bias, scales.copy(), stride, padding, act, out)
     if code == fb.BuiltinOperator.FULLY_CONNECTED:
-        wq, scales = _weights(g, op, 2, 0, where)
-        bias = _bias(g, op, wq.shape[0], where)
+        wq, scales = _weights(g, op, 2, 0, where, out.dtype)
+        bias = _bias(g, op, wq.shape[0], where, out.dtype)
         act = Activation.for_output(_act(opt.fusedActivationFunction, where), out)
-        return FullyConnected(wq.copy(), bias, scales.copy(), act, TensorInfo((wq.shape[0],), out.scale,
-                                                                             out.zero_point))
+        return FullyConnected(wq.copy(), bias, scales.copy(), act,
+                              TensorInfo((wq.shape[0],), out.scale, out.zero_point, out.dtype))
     if code in (fb.BuiltinOperator.MAX_POOL_2D, fb.BuiltinOperator.AVERAGE_POOL_2D):
         kind = "MAX" if code == fb.BuiltinOperator.MAX_POOL_2D else "AVERAGE"
         act = Activation.for_output(_act(opt.fusedActivationFunction, where), out)
         window = (int(opt.filterHeight), int(opt.filterWidth))
         stride, padding = _geometry(opt, where, window)
         return Pool2D(kind, window, stride, padding, act, out)
+    if code == fb.BuiltinOperator.SOFTMAX:
+        if out.dtype != "float32":
+            raise TFLiteError(f"{where}: an {out.dtype} SOFTMAX is not supported; powerprune runs SOFTMAX in "
+                              "float32 models")
+        return Softmax(float(opt.beta), out)
     return Reshape(out)
 
 
@@ -355,7 +396,7 @@ def _check_multipliers(graph: Graph) -> None:
     """Scales that are each valid can still combine into a requantization multiplier no int32
     kernel can apply (input x weight / output >= 2^31)."""
     for i, layer, inp in graph.steps():
-        if isinstance(layer, WEIGHTED):
+        if isinstance(layer, WEIGHTED) and layer.output.dtype == "int8":
             worst = max(real_multiplier(inp.scale, float(s), layer.output.scale) for s in layer.weight_scales)
             if quantize_multiplier(worst)[1] > _MAX_SHIFT:
                 raise TFLiteError(f"operator {i} ({layer.op}): input x weight / output scale = {worst:g} is too "
@@ -363,7 +404,7 @@ def _check_multipliers(graph: Graph) -> None:
 
 
 def import_tflite(data: bytes, name: str = "model") -> Graph:
-    """A .tflite (bytes) made by any int8 pipeline -> IR. Unsupported ops name the op and its index;
+    """A .tflite (bytes) made by any int8 or float32 pipeline -> IR. Unsupported ops name the op and its index;
     a damaged field names the operator and tensor."""
     g = _Subgraph(_read_model(data))
     inputs = [] if g.sub.inputs is None else [int(i) for i in g.sub.inputs]

@@ -6,18 +6,33 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from powerprune.cli import main
-from powerprune.ir import Activation, Conv2D, FullyConnected, Graph, Pool2D, Reshape, TensorInfo
-from powerprune.mcu.codegen import ADAPTED_KERNELS, KERNEL_SETS, choose_kernel
-from powerprune.mcu.profile import profile, run_on_rp2040
+from powerprune.ir import (
+    Activation,
+    Conv2D,
+    DepthwiseConv2D,
+    FullyConnected,
+    Graph,
+    Pool2D,
+    Reshape,
+    Softmax,
+    TensorInfo,
+)
+from powerprune.ir import output_size as out_size
+from powerprune.mcu.codegen import ADAPTED_KERNELS, FLOAT_KERNEL_SETS, KERNEL_SETS, choose_kernel
+from powerprune.mcu.emulator import EmulatorRun, Inference
+from powerprune.mcu.profile import check_outputs, profile, run_on_rp2040, ulp_distance
 from powerprune.metrics import model_stats
-from powerprune.model import load_model
+from powerprune.model import load_model, paper_cnn
 from powerprune.oracle import tflm_run
+from powerprune.quantize import float32_graph, quantize_images
+from powerprune.reference import run
 from powerprune.sweep import ConfigError, SweepConfig, load_config, train_key
-from powerprune.tflite import export_tflite
+from powerprune.tflite import export_tflite, import_tflite
 from powerprune.train import DEFAULT_TRAINING, PAPER_TRAINING, Recipe, recipe_for
 
 from .test_int8 import random_graph
@@ -118,3 +133,169 @@ def test_tflm_skip_int8_saves_little_and_costs_on_dense_layers():
     assert (ratio[1.0] > 1).all() and (ratio[0.5] > 1).all()
     assert ratio[0.1][0] < 1 and ratio[0.1][1] < 0.93
     assert np.allclose(layers[1.0, "tflm-ref"], layers[0.1, "tflm-ref"], rtol=2e-3)  # the stock loops ignore zeros
+
+
+# --- 3. float32 end to end ----------------------------------------------------------------------------
+
+def _bits_equal(a: np.ndarray, b: np.ndarray) -> bool:
+    a, b = np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32)
+    return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
+def _values(rng: np.random.Generator, shape, magnitude: str, density: float = 1.0) -> np.ndarray:
+    """float32 values whose sums depend on the order they are added in: 'wide' spans 2^-12..2^12, so
+    small terms are lost against large ones unless added in the same order; 'tiny' makes products
+    denormal (below 2^-126), which soft-float and SSE must both round exactly; 'unit' is ordinary."""
+    lo, hi = {"unit": (-2, 1), "wide": (-12, 12), "tiny": (-68, -58)}[magnitude]
+    v = rng.uniform(1, 2, shape) * np.exp2(rng.integers(lo, hi + 1, shape)) * rng.choice([-1, 1], shape)
+    return (v * (rng.random(shape) < density)).astype(np.float32)
+
+
+@st.composite
+def random_float_graph(draw):
+    """conv or depthwise (any kernel, stride, padding, activation), maybe a pool, flatten, FC, maybe a
+    softmax: every float32 op, its weights at density 1, 0.5 or 0.1 (zeros for tflm-skip to skip)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    magnitude = draw(st.sampled_from(["unit", "wide", "tiny"]))
+    density = draw(st.sampled_from([1.0, 0.5, 0.1]))
+    h, w, c = draw(st.integers(3, 8)), draw(st.integers(3, 8)), draw(st.integers(1, 3))
+    inp = TensorInfo.float32((h, w, c))
+    k, padding = draw(st.integers(1, 3)), draw(st.sampled_from(["SAME", "VALID"]))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    oh, ow = out_size(h, k, stride[0], padding)[0], out_size(w, k, stride[1], padding)[0]
+    act = draw(st.sampled_from(["NONE", "RELU", "RELU6"]))
+    no_scales = np.zeros(0, np.float32)
+    if draw(st.booleans()):
+        oc = draw(st.integers(1, 4))
+        out = TensorInfo.float32((oh, ow, oc))
+        layers = [Conv2D(_values(rng, (oc, k, k, c), magnitude, density), _values(rng, (oc,), magnitude), no_scales,
+                         stride, padding, Activation.for_output(act, out), out)]
+    else:
+        oc = c * draw(st.integers(1, 2))
+        out = TensorInfo.float32((oh, ow, oc))
+        layers = [DepthwiseConv2D(_values(rng, (1, k, k, oc), magnitude, density), _values(rng, (oc,), magnitude),
+                                  no_scales, stride, padding, Activation.for_output(act, out), out)]
+    cur = out
+    if draw(st.booleans()) and min(cur.shape[:2]) >= 2:
+        ppad = draw(st.sampled_from(["SAME", "VALID"]))
+        pout = TensorInfo.float32((out_size(cur.shape[0], 2, 2, ppad)[0], out_size(cur.shape[1], 2, 2, ppad)[0],
+                                   cur.shape[2]))
+        layers.append(Pool2D(draw(st.sampled_from(["MAX", "AVERAGE"])), (2, 2), (2, 2), ppad,
+                             Activation.for_output(draw(st.sampled_from(["NONE", "RELU"])), pout), pout))
+        cur = pout
+    layers.append(Reshape(TensorInfo.float32((cur.size,))))
+    units = draw(st.integers(1, 6))
+    fout = TensorInfo.float32((units,))
+    layers.append(FullyConnected(_values(rng, (units, cur.size), magnitude, density), _values(rng, (units,), magnitude),
+                                 no_scales, Activation.for_output(draw(st.sampled_from(["NONE", "RELU"])), fout), fout))
+    if draw(st.booleans()):
+        layers.append(Softmax(draw(st.sampled_from([1.0, 0.5, 3.0])), fout))
+    return Graph(inp, layers), magnitude
+
+
+def _float_inputs(g: Graph, magnitude: str, seed: int, n: int = 3) -> np.ndarray:
+    """Inputs of the graph's magnitude with exact zeros and negative zeros among them."""
+    rng = np.random.default_rng(seed)
+    x = _values(rng, (n, *g.input.shape), magnitude, density=0.8)
+    return np.where(rng.random(x.shape) < 0.1, np.float32(-0.0), x).astype(np.float32)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=random_float_graph(), seed=st.integers(0, 1000))
+def test_random_float_graphs_bit_exact_with_tflm(case, seed):
+    """The host reference against TFLM's own float kernels, every bit (softmax included: both call the
+    host's expf)."""
+    g, magnitude = case
+    x = _float_inputs(g, magnitude, seed, n=4)
+    assert _bits_equal(run(g, x), tflm_run(export_tflite(g), x))
+
+
+@pytest.mark.parametrize("kernels", FLOAT_KERNEL_SETS)
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=random_float_graph(), seed=st.integers(0, 1000))
+def test_random_float_graphs_on_the_virtual_pico_equal_tflm(kernels, case, seed):
+    """Soft-float kernels on the M0+ against TFLM: bit for bit, up to a final softmax's last bit."""
+    g, magnitude = case
+    x = _float_inputs(g, magnitude, seed, n=2)
+    assert _bits_equal(run(g, x), tflm_run(export_tflite(g), x))  # what the Pico is compared with is TFLM
+    p = profile(g, x, kernels)
+    assert p.bit_exact
+    if not isinstance(g.layers[-1], Softmax):
+        assert p.output_max_ulp == 0
+
+
+def test_float_sums_follow_tflms_order():
+    """1e8 + 1 rounds back to 1e8 in float32: summed in TFLM's order, (((1e8 + 1) - 1e8) + 1) is 1;
+    a pairwise or blocked sum (what a BLAS matmul does) gives 2. The reference must give TFLM's 1."""
+    fc_out = TensorInfo.float32((1,))
+    g = Graph(TensorInfo.float32((4,)), [FullyConnected(np.ones((1, 4), np.float32), np.zeros(1, np.float32),
+                                                        np.zeros(0, np.float32), Activation.for_output("NONE", fc_out),
+                                                        fc_out)])
+    x = np.array([[1e8, 1, -1e8, 1]], np.float32)
+    assert run(g, x)[0, 0] == 1.0 == tflm_run(export_tflite(g), x)[0, 0]
+    assert np.float32(x[0, 0] + x[0, 2]) + np.float32(x[0, 1] + x[0, 3]) == 2.0
+
+
+def test_a_final_softmax_is_exact_up_to_newlibs_expf_and_the_check_can_fail():
+    """newlib's expf (the Pico) rounds some arguments one bit apart from the host's (TFLM's), and the sum
+    and divisions carry that into the outputs. Everything else of the softmax is checked bit for bit:
+    its input, and its output recomputed on the host from newlib's own exponentials."""
+    logits_t = TensorInfo.float32((10,))
+    g = Graph(TensorInfo.float32((10,)), [Reshape(logits_t), Softmax(1.0, logits_t)])
+    x = np.random.default_rng(1).normal(0, 4, size=(30, 10)).astype(np.float32)
+    host = run(g, x)
+    assert _bits_equal(host, tflm_run(export_tflite(g), x))
+    p = profile(g, x, "tflm-ref")
+    assert p.bit_exact and p.expf_max_ulp == 1 and p.output_max_ulp >= 1
+
+    pico = run_on_rp2040(g, x, "tflm-ref")
+    assert check_outputs(g, x, pico).bit_exact
+
+    def edited(output=None, probe=None) -> EmulatorRun:
+        return EmulatorRun([Inference(r.cycles, r.layer_cycles, r.instructions,
+                                      r.output if output is None else output[i],
+                                      r.xip_hits, r.xip_misses, r.probes if probe is None else [probe[i].tobytes()])
+                            for i, r in enumerate(pico.inferences)])
+
+    assert not check_outputs(g, x, edited(output=host)).bit_exact   # TFLM's own exponentials are not what ran
+    flipped = (x.view(np.uint32) ^ np.uint32(1)).view(np.float32)
+    assert not check_outputs(g, x, edited(probe=flipped)).bit_exact  # a logit one bit off
+    nudged = pico.outputs.copy()
+    nudged[0, 0] = np.nextafter(nudged[0, 0], np.float32(1))
+    assert not check_outputs(g, x, edited(output=nudged)).bit_exact  # an output one bit off
+    assert ulp_distance(np.float32([1.0, -0.0, -1.0]), np.float32([np.nextafter(1, 2, dtype=np.float32), 0.0,
+                                                                   np.nextafter(-1, -2, dtype=np.float32)])).tolist() \
+        == [1, 0, 1]
+
+
+@pytest.fixture(scope="module")
+def paper_float_4x():
+    """The paper's network in float32 with 3 of 4 weights zeroed (its magnitude pruning at 4x, here a
+    random mask: the kernels only see where the zeros are), ending in its SOFTMAX."""
+    torch.manual_seed(0)
+    net = paper_cnn()
+    with torch.no_grad():
+        for name, w in net.named_parameters():
+            if name.endswith("weight"):
+                w.mul_((torch.rand_like(w) < 0.25).float())
+    return float32_graph(net, softmax=True)
+
+
+def test_float_paper_network_exports_and_equals_tflm_on_1000_test_images(paper_float_4x, test_small):
+    g = paper_float_4x
+    data = export_tflite(g)
+    again = import_tflite(data)
+    assert export_tflite(again) == data and again.dtype == "float32" and isinstance(again.layers[-1], Softmax)
+    x = quantize_images(g, test_small.images)
+    assert x.dtype == np.float32 and len(x) == 1000
+    assert _bits_equal(run(again, x), tflm_run(data, x))
+
+
+def test_float_paper_network_on_the_virtual_pico_and_what_skipping_saves(paper_float_4x, test_small):
+    g = paper_float_4x
+    x = quantize_images(g, test_small.images[:1])
+    p = {k: profile(g, x, k) for k in FLOAT_KERNEL_SETS}
+    assert all(v.bit_exact for v in p.values())
+    # a multiply-accumulate is two soft-float calls: skipping three quarters of them saves most of the time
+    assert p[ADAPTED_KERNELS].cycles[0] < 0.5 * p["tflm-ref"].cycles[0]
+    assert p["tflm-ref"].flash_bytes > 4 * 110742  # float32 weights: the file is not smaller for zeros

@@ -132,10 +132,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..tflite import save_tflite
 
     refuse_overwrite_input(args.out, args.model, args.data)
-    graph = load_graph(args.model, args.calibration, calibration_data=data_split(args, "train"))
+    if args.softmax and args.dtype != "float32":
+        raise ValueError("--softmax appends a float32 SOFTMAX: give --dtype float32 too")
+    calibration = data_split(args, "train") if args.dtype == "int8" else None
+    graph = load_graph(args.model, args.calibration, calibration_data=calibration, dtype=args.dtype,
+                       softmax=args.softmax)
     acc = int8_accuracy(graph, data_split(args, "test"))  # everything that can fail, before writing
     save_tflite(graph, args.out)
-    print(f"exported int8 model ({graph.totals()['params']} params) -> {args.out}; int8 test accuracy {acc:.2%}")
+    print(f"exported {graph.dtype} model ({graph.totals()['params']} params) -> {args.out}; {graph.dtype} test "
+          f"accuracy {acc:.2%}")
     return 0
 
 
@@ -157,7 +162,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     buf = io.BytesIO()
     np.save(buf, y.reshape(len(x), -1))
     write_bytes(args.output, buf.getvalue())
-    print(f"{len(x)} inference(s) on {args.on} -> {args.output} (int8, shape {y.reshape(len(x), -1).shape})")
+    print(f"{len(x)} inference(s) on {args.on} -> {args.output} ({graph.dtype}, shape {y.reshape(len(x), -1).shape})")
     return 0
 
 
@@ -183,6 +188,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """The model commands, with the defaults the library uses (so the CLI and the API cannot drift)."""
+    from ..ir import DTYPES
     from ..mcu.build import LAYOUTS
     from ..mcu.codegen import KERNEL_SETS
     from ..model import ARCHS
@@ -244,19 +250,25 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_data_option(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("export", help="quantize to int8 and write a .tflite that TFLite Micro runs")
+    p = sub.add_parser("export", help="quantize to int8 (or keep float32) and write a .tflite that TFLite Micro runs")
     p.add_argument("model", help="model (.pt)")
     add_data_option(p)
     p.add_argument("--out", required=True, help=".tflite file to write")
+    p.add_argument("--dtype", choices=tuple(DTYPES), default="int8",
+                   help="int8 (default): full-integer quantization; float32: the weights as they are, as the paper "
+                        "deployed its network")
+    p.add_argument("--softmax", action="store_true",
+                   help="float32: end the model with a SOFTMAX, as the paper's Keras model did (it does not change "
+                        "the predicted class)")
     p.add_argument("--calibration", type=positive_int, default=DEFAULT_CALIBRATION, metavar="N",
                    help=f"calibration images (default {DEFAULT_CALIBRATION})")
     add_test_limit(p)
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("infer", help="run int8 inference on inputs from a .npy file")
+    p = sub.add_parser("infer", help="run inference (int8, or float32 for a float32 model) on inputs from a .npy")
     p.add_argument("model", help=".pt or .tflite")
     p.add_argument("--inputs", required=True, help="X.npy: int8 (already quantized), float32 or uint8 pixels")
-    p.add_argument("--output", required=True, help="Y.npy: int8 outputs, one row per input")
+    p.add_argument("--output", required=True, help="Y.npy: the model's outputs (int8 or float32), one row per input")
     p.add_argument("--on", choices=("host", "rp2040"), default="host")
     p.add_argument("--kernels", choices=KERNEL_SETS, default="tflm-ref", help="kernel set on rp2040")
     p.add_argument("--layout", choices=LAYOUTS, default="flash")

@@ -9,6 +9,7 @@ not know about stops the build instead of shifting values.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,7 @@ from ..ir import (
     Layer,
     Pool2D,
     Reshape,
+    Softmax,
     TensorInfo,
     output_size,
     requantization,
@@ -53,8 +55,29 @@ DESCRIPTORS: dict[str, tuple[tuple[str, str], ...]] = {
                                    "pad_h", "pad_w")),
         *((f, "int32_t") for f in ("act_min", "act_max")),
     ),
+    "pp_conv_f32_t": (
+        *((f, "int16_t") for f in ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "k_h", "k_w", "stride_h",
+                                   "stride_w", "pad_h", "pad_w", "depth_multiplier")),
+        ("act_min", "float"), ("act_max", "float"), ("weights", "*"), ("bias", "*"),
+    ),
+    "pp_fc_f32_t": (
+        ("in_size", "int16_t"), ("out_size", "int16_t"), ("act_min", "float"), ("act_max", "float"),
+        ("weights", "*"), ("bias", "*"),
+    ),
+    "pp_pool_f32_t": (
+        *((f, "int16_t") for f in ("in_h", "in_w", "channels", "out_h", "out_w", "k_h", "k_w", "stride_h", "stride_w",
+                                   "pad_h", "pad_w")),
+        ("act_min", "float"), ("act_max", "float"),
+    ),
+    "pp_softmax_f32_t": (("rows", "int16_t"), ("depth", "int16_t"), ("beta", "float")),
 }
-_C_SIZE = {"int16_t": 2, "int32_t": 4, "*": 4}  # the RP2040's ILP32 ABI: size = alignment
+# the descriptors a model.c of each dtype uses (and asserts the sizes of)
+DTYPE_DESCRIPTORS = {"int8": ("pp_conv_t", "pp_fc_t", "pp_pool_t"),
+                     "float32": ("pp_conv_f32_t", "pp_fc_f32_t", "pp_pool_f32_t", "pp_softmax_f32_t")}
+# float32 graphs run on TFLM's float reference kernels, stock or zero-skipping (kernels/tflm_float.c)
+FLOAT_KERNEL_SETS = ("tflm-ref", ADAPTED_KERNELS)
+_C_SIZE = {"int16_t": 2, "int32_t": 4, "float": 4, "*": 4}  # the RP2040's ILP32 ABI: size = alignment
+_C_TYPE = {"int8": "int8_t", "float32": "float"}
 
 
 class CodegenError(ValueError):
@@ -67,10 +90,28 @@ class GeneratedModel:
     model_h: str
     arena_bytes: int
     kernels: tuple[str, ...]   # implementation each layer got: tflmref, tflmskip, cmsisnn, dense, sparse, reshape
+    offsets: tuple[int | None, ...] = ()  # each layer output's byte offset in pp_arena (None: the model output)
+
+
+def c_float(value: float) -> str:
+    """A float32 value as an exact C literal: hexadecimal, so no decimal rounding can creep in."""
+    v = float(np.float32(value))
+    if not math.isfinite(v):
+        raise CodegenError(f"cannot write {v} as a C constant")
+    if v == 0:
+        return "-0.0f" if math.copysign(1.0, v) < 0 else "0.0f"
+    mantissa, exponent = v.hex().split("p")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}p{exponent}f"
 
 
 def c_array(ctype: str, name: str, values: np.ndarray, per_line: int = 24) -> str:
-    flat = [str(int(v)) for v in np.asarray(values).ravel()]
+    values = np.asarray(values)
+    if values.dtype.kind == "f":
+        flat = [c_float(v) for v in values.ravel()]
+        per_line = min(per_line, 8)
+    else:
+        flat = [str(int(v)) for v in values.ravel()]
     if not flat:
         flat = ["0"]
     lines = [", ".join(flat[i:i + per_line]) for i in range(0, len(flat), per_line)]
@@ -102,11 +143,11 @@ def _align4(n: int) -> int:
 
 
 def plan_arena(graph: Graph) -> tuple[list[int | None], int]:
-    """Offsets of every layer output in one arena (None: the model output buffer; reshapes alias
+    """Byte offsets of every layer output in one arena (None: the model output buffer; reshapes alias
     their input). Consecutive tensors sit at opposite ends, so the arena needs only the largest
     input+output pair: what TFLM's greedy planner finds for a chain."""
     n = len(graph.layers)
-    sizes = [layer.output.size for layer in graph.layers]
+    sizes = [layer.output.nbytes for layer in graph.layers]
     # a reshape shares its input's buffer, so it does not start a new tensor
     owner = list(range(n))
     for i, layer in enumerate(graph.layers):
@@ -140,6 +181,9 @@ def choose_kernel(layer: Layer, inp: TensorInfo, kernels: str) -> str:
     model (cmsis-nn has a kernel for every op; tflm-skip's pools are tflm-ref's: they have no weights)."""
     if kernels not in KERNEL_SETS:
         raise CodegenError(f"unknown kernel set {kernels!r}; available: {', '.join(KERNEL_SETS)}")
+    if inp.dtype == "float32" and kernels not in FLOAT_KERNEL_SETS:
+        raise CodegenError(f"kernel set {kernels!r} has no float32 kernels; a float32 model runs on "
+                           f"{' or '.join(FLOAT_KERNEL_SETS)}")
     if kernels == ADAPTED_KERNELS:
         return "tflmskip" if isinstance(layer, WEIGHTED) else "tflmref"
     if kernels == "cmsis-nn":
@@ -158,6 +202,11 @@ def choose_kernel(layer: Layer, inp: TensorInfo, kernels: str) -> str:
     if kernels == "sparse":
         return "sparse"
     return "sparse" if costmodel.prefers_sparse(layer) else "dense"
+
+
+def kernel_plan(graph: Graph, kernels: str) -> list[str]:
+    """The implementation of every layer under ``kernels``; a CodegenError when the set cannot run the graph."""
+    return [choose_kernel(layer, inp, kernels) for _, layer, inp in graph.steps()]
 
 
 # --- descriptors ---------------------------------------------------------------------------------
@@ -265,6 +314,46 @@ def _pool_desc(name: str, layer: Pool2D, inp: TensorInfo, impl: str) -> tuple[st
     return desc, "pp_maxpool" if layer.kind == "MAX" else "pp_avgpool"
 
 
+def _float_desc(name: str, layer: Layer, inp: TensorInfo, impl: str) -> tuple[str, str]:
+    """A float32 layer's weights and descriptor (kernels/tflm_float.c): no requantization, float bounds."""
+    act = {"act_min": c_float(layer.activation.min), "act_max": c_float(layer.activation.max)} \
+        if not isinstance(layer, Softmax) else {}
+    out = layer.output
+    if isinstance(layer, Conv2D | DepthwiseConv2D):
+        kh, kw = layer.weights.shape[1:3]
+        _, pad_h = output_size(inp.shape[0], kh, layer.stride[0], layer.padding)
+        _, pad_w = output_size(inp.shape[1], kw, layer.stride[1], layer.padding)
+        depthwise = isinstance(layer, DepthwiseConv2D)
+        data = c_array("float", f"{name}_w", layer.weights) + c_array("float", f"{name}_b", layer.bias)
+        desc = c_struct("pp_conv_f32_t", name, {
+            "in_h": inp.shape[0], "in_w": inp.shape[1], "in_c": inp.shape[2],
+            "out_h": out.shape[0], "out_w": out.shape[1], "out_c": out.shape[2], "k_h": kh, "k_w": kw,
+            "stride_h": layer.stride[0], "stride_w": layer.stride[1], "pad_h": pad_h, "pad_w": pad_w,
+            "depth_multiplier": out.shape[2] // inp.shape[2] if depthwise else 1, **act,
+            "weights": f"{name}_w", "bias": f"{name}_b"})
+        return data + desc, "pp_depthwise_f32" if depthwise else "pp_conv2d_f32"
+    if isinstance(layer, FullyConnected):
+        data = c_array("float", f"{name}_w", layer.weights) + c_array("float", f"{name}_b", layer.bias)
+        desc = c_struct("pp_fc_f32_t", name, {"in_size": inp.size, "out_size": out.size, **act,
+                                              "weights": f"{name}_w", "bias": f"{name}_b"})
+        return data + desc, "pp_fc_f32"
+    if isinstance(layer, Pool2D):
+        kh, kw = layer.size
+        _, pad_h = output_size(inp.shape[0], kh, layer.stride[0], layer.padding)
+        _, pad_w = output_size(inp.shape[1], kw, layer.stride[1], layer.padding)
+        desc = c_struct("pp_pool_f32_t", name, {
+            "in_h": inp.shape[0], "in_w": inp.shape[1], "channels": inp.shape[2], "out_h": out.shape[0],
+            "out_w": out.shape[1], "k_h": kh, "k_w": kw, "stride_h": layer.stride[0], "stride_w": layer.stride[1],
+            "pad_h": pad_h, "pad_w": pad_w, **act})
+        return desc, "pp_maxpool_f32" if layer.kind == "MAX" else "pp_avgpool_f32"
+    if isinstance(layer, Softmax):
+        depth = out.shape[-1]
+        desc = c_struct("pp_softmax_f32_t", name, {"rows": out.size // depth, "depth": depth,
+                                                   "beta": c_float(layer.beta)})
+        return desc, "pp_softmax_f32"
+    raise CodegenError(f"no float32 C kernel for {layer.op}")  # pragma: no cover - validate admits no other
+
+
 def _scratch_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
     """Arena space a kernel needs besides its input and output: the padded input copy, and for the
     dense convolution two gathered windows (im2col); CMSIS-NN's convolution keeps two int16 im2col
@@ -286,6 +375,8 @@ def _dims(t: TensorInfo) -> str:
 def _preamble(graph: Graph, kernels: str, impls: list[str], tensors: int, scratch: int) -> str:
     """The comment that opens model.c: what the file is, its interface, memory plan and layers."""
     def quant(t: TensorInfo) -> str:
+        if t.dtype == "float32":
+            return f"float32 {_dims(t)}"
         return f"int8 {_dims(t)} (scale {t.scale:.6g}, zero point {t.zero_point})"
 
     name = graph.name.replace("*/", "*_/")
@@ -306,15 +397,16 @@ def _preamble(graph: Graph, kernels: str, impls: list[str], tensors: int, scratc
 
 def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
     offsets, tensors = plan_arena(graph)
-    impls = [choose_kernel(layer, inp, kernels) for _, layer, inp in graph.steps()]
+    impls = kernel_plan(graph, kernels)
     scratch = max([_scratch_bytes(layer, inp, impl) for (_, layer, inp), impl in zip(graph.steps(), impls,
                                                                                      strict=True)] + [0])
     arena = tensors + scratch
+    io_type = _C_TYPE[graph.dtype]
     parts = [_preamble(graph, kernels, impls, tensors, scratch),
              '#include "model.h"\n#include "pp_kernels.h"\n#include "pp_platform.h"\n#include <stdint.h>\n\n',
              "/* the descriptor layouts this file was generated for */\n",
              *(f'_Static_assert(sizeof({t}) == {descriptor_size(t)}, "pp_kernels.h changed {t}: '
-               f'update codegen.DESCRIPTORS");\n' for t in DESCRIPTORS), "\n"]
+               f'update codegen.DESCRIPTORS");\n' for t in DTYPE_DESCRIPTORS[graph.dtype]), "\n"]
     if arena:
         parts.append(f"static int8_t pp_arena[{arena}] __attribute__((aligned(4)));\n\n")
     scratch_ptr = f"(pp_arena + {tensors})" if scratch else "0"
@@ -324,6 +416,8 @@ def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
     for i, layer, inp in graph.steps():
         name = f"layer{i}"
         buf = "out" if offsets[i] is None else f"(pp_arena + {offsets[i]})"
+        if buf != "out" and io_type != "int8_t":  # the arena is bytes; a float tensor is read as floats
+            buf = f"(({io_type} *){buf})"
         if isinstance(layer, Reshape):
             if buf != prev_buf:  # only when a reshape starts or ends the model
                 calls.append(f"    for (int k = 0; k < {layer.output.size}; ++k) {buf}[k] = {prev_buf}[k];")
@@ -332,7 +426,9 @@ def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
             prev_buf = buf
             continue
         impl = impls[i]
-        if isinstance(layer, Conv2D | DepthwiseConv2D):
+        if graph.dtype == "float32":
+            text, fn = _float_desc(name, layer, inp, impl)
+        elif isinstance(layer, Conv2D | DepthwiseConv2D):
             text, fn = _conv_desc(name, layer, inp, impl)
         elif isinstance(layer, FullyConnected):
             text, fn = _fc_desc(name, layer, inp, impl)
@@ -347,11 +443,12 @@ def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
         prev_buf = buf
     if prev_buf != "out":  # a model whose last layer was aliased to an arena buffer
         calls.append(f"    for (int k = 0; k < {graph.output.size}; ++k) out[k] = {prev_buf}[k];")
-    parts.append("void pp_model_run(const int8_t *in, int8_t *out) {\n" + "\n".join(calls) + "\n}\n")
+    parts.append(f"void pp_model_run(const {io_type} *in, {io_type} *out) {{\n" + "\n".join(calls) + "\n}\n")
     header = (
         "#ifndef PP_MODEL_H\n#define PP_MODEL_H\n#include <stdint.h>\n"
         f"#define PP_INPUT_SIZE {graph.input.size}\n#define PP_OUTPUT_SIZE {graph.output.size}\n"
         f"#define PP_NUM_LAYERS {len(graph.layers)}\n#define PP_ARENA_SIZE {arena}\n"
-        "void pp_model_run(const int8_t *in, int8_t *out);\n#endif\n"
+        f"typedef {io_type} pp_io_t;  /* the element type of the model's input and output */\n"
+        "void pp_model_run(const pp_io_t *in, pp_io_t *out);\n#endif\n"
     )
-    return GeneratedModel("".join(parts), header, arena, tuple(used))
+    return GeneratedModel("".join(parts), header, arena, tuple(used), tuple(offsets))

@@ -36,6 +36,9 @@ pico_add_extra_outputs(powerprune_{name})
 def deploy(graph: Graph, out_dir: str | Path, kernels: str = "auto", board: str = "pico") -> dict:
     if board != "pico":
         raise ValueError(f"deploy supports --board pico (RP2040); got {board!r}")
+    if graph.dtype != "int8":
+        raise ValueError(f"deploy builds int8 models (the board protocol carries int8 tensors); this one is "
+                         f"{graph.dtype}: profile it on the virtual Pico instead")
     check_frame_sizes(graph.input.size, graph.output.size)
     out = Path(out_dir)
     fw = build_firmware(graph, kernels, target="device")

@@ -42,6 +42,7 @@ class Inference:
     output: np.ndarray
     xip_hits: int
     xip_misses: int
+    probes: list[bytes] = field(default_factory=list)  # the bytes each requested probe copied
 
 
 @dataclass
@@ -75,8 +76,13 @@ def node_executable() -> str:
 
 def run_firmware(fw: Firmware, inputs: np.ndarray, output_size: int, *, xip: bool | None = None,
                  xip_miss_cycles: int = DEFAULT_XIP_MISS_CYCLES,
-                 cycle_budget: int = DEFAULT_CYCLE_BUDGET) -> EmulatorRun:
-    """Run every row of ``inputs`` (int8) through the firmware on the virtual Pico."""
+                 cycle_budget: int = DEFAULT_CYCLE_BUDGET, dtype: type = np.int8,
+                 probes: tuple[tuple[int, int, int], ...] = ()) -> EmulatorRun:
+    """Run every row of ``inputs`` through the firmware on the virtual Pico; inputs and the
+    ``output_size`` outputs are ``dtype`` (int8, or float32 for a float32 model). ``probes`` are
+    (layer, SRAM address, bytes): what that address holds when the layer has finished, per inference
+    (how a test sees an intermediate tensor without changing the firmware)."""
+    item = np.dtype(dtype).itemsize
     image = read_elf(fw.elf)
     vectors = image.symbol("pp_vectors")
     seg_bytes = {s.paddr: s.data for s in image.segments}
@@ -89,10 +95,11 @@ def run_firmware(fw: Firmware, inputs: np.ndarray, output_size: int, *, xip: boo
         "sp": sp,
         "input_addr": image.symbol("pp_input"),
         "output_addr": image.symbol("pp_output"),
-        "output_size": int(output_size),
-        "inputs": [base64.b64encode(np.ascontiguousarray(x, np.int8).tobytes()).decode() for x in inputs],
+        "output_size": int(output_size) * item,  # bytes
+        "inputs": [base64.b64encode(np.ascontiguousarray(x, dtype).tobytes()).decode() for x in inputs],
         "cycle_budget": int(cycle_budget),
         "xip": {"enabled": fw.layout == "flash" if xip is None else xip, "miss_cycles": int(xip_miss_cycles)},
+        "probes": [{"layer": int(k), "addr": int(a), "size": int(n)} for k, a, n in probes],
     }
     proc = subprocess.run([node_executable(), str(runner_dir() / "run.mjs")], input=json.dumps(job),
                           capture_output=True, text=True)
@@ -106,7 +113,8 @@ def run_firmware(fw: Firmware, inputs: np.ndarray, output_size: int, *, xip: boo
     run = EmulatorRun(boot_cycles=res["boot_cycles"], wall_seconds=res["wall_seconds"],
                       instructions_total=res["instructions_total"])
     for r in res["results"]:
-        out = np.frombuffer(base64.b64decode(r["output"]), np.int8).copy()
+        out = np.frombuffer(base64.b64decode(r["output"]), dtype).copy()
         run.inferences.append(Inference(r["cycles"], r["layer_cycles"], r["instructions"], out,
-                                        r["xip_hits"], r["xip_misses"]))
+                                        r["xip_hits"], r["xip_misses"],
+                                        [base64.b64decode(b) for b in r.get("probes", [])]))
     return run

@@ -45,6 +45,8 @@ class Measurement:
 
 def measure_board(port, graph: Graph, x: np.ndarray, timeout: float = 10.0) -> Measurement:
     """Run every row of ``x`` on the board behind ``port`` (a pyserial-like object)."""
+    if graph.dtype != "int8":
+        raise MeasureError(f"the board protocol carries int8 tensors; this model is {graph.dtype}")
     info = call(port, CMD_INFO, timeout=timeout)
     in_size, out_size = struct.unpack("<HH", info)
     if (in_size, out_size) != (graph.input.size, graph.output.size):

@@ -2,8 +2,8 @@
 #include "model.h"
 #include "pp_platform.h"
 
-int8_t pp_input[PP_INPUT_SIZE] __attribute__((aligned(4)));
-int8_t pp_output[PP_OUTPUT_SIZE] __attribute__((aligned(4)));
+pp_io_t pp_input[PP_INPUT_SIZE] __attribute__((aligned(4)));    /* int8_t, or float in a float32 model */
+pp_io_t pp_output[PP_OUTPUT_SIZE] __attribute__((aligned(4)));
 
 int main(void) {
     for (;;) {
