@@ -311,6 +311,7 @@ def test_paper_exact_is_bundled_and_says_what_the_paper_ran():
     assert (cfg.arch, cfg.dtype, cfg.optimizer, cfg.lr, cfg.batch_size) == ("paper", "float32", "rmsprop", 1e-3, 64)
     assert cfg.kernels == ("tflm-ref", ADAPTED_KERNELS) and set(cfg.methods) == {"magnitude", "apoz"}
     assert [float(r) for r in cfg.rates] == [2, 3, 4, 8, 16, 24, 32, 48, 64]
+    assert (cfg.magnitude_schedule, cfg.magnitude_scope) == ("gradual", "layer")  # what tfmot does
     with pytest.raises(ConfigError, match="float32 run profiles only"):
         load_config(None, dtype="float32", methods=("magnitude",))
     with pytest.raises(ConfigError, match="energy method"):
