@@ -179,6 +179,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     kernels = {k: layer_kernels(graph, k) for k in sets}  # the C implementation of each layer
     for r in rows:
         r["kernels"] = {k: kernels[k][r["index"]] for k in sets}
+        # the one kernel every set shares ("stock"), None when each set has its own
+        r["kernel"] = "stock" if set(r["kernels"].values()) == {"stock"} else None
     if args.json:
         print(json.dumps([{**r, "input": list(r["input"]), "output": list(r["output"])} for r in rows]))
         return 0
@@ -202,7 +204,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         if tensor.is_float and graph.dtype == "int8":
             print(f"model {boundary} is float32 (converted by its {'first' if boundary == 'input' else 'last'} layer)")
     for r in rows:
-        if set(r["kernels"].values()) == {"stock"}:
+        if r["kernel"] == "stock":
             print(f"layer {r['index']} ({r['op']}): one stock kernel serves every kernel set "
                   f"({', '.join(sets)})")
     return 0

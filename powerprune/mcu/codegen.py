@@ -301,13 +301,6 @@ def choose_kernel(layer: Layer, inp: TensorInfo, kernels: str) -> str:
     return "sparse" if costmodel.prefers_sparse(layer) else "dense"
 
 
-def shared_kernel(layer: Layer, inp: TensorInfo) -> str | None:
-    """'stock' when every kernel set runs ``layer`` on the one stock kernel, else None."""
-    float_layer = inp.is_float and layer.output.is_float
-    impls = {choose_kernel(layer, inp, k) for k in kernel_sets("float32" if float_layer else "int8")}
-    return "stock" if impls == {"stock"} else None
-
-
 def kernel_sets(dtype: str) -> tuple[str, ...]:
     """The kernel sets that can run a graph of ``dtype`` (``Graph.dtype``)."""
     return FLOAT_KERNEL_SETS if dtype == "float32" else KERNEL_SETS
