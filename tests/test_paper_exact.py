@@ -14,17 +14,22 @@ from powerprune.board import load_board
 from powerprune.cli import main
 from powerprune.ir import (
     Activation,
+    Add,
     Conv2D,
     DepthwiseConv2D,
+    Dequantize,
     FullyConnected,
     Graph,
+    IRError,
+    Logistic,
     Pool2D,
+    Quantize,
     Reshape,
     Softmax,
     TensorInfo,
 )
 from powerprune.ir import output_size as out_size
-from powerprune.mcu.codegen import ADAPTED_KERNELS, FLOAT_KERNEL_SETS, KERNEL_SETS, choose_kernel
+from powerprune.mcu.codegen import ADAPTED_KERNELS, FLOAT_KERNEL_SETS, KERNEL_SETS, CodegenError, choose_kernel
 from powerprune.mcu.emulator import EmulatorRun, Inference
 from powerprune.mcu.profile import check_outputs, profile, run_on_rp2040, ulp_distance
 from powerprune.metrics import model_stats
@@ -34,6 +39,7 @@ from powerprune.quantize import float32_graph, quantize_images
 from powerprune.reference import run
 from powerprune.report import write_outputs
 from powerprune.report.analysis import paper_measurements, paper_side_by_side
+from powerprune.seqnet import ConversionError
 from powerprune.sweep import ConfigError, Row, SweepConfig, load_config, train_key
 from powerprune.tflite import export_tflite, import_tflite
 from powerprune.train import DEFAULT_TRAINING, PAPER_TRAINING, Recipe, recipe_for
@@ -302,6 +308,49 @@ def test_float_paper_network_on_the_virtual_pico_and_what_skipping_saves(paper_f
     # a multiply-accumulate is two soft-float calls: skipping three quarters of them saves most of the time
     assert p[ADAPTED_KERNELS].cycles[0] < 0.5 * p["tflm-ref"].cycles[0]
     assert p["tflm-ref"].flash_bytes > 4 * 110742  # float32 weights: the file is not smaller for zeros
+
+
+def test_one_gate_for_int8_graphs_with_float_boundaries_and_float32_graphs():
+    """Graph.dtype tells the two kinds of graph apart (float32: every tensor is float32) and validate
+    checks each: float32 crosses an int8 graph's boundary only through QUANTIZE / DEQUANTIZE, a float32
+    graph has neither and no ADD; one Softmax class runs in the dtype of its tensors."""
+    f, q, sm8 = TensorInfo.float32((4,)), TensorInfo((4,), 0.1, 3), TensorInfo((4,), 1 / 256, -128)
+    boundary = Graph(f, [Quantize(q), Softmax(1.0, sm8), Dequantize(f)])
+    floats = Graph(f, [Softmax(0.5, f)])
+    assert (boundary.dtype, floats.dtype, Graph(q, []).dtype, Graph(f, []).dtype) == (
+        "int8", "float32", "int8", "float32")
+    x = np.array([[0.5, -1.0, 2.0, 0.0], [3.0, 3.0, -0.0, 1e-3]], np.float32)
+    for g in (boundary, floats):  # the same layer class, TFLM's integer or float kernel
+        assert _bits_equal(run(g, x), tflm_run(export_tflite(g), x))
+        assert import_tflite(export_tflite(g)).dtype == g.dtype
+    with pytest.raises(IRError, match="must feed a QUANTIZE .* or every tensor must be float32"):
+        Graph(f, [Softmax(1.0, sm8)])
+    with pytest.raises(IRError, match="only DEQUANTIZE writes float32 in an int8 model"):
+        Graph(q, [Softmax(1.0, f)])
+    with pytest.raises(IRError, match=r"layer 0 \(LOGISTIC\): LOGISTIC has no float32 kernel"):
+        Graph(f, [Logistic(f)])
+    with pytest.raises(IRError, match=r"layer 1 \(ADD\): ADD has no float32 kernel"):
+        Graph(f, [Softmax(1.0, f), Add(Activation.for_output("NONE", f), f)], reads=[(0,), (0, 1)])
+    with pytest.raises(IRError, match="a float32 tensor has no quantization"):
+        Graph(TensorInfo((4,), 0.1, 0, "float32"), [Softmax(1.0, f)])
+    fc = FullyConnected(np.ones((4, 4), np.int8), np.zeros(4, np.int32), np.ones(1, np.float32),
+                        Activation.for_output("NONE", f), f)
+    with pytest.raises(IRError, match="float32 weights and bias and no weight scales"):
+        Graph(f, [fc])
+
+    class Residual(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 1, 3, padding=1)
+
+        def forward(self, x):
+            return torch.relu(self.conv(x) + x)
+
+    with pytest.raises(ConversionError, match="a float32 graph has no ADD"):  # float32 graphs are chains
+        float32_graph(Residual(), (1, 4, 4))
+    with pytest.raises(CodegenError, match="'dense' has no float32 kernels"):
+        choose_kernel(floats.layers[0], f, "dense")
+    assert {choose_kernel(layer, inp, k) for _, layer, inp in boundary.steps() for k in KERNEL_SETS} == {"stock"}
 
 
 # --- 4. the paper-exact config and the paper's measurements beside ours --------------------------------
