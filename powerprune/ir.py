@@ -457,8 +457,8 @@ class Graph:
             self._validate_float32()
         elif self.input.is_float and not (self.layers and isinstance(self.layers[0], Quantize)
                                           and self.readers(0) == [0]):
-            raise IRError("a float32 model input must feed a QUANTIZE layer and nothing else (an int8 model "
-                          "with a float boundary), or every tensor must be float32 (a float32 model)")
+            raise IRError("a float32 model input must feed a QUANTIZE layer (and nothing else) in an int8 model, "
+                          "or every tensor must be float32 (a float32 model)")
         for i, layer, inp in self.steps():
             where = f"layer {i} ({layer.op})"
             out = layer.output
