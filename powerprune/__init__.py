@@ -21,7 +21,7 @@ from .data import Dataset, from_arrays, from_torch_dataset, load_fashion_mnist, 
 from .ir import Graph  # noqa: E402
 from .model import ARCHS, LeNetArch, build_arch, lenet5, load_model, paper_cnn, save_model  # noqa: E402
 from .prune import prune  # noqa: E402
-from .quantize import quantize  # noqa: E402
+from .quantize import float32_graph, quantize  # noqa: E402
 from .reference import run as run_reference  # noqa: E402
 from .seqnet import SeqNet, from_torch  # noqa: E402
 from .tflite import export_tflite, import_tflite, load_tflite  # noqa: E402
@@ -29,7 +29,7 @@ from .train import PAPER_TRAINING, Recipe, accuracy, fit  # noqa: E402
 
 __all__ = [
     "ARCHS", "PAPER_TRAINING", "Dataset", "Graph", "LeNetArch", "Recipe", "SeqNet", "accuracy", "build_arch",
-    "evaluate_file", "export_tflite", "fit", "from_arrays", "from_torch", "from_torch_dataset", "import_tflite",
-    "int8_accuracy", "lenet5", "load_fashion_mnist", "load_graph", "load_model", "load_npz", "load_tflite",
-    "paper_cnn", "prune", "quantize", "run_reference", "save_model",
+    "evaluate_file", "export_tflite", "fit", "float32_graph", "from_arrays", "from_torch", "from_torch_dataset",
+    "import_tflite", "int8_accuracy", "lenet5", "load_fashion_mnist", "load_graph", "load_model", "load_npz",
+    "load_tflite", "paper_cnn", "prune", "quantize", "run_reference", "save_model",
 ]

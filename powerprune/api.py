@@ -10,27 +10,32 @@ from .data import Dataset, check_labels, load_fashion_mnist, load_npy
 from .ir import Graph, TensorInfo
 from .metrics import dense_reference, model_stats, reference_params, widths
 from .model import ModelFileError, load_model
-from .quantize import DEFAULT_CALIBRATION, quantize, quantize_images
+from .quantize import DEFAULT_CALIBRATION, float32_graph, quantize, quantize_images
 from .reference import run
 from .tflite import load_tflite
 from .train import accuracy
 
 
 def load_graph(path: str | Path, calibration: int = DEFAULT_CALIBRATION,
-               calibration_data: Dataset | None = None) -> Graph:
-    """A .tflite is imported as is; a .pt model is quantized with ``calibration`` training images."""
+               calibration_data: Dataset | None = None, dtype: str = "int8", softmax: bool = False) -> Graph:
+    """A .tflite is imported as is (int8 or float32, as the file says); a .pt model is quantized with
+    ``calibration`` training images, or with ``dtype`` "float32" kept in float32 (``softmax``: ending in
+    a SOFTMAX, as the paper's model did)."""
     path = Path(path)
     if path.suffix == ".tflite":
         return load_tflite(path)
     if path.suffix != ".pt":
         raise ModelFileError(f"{path}: expected a .pt (powerprune) or .tflite model")
     model, _ = load_model(path)
+    if dtype == "float32":
+        return float32_graph(model, name=path.stem, softmax=softmax)
     data = calibration_data or load_fashion_mnist("train", calibration)
     return quantize(model, data.take(calibration), name=path.stem)
 
 
 def int8_accuracy(graph: Graph, data: Dataset) -> float:
-    """Top-1 accuracy of the int8 graph, computed by the bit-exact host reference."""
+    """Top-1 accuracy of the deployed graph (int8, or float32 for a float32 graph), computed by the
+    bit-exact host reference."""
     check_labels(data, graph.output.size)
     logits = run(graph, quantize_images(graph, data.images))
     return float((logits.reshape(len(data), -1).argmax(1) == data.labels).mean())
@@ -43,7 +48,8 @@ def evaluate_file(path: str | Path, test: Dataset) -> dict:
         graph = load_tflite(path)
         t = graph.totals()
         return {"accuracy": int8_accuracy(graph, test), "params": t["params"], "nonzero_params": t["nonzeros"],
-                "compression": t["params"] / max(t["nonzeros"], 1), "macs": t["macs"], "int8": True}
+                "compression": t["params"] / max(t["nonzeros"], 1), "macs": t["macs"], "int8": graph.dtype == "int8",
+                "dtype": graph.dtype}
     model, info = load_model(path)
     s = model_stats(model)
     ref_weights = info.reference_weights or dense_reference(model).weights
@@ -61,8 +67,9 @@ def evaluate_file(path: str | Path, test: Dataset) -> dict:
 
 
 def load_inputs(path: str | Path, graph: Graph) -> np.ndarray:
-    """X.npy as the graph's int8 input: int8 is taken as already quantized, float32 is quantized,
-    uint8 is read as pixels 0..255. A single sample without batch axis is accepted."""
+    """X.npy as the graph's input: int8 is taken as already quantized, float32 is quantized, uint8 is
+    read as pixels 0..255; a float32 graph takes float32 values as they are. A single sample without
+    batch axis is accepted."""
     x = load_npy(path)
     if x.shape == graph.input.shape:
         x = x[None]
@@ -72,6 +79,9 @@ def load_inputs(path: str | Path, graph: Graph) -> np.ndarray:
             x = x[..., None]
         else:
             raise ValueError(f"{path}: inputs have shape {x.shape}, the model takes (N, {graph.input.shape})")
+    if graph.dtype == "float32" and x.dtype == np.int8:
+        raise ValueError(f"{path}: int8 inputs are for an int8 model; this one is float32 (give float32 values or "
+                         "uint8 pixels)")
     if x.dtype == np.int8:
         if graph.input.is_float:
             raise ValueError(f"{path}: the model takes float32 inputs (it quantizes them itself); save the real "
@@ -79,6 +89,10 @@ def load_inputs(path: str | Path, graph: Graph) -> np.ndarray:
         return x
     if x.dtype == np.uint8:
         return quantize_images(graph, x)
+    if graph.dtype == "float32" and np.issubdtype(x.dtype, np.floating):
+        if not np.isfinite(x).all():
+            raise ValueError(f"{path}: float inputs contain NaN or infinity")
+        return x.astype(np.float32)
     if np.issubdtype(x.dtype, np.floating):
         _check_float_inputs(path, x, graph)
         return graph.input.quantize(x.astype(np.float32))
@@ -93,7 +107,10 @@ def input_quantization(graph: Graph) -> TensorInfo:
 
 def random_inputs(graph: Graph, n: int, seed: int = 0) -> np.ndarray:
     """``n`` seeded random inputs covering the model's whole int8 input range (for a float-input model,
-    those int8 values dequantized, so its QUANTIZE sees every code)."""
+    those int8 values dequantized, so its QUANTIZE sees every code); a float32 graph gets values in
+    [0, 1), the range of the pixels it was trained on."""
+    if graph.dtype == "float32":
+        return np.random.default_rng(seed).random((n, *graph.input.shape), dtype=np.float32)
     q = np.random.default_rng(seed).integers(-128, 128, (n, *graph.input.shape), dtype=np.int8)
     return input_quantization(graph).dequantize(q) if graph.input.is_float else q
 

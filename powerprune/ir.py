@@ -1,6 +1,6 @@
-"""The int8 graph IR: the one object every backend consumes.
+"""The graph IR: the one object every backend consumes.
 
-A ``Graph`` is a DAG of int8 tensors: tensor 0 is the graph input, tensor i+1 the output of layer i,
+A ``Graph`` is a DAG of tensors: tensor 0 is the graph input, tensor i+1 the output of layer i,
 layers are kept in execution (topological) order, and each layer records the ids of the tensors it
 reads (``Graph.reads``). The common case, a chain where layer i reads tensor i, is the default, so a
 chain is built and consumed exactly as before; residual networks add ``Add`` layers that read two
@@ -9,12 +9,18 @@ activations (scale, zero point per tensor), symmetric int8 weights (zero point 0
 per-tensor scales, int32 biases with scale = input scale x weight scale. Layouts are TFLite's: NHWC
 activations (batch left out), OHWI conv weights, (out, in) fully connected weights.
 
-Float enters and leaves only at the boundary, as the converter writes a model with float input or
-output: the graph input may be a float32 tensor when the first layer is a ``Quantize``, and the last
-layer may be a ``Dequantize`` whose output is float32. Every tensor in between is int8.
+In an int8 graph, float enters and leaves only at the boundary, as the converter writes a model with
+float input or output: the graph input may be a float32 tensor when the first layer is a ``Quantize``,
+and the last layer may be a ``Dequantize`` whose output is float32. Every tensor in between is int8.
 
 Quantized multipliers are *derived* from the float scales (``requantization``) rather than stored,
 so an imported, exported or generated model can never disagree with its own scales.
+
+The same layers also describe a float32 graph, what the paper deployed: every tensor's ``dtype`` is
+"float32" (scale 0 and zero point 0: no quantization), weights and biases are float32 and there are
+no weight scales. Such a graph holds only the layers of ``FLOAT32_LAYERS`` (no converting ops, no ADD,
+so it is a chain). ``Graph.dtype`` tells the two kinds apart (float32 = every tensor is float32) and
+``Graph.validate`` checks both.
 """
 
 from __future__ import annotations
@@ -50,10 +56,15 @@ class IRError(ValueError):
 DTYPES = {"int8": np.int8, "float32": np.float32}
 
 
+DTYPES = {"int8": np.int8, "float32": np.float32}  # what a tensor holds, and its numpy type
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 @dataclass(frozen=True)
 class TensorInfo:
-    """Shape (without batch) and per-tensor int8 quantization of an activation; a float32 tensor (only
-    at a float model's boundary) carries no quantization (scale 0, zero point 0)."""
+    """Shape (without batch) and per-tensor int8 quantization of an activation, or a float32 activation
+    (``dtype`` "float32", see ``TensorInfo.float32``), which carries no quantization (scale 0, zero
+    point 0): every tensor of a float32 graph, or the input or output at an int8 model's float boundary."""
 
     shape: tuple[int, ...]
     scale: float
@@ -96,22 +107,27 @@ class TensorInfo:
 
 @dataclass(frozen=True)
 class Activation:
-    """Fused activation as the int8 clamp TFLite applies; ``kind`` is kept for export."""
+    """Fused activation as the clamp TFLite applies (int8 bounds, or float bounds on a float32 output);
+    ``kind`` is kept for export."""
 
     kind: str  # "NONE", "RELU", "RELU6"
-    min: int
-    max: int
+    min: int | float
+    max: int | float
 
     @staticmethod
     def for_output(kind: str, out: TensorInfo) -> Activation:
-        """The clamp TFLite's CalculateActivationRangeQuantized derives for ``kind`` on ``out``."""
+        """The clamp TFLite's CalculateActivationRangeQuantized derives for ``kind`` on ``out``; on a
+        float32 output the one CalculateActivationRange derives (NONE: the whole finite float range,
+        so TFLM clamps an infinity to the largest float)."""
+        if kind not in ("NONE", "RELU", "RELU6"):
+            raise IRError(f"unsupported fused activation {kind}")
+        if out.is_float:
+            return Activation(kind, -FLOAT32_MAX if kind == "NONE" else 0.0, 6.0 if kind == "RELU6" else FLOAT32_MAX)
         lo, hi = -128, 127
         if kind in ("RELU", "RELU6"):
             lo = max(lo, out.zero_point)
         if kind == "RELU6":
             hi = min(hi, out.zero_point + int(round_half_away(6.0 / np.float32(out.scale))))
-        if kind not in ("NONE", "RELU", "RELU6"):
-            raise IRError(f"unsupported fused activation {kind}")
         return Activation(kind, lo, hi)
 
 
@@ -182,8 +198,9 @@ class Add:
 
 @dataclass(eq=False)
 class Softmax:
-    """int8 softmax over the last axis. TFLM's integer algorithm needs the output quantized with
-    scale 1/256 and zero point -128 (``validate``); ``beta`` scales the input differences."""
+    """softmax(beta x) over the last axis, in the dtype of its tensors. int8: TFLM's integer algorithm,
+    which needs the output quantized with scale 1/256 and zero point -128 (``validate``); float32:
+    TFLM's float kernel with expf, what the paper's network ends with."""
 
     beta: float
     output: TensorInfo
@@ -241,9 +258,15 @@ WEIGHTED = (Conv2D, DepthwiseConv2D, FullyConnected)
 ARITY: dict[type, int] = {Add: 2}
 
 
+# the layers a float32 graph may hold: those the paper's network uses, with TFLM float reference kernels
+FLOAT32_LAYERS = (Conv2D, DepthwiseConv2D, FullyConnected, Pool2D, Reshape, Softmax)
+
+
 def arity(layer: Layer) -> int:
     """How many tensors ``layer`` reads."""
     return ARITY.get(type(layer), 1)
+
+
 SOFTMAX_OUTPUT = (1.0 / 256, -128)  # the (scale, zero point) TFLM's int8 SOFTMAX and LOGISTIC produce
 SOFTMAX_MAX_DEPTH = 4095            # 4096 exps of 1.0 would overflow the int32 Q12.19 sum
 
@@ -260,8 +283,8 @@ class Requant:
 
 def requantization(layer: Layer, inp: TensorInfo) -> Requant:
     """Per-channel multipliers exactly as TFLM derives them from the scales at Prepare time."""
-    if not isinstance(layer, WEIGHTED):
-        raise IRError(f"{layer.op} has no requantization")
+    if not isinstance(layer, WEIGHTED) or layer.output.is_float:
+        raise IRError(f"{layer.output.dtype} {layer.op} has no requantization")
     channels = layer.bias.shape[0]
     scales = np.broadcast_to(layer.weight_scales, (channels,))
     pairs = [quantize_multiplier(real_multiplier(inp.scale, float(s), layer.output.scale)) for s in scales]
@@ -324,10 +347,19 @@ def output_size(in_size: int, kernel: int, stride: int, padding: str) -> tuple[i
     raise IRError(f"unknown padding {padding!r}")
 
 
+def _check_tensor(t: TensorInfo, where: str) -> None:
+    """A known dtype, and no quantization on a float32 tensor (so that no stage can mistake it)."""
+    if t.dtype not in DTYPES:
+        raise IRError(f"{where}: unknown dtype {t.dtype!r}; choose from {list(DTYPES)}")
+    if t.is_float and (t.scale, t.zero_point) != (0.0, 0):
+        raise IRError(f"{where}: a float32 tensor has no quantization (scale 0, zero point 0)")
+
+
 @dataclass(eq=False)
 class Graph:
-    """int8 layers in execution order over numbered tensors: 0 is the graph input, i+1 the output of
-    layer i, and the last layer's output is the model output.
+    """Layers in execution order over numbered tensors: 0 is the graph input, i+1 the output of layer
+    i, and the last layer's output is the model output. ``dtype`` says whether it is an int8 or a
+    float32 graph.
 
     ``reads[i]`` holds the tensor ids layer i reads (one for most layers, two for ``Add``). Leave it
     out for a chain, where layer i reads tensor i; it is then filled in, so every graph has it.
@@ -353,6 +385,14 @@ class Graph:
     def is_chain(self) -> bool:
         """True when layer i reads exactly tensor i (the input, then each previous output)."""
         return all(r == (i,) for i, r in enumerate(self.reads))
+
+    @property
+    def dtype(self) -> str:
+        """What the graph computes in: "float32" when every tensor is float32 (a float32 graph, the
+        deployment the paper measured), else "int8" (whose input or output may still be float32 at the
+        boundary: a first QUANTIZE, a last DEQUANTIZE). Backends pick their kernels by this."""
+        tensors = (self.input, *(layer.output for layer in self.layers))
+        return "float32" if all(t.is_float for t in tensors) else "int8"
 
     def tensor(self, t: int) -> TensorInfo:
         """Tensor ``t``: 0 is the graph input, t >= 1 the output of layer t - 1."""
@@ -406,22 +446,30 @@ class Graph:
 
     def validate(self) -> None:
         """Wiring, shapes, dtypes and quantization must fit; every later stage trusts this instead of
-        re-checking."""
+        re-checking. The dtypes make one of two kinds of graph (``dtype``): int8, where float32 may only
+        enter through a first QUANTIZE and leave through a last DEQUANTIZE, or float32 throughout."""
         self._validate_wiring()
-        if self.input.is_float and not (self.layers and isinstance(self.layers[0], Quantize)
-                                        and self.readers(0) == [0]):
-            raise IRError("a float32 model input must feed a QUANTIZE layer (and nothing else)")
+        _check_tensor(self.input, "the graph input")
+        for i, layer in enumerate(self.layers):
+            _check_tensor(layer.output, f"layer {i} ({layer.op})")
+        float_graph = self.dtype == "float32"
+        if float_graph:
+            self._validate_float32()
+        elif self.input.is_float and not (self.layers and isinstance(self.layers[0], Quantize)
+                                          and self.readers(0) == [0]):
+            raise IRError("a float32 model input must feed a QUANTIZE layer (and nothing else) in an int8 model, "
+                          "or every tensor must be float32 (a float32 model)")
         for i, layer, inp in self.steps():
             where = f"layer {i} ({layer.op})"
             out = layer.output
-            if out.dtype not in DTYPES or inp.dtype not in DTYPES:
-                raise IRError(f"{where}: unknown dtype {out.dtype if out.dtype not in DTYPES else inp.dtype}")
-            if out.is_float != isinstance(layer, Dequantize):
-                raise IRError(f"{where}: only DEQUANTIZE writes float32, and it writes nothing else")
-            if isinstance(layer, Dequantize) and i != len(self.layers) - 1:
-                raise IRError(f"{where}: DEQUANTIZE must be the last layer (float32 only leaves the model)")
-            if inp.is_float and not isinstance(layer, Quantize):
-                raise IRError(f"{where}: takes int8 input, got float32")
+            if not float_graph:
+                if out.is_float != isinstance(layer, Dequantize):
+                    raise IRError(f"{where}: only DEQUANTIZE writes float32 in an int8 model, and it writes "
+                                  "nothing else")
+                if isinstance(layer, Dequantize) and i != len(self.layers) - 1:
+                    raise IRError(f"{where}: DEQUANTIZE must be the last layer (float32 only leaves the model)")
+                if inp.is_float and not isinstance(layer, Quantize):
+                    raise IRError(f"{where}: takes int8 input, got float32")
             self._validate_unary(i, layer, inp, out)
             if isinstance(layer, Conv2D | DepthwiseConv2D | Pool2D):
                 if len(inp.shape) != 3 or len(out.shape) != 3:
@@ -451,10 +499,26 @@ class Graph:
             elif isinstance(layer, Add):
                 self._validate_add(i, layer)
             if isinstance(layer, WEIGHTED):
-                if layer.weights.dtype != np.int8 or layer.bias.dtype != np.int32:
+                if float_graph:
+                    if layer.weights.dtype != np.float32 or layer.bias.dtype != np.float32 or layer.weight_scales.size:
+                        raise IRError(f"{where}: a float32 layer has float32 weights and bias and no weight scales")
+                    if not (np.isfinite(layer.weights).all() and np.isfinite(layer.bias).all()):
+                        raise IRError(f"{where}: weights or bias contain NaN or infinity")
+                elif layer.weights.dtype != np.int8 or layer.bias.dtype != np.int32:
                     raise IRError(f"{where}: weights must be int8 and bias int32")
                 if layer.bias.shape != (layer.weights.shape[0 if not isinstance(layer, DepthwiseConv2D) else 3],):
                     raise IRError(f"{where}: bias shape {layer.bias.shape} does not match the weights")
+
+    def _validate_float32(self) -> None:
+        """A float32 graph runs TFLM's float reference kernels, which exist here for the paper's layers
+        only; every other op (ADD, and so residual networks, LOGISTIC, MEAN, PAD, QUANTIZE, DEQUANTIZE)
+        is int8 only. With one-input layers only, the wiring rules make every float32 graph a chain."""
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, FLOAT32_LAYERS):
+                detail = (f"{layer.op} has no float32 kernel: a float32 model holds CONV_2D, DEPTHWISE_CONV_2D, "
+                          "FULLY_CONNECTED, MAX/AVERAGE_POOL_2D, RESHAPE and SOFTMAX only; quantize it to int8 "
+                          "for the other ops")
+                raise IRError(f"layer {i} ({layer.op}): {detail}", i, "output", detail)
 
     def _validate_add(self, i: int, layer: Add) -> None:
         """Equal shapes (no broadcasting) and scales TFLM's ADD accepts: its Prepare stops on an
@@ -479,12 +543,15 @@ class Graph:
 
         if isinstance(layer, Softmax | Logistic | Quantize | Dequantize) and inp.shape != out.shape:
             raise error(f"output shape {out.shape} differs from input shape {inp.shape}")
-        if isinstance(layer, Softmax | Logistic) and (out.scale, out.zero_point) != SOFTMAX_OUTPUT:
+        if (isinstance(layer, Softmax | Logistic) and not out.is_float
+                and (out.scale, out.zero_point) != SOFTMAX_OUTPUT):
             raise error(f"scale {out.scale:g} and zero point {out.zero_point}; TFLM's int8 kernel writes scale "
                         "1/256 (0.00390625) and zero point -128")
         if isinstance(layer, Softmax):
             if not (np.isfinite(layer.beta) and layer.beta > 0):
                 raise error(f"beta must be finite and > 0, got {layer.beta}")
+            if out.is_float:
+                return  # TFLM's float softmax has no quantization to constrain
             if inp.shape[-1] > SOFTMAX_MAX_DEPTH:
                 raise error(f"{inp.shape[-1]} values per row; TFLM's int8 softmax sums at most {SOFTMAX_MAX_DEPTH} "
                             "in its int32 accumulator", "input")

@@ -1,4 +1,5 @@
-"""Post-training full-integer quantization: a float network becomes an int8 ``Graph``.
+"""Post-training full-integer quantization: a float network becomes an int8 ``Graph`` (or, for a float32
+deployment like the paper's, a float32 ``Graph`` of the same layers: ``float32_graph``).
 
 Follows the TFLite int8 spec the official converter uses: activation ranges from calibration images
 (min/max, always including 0), per-channel symmetric conv weights, per-tensor symmetric FC weights,
@@ -8,13 +9,28 @@ quantizes to its smaller shapes because the IR is built from the actual tensors.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
 
 from .data import Dataset
 from .fixedpoint import round_half_away
-from .ir import Activation, Add, Conv2D, DepthwiseConv2D, FullyConnected, Graph, Pool2D, Reshape, TensorInfo
+from .ir import (
+    Activation,
+    Add,
+    Conv2D,
+    DepthwiseConv2D,
+    FullyConnected,
+    Graph,
+    Layer,
+    Pool2D,
+    Reshape,
+    Softmax,
+    TensorInfo,
+)
 from .seqnet import INPUT, ConversionError, SeqNet, from_torch
 
 DEFAULT_CALIBRATION = 500  # training images whose activation ranges set the int8 scales
@@ -100,6 +116,7 @@ def _tflite_padding(entry: dict, pad: list[int] | None, in_hw: tuple[int, int], 
     return "SAME"
 
 
+
 def _readers(net: SeqNet) -> list[list[int]]:
     out: list[list[int]] = [[] for _ in net.spec]
     for i, src in enumerate(net.sources):
@@ -109,35 +126,28 @@ def _readers(net: SeqNet) -> list[list[int]]:
     return out
 
 
-def quantize(model: nn.Module, calibration: Dataset, name: str = "lenet5") -> Graph:
-    """Full-integer quantization of ``model`` (a SeqNet such as ``lenet5()``, or any PyTorch network of
-    supported layers, chain or residual) with ranges from ``calibration`` (a few hundred training images
-    are enough; TFLite's converter typically uses 100-500).
+@dataclass(frozen=True)
+class _Step:
+    """One IR layer of a SeqNet: a conv (with a ZeroPad2d before it folded into its padding: ``pad``),
+    linear or add layer with the ReLU/ReLU6 that follows it fused, a pool, or a flatten. ``sources`` are
+    the entries it reads (``INPUT`` for the network input), ``out`` the entry whose output the IR layer
+    produces (the fused ReLU's, if any)."""
 
-    A ReLU is fused into the conv, linear or add it follows (TFLite int8 has no standalone ReLU here),
+    kind: str
+    entry: dict
+    name: str
+    activation: str
+    sources: tuple[int, ...]
+    out: int
+    pad: list[int] | None = None
+
+
+def _steps(net: SeqNet) -> Iterator[_Step]:
+    """The network as TFLite layers: the one reading of a SeqNet that the int8 and the float32 graph
+    share. A ReLU is fused into the conv, linear or add it follows (TFLite has no standalone ReLU here),
     and a ZeroPad2d into the conv after it; each of those must be the only reader of what it fuses."""
-    if len(calibration) == 0:
-        raise ValueError("calibration needs at least one image")
-    h, w_, c = calibration.images.shape[1:]
-    net = from_torch(model, getattr(model, "input_shape", (c, h, w_)))
-    if tuple(net.input_shape) != (c, h, w_):
-        raise ConversionError(f"the model takes images of shape {net.input_shape} (C, H, W), "
-                              f"the calibration data has {(c, h, w_)}")
-    ranges, shapes = activation_ranges(net, calibration)
-    inp = TensorInfo((h, w_, c), INPUT_SCALE, INPUT_ZERO_POINT)
     readers = _readers(net)
-    layers: list = []
-    reads: list[tuple[int, ...]] = []
-    tensor = {INPUT: 0}                     # entry -> IR tensor id holding its value
-    info = {INPUT: inp}                     # entry -> that tensor's quantization
-    flattened_from: dict[int, tuple[int, ...]] = {}  # entry -> the NHWC shape its flatten came from
-    fused: set[int] = set()                 # entries computed inside another layer
-
-    def emit(layer, sources: tuple[int, ...], out_entry: int) -> None:
-        layers.append(layer)
-        reads.append(tuple(tensor[j] for j in sources))
-        tensor[out_entry] = len(layers)
-        info[out_entry] = layer.output
+    fused: set[int] = set()  # entries computed inside another layer
 
     def fused_activation(i: int) -> tuple[str, int]:
         """RELU/RELU6 when the only reader of entry i is one, with the entry whose output it is."""
@@ -150,61 +160,157 @@ def quantize(model: nn.Module, calibration: Dataset, name: str = "lenet5") -> Gr
     for i, (entry, lname, src) in enumerate(zip(net.spec, net.names, net.sources, strict=True)):
         if i in fused:
             continue
-        where = f"layer {lname}"
         kind = entry["type"]
-        src0 = src[0]
         if kind in ("conv", "linear"):
-            pad = None
+            pad, src0 = None, src[0]
             if src0 >= 0 and net.spec[src0]["type"] == "pad":
                 pad, src0 = net.spec[src0]["padding"], net.sources[src0][0]
-            prev = info[src0]
-            act, out_entry = fused_activation(i)
-            mod = getattr(net, lname)
-            out = activation_quant(_nhwc(shapes[net.names[out_entry]]), *ranges[net.names[out_entry]])
-            w, bias = mod.weight.detach().numpy(), mod.bias.detach().numpy()
-            if kind == "conv":
-                depthwise = entry["groups"] > 1
-                scales = _weight_scales(w, per_channel=True)
-                padding = _tflite_padding(entry, pad, prev.shape[:2], out.shape[:2], where)
-                q = _quant_weights(w, scales)
-                cls = DepthwiseConv2D if depthwise else Conv2D
-                qw = q.transpose(1, 2, 3, 0) if depthwise else q.transpose(0, 2, 3, 1)  # -> 1HWO / OHWI
-                layer = cls(np.ascontiguousarray(qw), _quant_bias(bias, prev.scale, scales), scales,
-                            tuple(entry["stride"]), padding, Activation.for_output(act, out), out)
-            else:
-                if src0 in flattened_from and len(flattened_from[src0]) == 3:
-                    # PyTorch flattens NCHW, TFLite NHWC: reorder the input columns to match
-                    fh, fw, fc = flattened_from[src0]
-                    w = w.reshape(w.shape[0], fc, fh, fw).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
-                scales = _weight_scales(w, per_channel=False)
-                layer = FullyConnected(_quant_weights(w, scales), _quant_bias(bias, prev.scale, scales),
-                                       scales, Activation.for_output(act, out), out)
-            emit(layer, (src0,), out_entry)
+            act, out = fused_activation(i)
+            yield _Step(kind, entry, lname, act, (src0,), out, pad)
         elif kind == "add":
-            act, out_entry = fused_activation(i)
-            out = activation_quant(_nhwc(shapes[net.names[out_entry]]), *ranges[net.names[out_entry]])
-            emit(Add(Activation.for_output(act, out), out), src, out_entry)
-        elif kind in ("maxpool", "avgpool"):
-            prev = info[src0]
-            out = TensorInfo(_nhwc(shapes[lname]), prev.scale, prev.zero_point)
-            emit(Pool2D("MAX" if kind == "maxpool" else "AVERAGE", tuple(entry["kernel"]),
-                        tuple(entry["stride"]), "VALID", Activation("NONE", -128, 127), out), src, i)
-        elif kind == "flatten":
-            prev = info[src0]
-            flattened_from[i] = prev.shape
-            emit(Reshape(TensorInfo((prev.size,), prev.scale, prev.zero_point)), src, i)
+            act, out = fused_activation(i)
+            yield _Step(kind, entry, lname, act, tuple(src), out)
+        elif kind in ("maxpool", "avgpool", "flatten"):
+            yield _Step(kind, entry, lname, "NONE", tuple(src), i)
         elif kind == "pad":
             if any(not (net.spec[r]["type"] == "conv") for r in readers[i]) or not readers[i]:
-                raise ConversionError(f"{where}: a ZeroPad2d is supported only right before convs (folded "
+                raise ConversionError(f"layer {lname}: a ZeroPad2d is supported only right before convs (folded "
                                       "into their padding); int8 PAD on its own is not supported")
         else:
-            raise ConversionError(f"{where}: a {kind} that does not follow a conv, linear or add layer (as that "
-                                  "layer's only reader) cannot be fused; TFLite int8 has no standalone ReLU here")
+            raise ConversionError(f"layer {lname}: a {kind} that does not follow a conv, linear or add layer (as "
+                                  "that layer's only reader) cannot be fused; TFLite int8 has no standalone ReLU here")
+
+
+def _graph(net: SeqNet, inp: TensorInfo, name: str,
+           layer_for: Callable[[_Step, TensorInfo, tuple[int, ...] | None], Layer]) -> Graph:
+    """The IR graph of ``net``: ``layer_for(step, its first input, the NHWC shape a flatten before it
+    came from)`` makes each layer (int8 or float32); this wires them as the SeqNet does."""
+    layers: list[Layer] = []
+    reads: list[tuple[int, ...]] = []
+    tensor = {INPUT: 0}                     # entry -> IR tensor id holding its value
+    info = {INPUT: inp}                     # entry -> that tensor
+    flattened_from: dict[int, tuple[int, ...]] = {}  # entry -> the NHWC shape its flatten came from
+    for st in _steps(net):
+        prev = info[st.sources[0]]
+        if st.kind == "flatten":
+            flattened_from[st.out] = prev.shape
+        layer = layer_for(st, prev, flattened_from.get(st.sources[0]))
+        layers.append(layer)
+        reads.append(tuple(tensor[j] for j in st.sources))
+        tensor[st.out] = len(layers)
+        info[st.out] = layer.output
     return Graph(inp, layers, name, reads)
 
 
+def _nhwc_columns(w: np.ndarray, flattened_from: tuple[int, ...] | None) -> np.ndarray:
+    """A linear layer's weights after a flatten: PyTorch flattens NCHW, TFLite NHWC, so the input
+    columns are reordered to match."""
+    if flattened_from is None or len(flattened_from) != 3:
+        return w
+    fh, fw, fc = flattened_from
+    return w.reshape(w.shape[0], fc, fh, fw).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+
+
+def quantize(model: nn.Module, calibration: Dataset, name: str = "lenet5") -> Graph:
+    """Full-integer quantization of ``model`` (a SeqNet such as ``lenet5()``, or any PyTorch network of
+    supported layers, chain or residual) with ranges from ``calibration`` (a few hundred training images
+    are enough; TFLite's converter typically uses 100-500).
+
+    A ReLU is fused into the conv, linear or add it follows (TFLite int8 has no standalone ReLU here),
+    and a ZeroPad2d into the conv after it; each of those must be the only reader of what it fuses."""
+    if len(calibration) == 0:
+        raise ValueError("calibration needs at least one image")
+    h, w_, c = calibration.images.shape[1:]
+    net = from_torch(model, (c, h, w_))
+    if tuple(net.input_shape) != (c, h, w_):
+        raise ConversionError(f"the model takes images of shape {net.input_shape} (C, H, W), "
+                              f"the calibration data has {(c, h, w_)}")
+    ranges, shapes = activation_ranges(net, calibration)
+
+    def layer_for(st: _Step, prev: TensorInfo, flattened_from: tuple[int, ...] | None) -> Layer:
+        entry = st.entry
+        if st.kind in ("conv", "linear", "add"):
+            out_name = net.names[st.out]
+            out = activation_quant(_nhwc(shapes[out_name]), *ranges[out_name])
+            act = Activation.for_output(st.activation, out)
+        if st.kind == "add":
+            return Add(act, out)
+        if st.kind in ("conv", "linear"):
+            w, bias = getattr(net, st.name).weight.detach().numpy(), getattr(net, st.name).bias.detach().numpy()
+            if st.kind == "linear":
+                w = _nhwc_columns(w, flattened_from)
+                scales = _weight_scales(w, per_channel=False)
+                return FullyConnected(_quant_weights(w, scales), _quant_bias(bias, prev.scale, scales), scales, act,
+                                      out)
+            depthwise = entry["groups"] > 1
+            scales = _weight_scales(w, per_channel=True)
+            padding = _tflite_padding(entry, st.pad, prev.shape[:2], out.shape[:2], f"layer {st.name}")
+            q = _quant_weights(w, scales)
+            cls = DepthwiseConv2D if depthwise else Conv2D
+            qw = q.transpose(1, 2, 3, 0) if depthwise else q.transpose(0, 2, 3, 1)  # -> 1HWO / OHWI
+            return cls(np.ascontiguousarray(qw), _quant_bias(bias, prev.scale, scales), scales,
+                       tuple(entry["stride"]), padding, act, out)
+        if st.kind in ("maxpool", "avgpool"):
+            out = TensorInfo(_nhwc(shapes[st.name]), prev.scale, prev.zero_point)
+            return Pool2D("MAX" if st.kind == "maxpool" else "AVERAGE", tuple(entry["kernel"]),
+                          tuple(entry["stride"]), "VALID", Activation("NONE", -128, 127), out)
+        return Reshape(TensorInfo((prev.size,), prev.scale, prev.zero_point))  # flatten
+
+    return _graph(net, TensorInfo((h, w_, c), INPUT_SCALE, INPUT_ZERO_POINT), name, layer_for)
+
+
+@torch.no_grad()
+def float32_graph(model: nn.Module, input_shape: tuple[int, int, int] | None = None, name: str = "model",
+                  softmax: bool = False) -> Graph:
+    """``model`` as a float32 graph, the deployment the paper measured: the weights as they are (a
+    pruned zero stays an exact zero), float32 activations, the same layers and layouts as the int8
+    graph. ``softmax`` appends the SOFTMAX the paper's Keras model ends with (a SeqNet leaves it out:
+    training applies it inside the loss). ``input_shape`` (C, H, W) is needed only for a plain PyTorch
+    module; a SeqNet knows its own. A float32 graph is a chain: a residual network (ADD) is refused,
+    deploy it in int8 (``quantize``)."""
+    shape = getattr(model, "input_shape", input_shape)
+    if shape is None:
+        raise ConversionError("float32_graph needs the input shape (C, H, W) of a plain PyTorch module")
+    net = from_torch(model, tuple(shape))
+    net.eval()
+    outputs: dict[str, torch.Tensor] = {}
+    net(torch.zeros(1, *net.input_shape), outputs)
+
+    def layer_for(st: _Step, prev: TensorInfo, flattened_from: tuple[int, ...] | None) -> Layer:
+        entry = st.entry
+        out = TensorInfo.float32(_nhwc(tuple(outputs[net.names[st.out]].shape[1:])))
+        if st.kind == "add":
+            raise ConversionError(f"layer {st.name}: a float32 graph has no ADD (float32 runs the paper's chain "
+                                  "networks); deploy a residual network in int8 (quantize)")
+        if st.kind in ("conv", "linear"):
+            mod = getattr(net, st.name)
+            w = mod.weight.detach().numpy().astype(np.float32)
+            bias = mod.bias.detach().numpy().astype(np.float32)
+            act = Activation.for_output(st.activation, out)
+            no_scales = np.zeros(0, np.float32)
+            if st.kind == "linear":
+                return FullyConnected(np.ascontiguousarray(_nhwc_columns(w, flattened_from)), bias, no_scales, act,
+                                      out)
+            depthwise = entry["groups"] > 1
+            padding = _tflite_padding(entry, st.pad, prev.shape[:2], out.shape[:2], f"layer {st.name}")
+            cls = DepthwiseConv2D if depthwise else Conv2D
+            fw = w.transpose(1, 2, 3, 0) if depthwise else w.transpose(0, 2, 3, 1)  # -> 1HWO / OHWI
+            return cls(np.ascontiguousarray(fw), bias, no_scales, tuple(entry["stride"]), padding, act, out)
+        if st.kind in ("maxpool", "avgpool"):
+            return Pool2D("MAX" if st.kind == "maxpool" else "AVERAGE", tuple(entry["kernel"]),
+                          tuple(entry["stride"]), "VALID", Activation.for_output("NONE", out), out)
+        return Reshape(TensorInfo.float32((prev.size,)))  # flatten
+
+    graph = _graph(net, TensorInfo.float32(_nhwc(tuple(net.input_shape))), name, layer_for)
+    if softmax:
+        graph = Graph(graph.input, [*graph.layers, Softmax(1.0, TensorInfo.float32(graph.output.shape))], name)
+    return graph
+
+
 def quantize_images(graph: Graph, images: np.ndarray) -> np.ndarray:
-    """uint8 NHWC pixels -> the graph's int8 input (exact for the default 1/255, -128 input)."""
+    """uint8 NHWC pixels -> the graph's input: int8 (exact for the default 1/255, -128 input), or, for a
+    float32 input (a float32 graph, or an int8 one with a float boundary), the pixels scaled to [0, 1]
+    as training saw them (``Dataset.as_float``)."""
     if (images.dtype == np.uint8 and np.isclose(graph.input.scale, INPUT_SCALE)
             and graph.input.zero_point == INPUT_ZERO_POINT):
         return (images.astype(np.int16) - 128).astype(np.int8)

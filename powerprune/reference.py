@@ -1,11 +1,24 @@
-"""Host reference interpreter: the IR evaluated in numpy, bit-exact with TFLite Micro's int8 kernels.
+"""Host reference interpreter: the IR evaluated in numpy, bit-exact with TFLite Micro's int8 kernels
+and with its float32 reference kernels.
 
-Accumulation happens in float64 BLAS matmuls: every int8 x int8 product and every partial sum stays
-far below 2**53, so float64 is exact while being much faster than numpy's integer matmul.
+int8: accumulation happens in float64 BLAS matmuls: every int8 x int8 product and every partial sum
+stays far below 2**53, so float64 is exact while being much faster than numpy's integer matmul.
 Requantization then runs in int64 with TFLM's fixed-point rules (``fixedpoint``).
+
+float32: float addition is not associative, so a matmul (which sums in its own order, in blocks and
+with FMA) would differ from TFLM in the last bits. Instead every sum runs in TFLM's order, one term at a
+time over the whole batch: an accumulator array starts at +0, and each weight tap adds its products
+(numpy multiplies, then adds, each rounded to float32, as TFLM's scalar loop does). Out-of-image taps
+are padded with zeros: TFLM skips them, and adding a zero product to a sum that starts at +0 never
+changes it (a float32 sum starting at +0 is never -0). The SOFTMAX calls the C library's expf, the
+function TFLM's std::exp(float) calls on this host.
 """
 
 from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -127,6 +140,8 @@ def _add(a: np.ndarray, b: np.ndarray, layer: Add, ta: TensorInfo, tb: TensorInf
     out = multiply_by_quantized_multiplier(scaled[0] + scaled[1], rq.output_multiplier, rq.output_shift)
     out = out + rq.output_offset
     return np.clip(out, layer.activation.min, layer.activation.max).astype(np.int8)
+
+
 class SoftmaxAbort(ValueError):
     """An input on which TFLM's int8 softmax stops with a failed TFLITE_CHECK instead of an output."""
 
@@ -200,8 +215,124 @@ def _quantize(x: np.ndarray, layer: Quantize, inp: TensorInfo) -> np.ndarray:
     return np.clip(v, -128, 127).astype(np.int8)
 
 
+# --- float32, in TFLM's order of operations ---------------------------------------------------------
+
+F32_LOWEST = np.float32(-np.finfo(np.float32).max)
+
+
+def _activate_f32(x: np.ndarray, act) -> np.ndarray:
+    """TFLM's ActivationFunctionWithMinMax: min(max(x, lo), hi) with std::max(a, b) = a < b ? b : a and
+    std::min(a, b) = b < a ? b : a, which decide signed zeros and NaN as numpy's maximum would not."""
+    lo, hi = np.float32(act.min), np.float32(act.max)
+    x = np.where(x < lo, lo, x)
+    return np.where(hi < x, hi, x).astype(np.float32)
+
+
+def _conv_f32(x: np.ndarray, layer: Conv2D | DepthwiseConv2D, inp: TensorInfo) -> np.ndarray:
+    depthwise = isinstance(layer, DepthwiseConv2D)
+    kh, kw = layer.weights.shape[1:3]
+    out_c = layer.output.shape[2]
+    win = _windows(_pad(x, layer, kh, kw, 0.0), kh, kw, layer.stride)       # N, OH, OW, C, KH, KW
+    acc = np.zeros(win.shape[:3] + (out_c,), np.float32)
+    if depthwise:  # one tap per output channel: channel o reads input channel o // multiplier
+        src = np.arange(out_c) // (out_c // inp.shape[2])
+        for ky in range(kh):
+            for kx in range(kw):
+                acc += win[:, :, :, src, ky, kx] * layer.weights[0, ky, kx]
+    else:  # TFLM's tap order: filter y, filter x, input channel
+        for ky in range(kh):
+            for kx in range(kw):
+                for ic in range(inp.shape[2]):
+                    acc += win[:, :, :, ic, ky, kx, None] * layer.weights[:, ky, kx, ic]
+    return _activate_f32(acc + layer.bias, layer.activation)
+
+
+def _fully_connected_f32(x: np.ndarray, layer: FullyConnected) -> np.ndarray:
+    xs = x.reshape(len(x), -1)
+    acc = np.zeros((len(x), layer.weights.shape[0]), np.float32)
+    for d in range(xs.shape[1]):
+        acc += xs[:, d, None] * layer.weights[:, d]
+    return _activate_f32(acc + layer.bias, layer.activation)
+
+
+def _pool_f32(x: np.ndarray, layer: Pool2D) -> np.ndarray:
+    """TFLM clamps the window to the image; a pad that can never win (max) or adds +0 (average) is the
+    same, and the average divides by the number of real taps."""
+    kh, kw = layer.size
+    if layer.kind == "MAX":
+        win = _windows(_pad(x, layer, kh, kw, -np.inf), kh, kw, layer.stride)
+        out = np.full(win.shape[:4], F32_LOWEST, np.float32)
+        for ky in range(kh):
+            for kx in range(kw):
+                v = win[..., ky, kx]
+                out = np.where(out < v, v, out)
+    else:
+        win = _windows(_pad(x, layer, kh, kw, 0.0), kh, kw, layer.stride)
+        valid = _windows(_pad(np.ones(x.shape[:3] + (1,), np.float32), layer, kh, kw, 0.0), kh, kw, layer.stride)
+        total = np.zeros(win.shape[:4], np.float32)
+        for ky in range(kh):
+            for kx in range(kw):
+                total += win[..., ky, kx]
+        out = total / valid.sum(axis=(4, 5), dtype=np.float32)
+    return _activate_f32(out, layer.activation)
+
+
+@functools.cache
+def _libm_expf():
+    name = ctypes.util.find_library("m") or "libm.so.6"
+    f = ctypes.CDLL(name).expf
+    f.restype, f.argtypes = ctypes.c_float, [ctypes.c_float]
+    return f
+
+
+def expf(x: np.ndarray) -> np.ndarray:
+    """The C library's expf element by element (numpy's own float32 exp rounds differently)."""
+    f = _libm_expf()
+    flat = np.asarray(x, np.float32).ravel()
+    return np.fromiter((f(float(v)) for v in flat), np.float32, len(flat)).reshape(np.shape(x))
+
+
+def softmax_arguments(x: np.ndarray, beta: float) -> np.ndarray:
+    """What TFLM's float softmax passes to expf, row by row over the last axis: (x - row max) * beta."""
+    rows = x.reshape(-1, x.shape[-1])
+    top = np.full(len(rows), F32_LOWEST, np.float32)
+    for c in range(rows.shape[1]):
+        top = np.where(top < rows[:, c], rows[:, c], top)
+    return (rows - top[:, None]) * np.float32(beta)
+
+
+def softmax_from_exponentials(e: np.ndarray) -> np.ndarray:
+    """The rest of TFLM's float softmax: the exponentials (rows x depth) summed in order, each divided."""
+    total = np.zeros(len(e), np.float32)
+    for c in range(e.shape[1]):
+        total += e[:, c]
+    return e / total[:, None]
+
+
+def _softmax_f32(x: np.ndarray, layer: Softmax) -> np.ndarray:
+    return softmax_from_exponentials(expf(softmax_arguments(x, layer.beta))).reshape(x.shape)
+
+
+def _run_layer_f32(x: np.ndarray, layer: Layer, inp: TensorInfo) -> np.ndarray:
+    if isinstance(layer, Conv2D | DepthwiseConv2D):
+        return _conv_f32(x, layer, inp)
+    if isinstance(layer, FullyConnected):
+        return _fully_connected_f32(x, layer)
+    if isinstance(layer, Pool2D):
+        return _pool_f32(x, layer)
+    if isinstance(layer, Softmax):
+        return _softmax_f32(x, layer)
+    if isinstance(layer, Reshape):
+        return x.reshape((len(x),) + layer.output.shape)
+    raise TypeError(f"no float32 reference kernel for {type(layer).__name__}")
+
+
 def run_layer(x: np.ndarray, layer: Layer, inp: TensorInfo) -> np.ndarray:
-    """One layer on a batch of int8 NHWC (or N, features) tensors."""
+    """One layer on a batch of int8 (or float32) NHWC (or N, features) tensors. A layer that reads and
+    writes float32 belongs to a float32 graph and runs TFLM's float kernels; QUANTIZE and DEQUANTIZE
+    (float32 on one side only) are int8 layers at a float boundary."""
+    if inp.is_float and layer.output.is_float:
+        return _run_layer_f32(x, layer, inp)
     if isinstance(layer, Conv2D):
         return _conv(x, layer, inp)
     if isinstance(layer, DepthwiseConv2D):
@@ -229,7 +360,8 @@ def run_layer(x: np.ndarray, layer: Layer, inp: TensorInfo) -> np.ndarray:
 
 
 def run(graph: Graph, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
-    """Inputs (N, *input shape) -> outputs (N, *output shape), int8 (or float32 at a float boundary)."""
+    """Inputs (N, *input shape) -> outputs (N, *output shape): int8 (float32 at an int8 model's float
+    boundary), or float32 throughout for a float32 graph."""
     x = np.asarray(x)
     if x.dtype != graph.input.np_dtype:
         raise TypeError(f"reference input must be {graph.input.dtype}, got {x.dtype}; convert with "

@@ -30,8 +30,9 @@ from .api import int8_accuracy
 from .atomic import write_bytes, write_json
 from .board import Board, load_board
 from .data import load_fashion_mnist
+from .ir import DTYPES
 from .mcu.build import LAYOUTS
-from .mcu.codegen import KERNEL_SETS
+from .mcu.codegen import ADAPTED_KERNELS, FLOAT_KERNEL_SETS, KERNEL_SETS
 from .mcu.costmodel import auto_cycles
 from .mcu.emulator import DEFAULT_XIP_MISS_CYCLES
 from .mcu.profile import profile
@@ -40,12 +41,15 @@ from .model import ARCHS, DEFAULT_ARCH, ModelInfo, build_arch, load_model, save_
 from .progress import Progress, format_seconds
 from .prune import prune
 from .prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE, METHODS, SCHEDULES, SCOPES
-from .quantize import DEFAULT_CALIBRATION, quantize, quantize_images
+from .quantize import DEFAULT_CALIBRATION, float32_graph, quantize, quantize_images
 from .schema import COUNT, NON_NEGATIVE, POSITIVE, Limits, check_fields, toml_repr
 from .tflite import load_tflite, save_tflite
-from .train import DEFAULT_TRAINING, Recipe, accuracy, fit, seed_everything
+from .train import DEFAULT_TRAINING, OPTIMIZERS, Recipe, accuracy, fit, seed_everything
 
 PAPER_RATES = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+# The kernel sets a run profiles unless its config names others: every set but the paper's adapted
+# runtime (tflm-skip), which the paper-exact config runs; a default run stays what it was.
+DEFAULT_KERNELS = tuple(k for k in KERNEL_SETS if k != ADAPTED_KERNELS)
 
 
 class ConfigError(ValueError):
@@ -66,12 +70,14 @@ class SweepConfig:
     seeds: Annotated[tuple[int, ...], Limits(at_least=0, non_empty=True)] = (0,)
     epochs: Annotated[int, COUNT] = DEFAULT_TRAINING.epochs
     lr: Annotated[float, POSITIVE] = DEFAULT_TRAINING.lr
+    # training and fine-tuning; "rmsprop" (Keras's defaults) with lr 1e-3 is the paper's recipe
+    optimizer: Annotated[str, Limits(one_of=OPTIMIZERS)] = DEFAULT_TRAINING.optimizer
     batch_size: Annotated[int, COUNT] = DEFAULT_TRAINING.batch_size
     finetune_epochs: Annotated[int, NON_NEGATIVE] = DEFAULT_FINETUNE.epochs
     finetune_lr: Annotated[float, POSITIVE] = DEFAULT_FINETUNE.lr
     magnitude_schedule: Annotated[str, Limits(one_of=SCHEDULES)] = DEFAULT_SCHEDULE
     magnitude_scope: Annotated[str, Limits(one_of=SCOPES)] = DEFAULT_SCOPE
-    kernels: Annotated[tuple[str, ...], Limits(non_empty=True, one_of=KERNEL_SETS)] = KERNEL_SETS
+    kernels: Annotated[tuple[str, ...], Limits(non_empty=True, one_of=KERNEL_SETS)] = DEFAULT_KERNELS
     layout: Annotated[str, Limits(one_of=LAYOUTS)] = "flash"
     board: str = "pico"
     calibration: Annotated[int, COUNT] = DEFAULT_CALIBRATION
@@ -82,6 +88,9 @@ class SweepConfig:
     jobs: Annotated[int, COUNT] = 2
     dataset: str = "fashion-mnist"
     arch: Annotated[str, Limits(one_of=tuple(ARCHS))] = DEFAULT_ARCH  # the network trained as the baseline
+    # what is deployed: int8 (quantized), or float32 as the paper did (then ending in the SOFTMAX its Keras
+    # model had, on the float kernel sets tflm-ref and tflm-skip)
+    dtype: Annotated[str, Limits(one_of=tuple(DTYPES))] = "int8"
 
     @classmethod
     def quick(cls) -> SweepConfig:
@@ -94,13 +103,30 @@ class SweepConfig:
         check_fields(self, ConfigError)
         if self.dataset != "fashion-mnist":
             raise ConfigError(f"dataset {self.dataset!r} is not supported by `run`; use 'fashion-mnist'")
+        if self.dtype == "float32":
+            if set(self.kernels) - set(FLOAT_KERNEL_SETS):
+                raise ConfigError(f"kernels = {toml_repr(self.kernels)}: a float32 run profiles only "
+                                  f"{' and '.join(FLOAT_KERNEL_SETS)}")
+            if "energy" in self.methods:
+                raise ConfigError("methods: the energy method plans with the int8 kernels' cost model; leave it out "
+                                  "of a float32 run")
         return self
 
 
+def bundled_configs() -> dict[str, Path]:
+    """The run configs shipped in the package (powerprune/configs/NAME.toml), by NAME."""
+    root = Path(str(resources.files("powerprune") / "configs"))
+    return {p.stem: p for p in sorted(root.glob("*.toml"))}
+
+
 def load_config(path: str | Path | None, quick: bool = False, **overrides: Any) -> SweepConfig:
-    """Defaults (or the --quick preset), then the TOML file, then command-line overrides."""
+    """Defaults (or the --quick preset), then the TOML file (a path, or the name of a bundled config such
+    as ``paper-exact``), then command-line overrides."""
     cfg = SweepConfig.quick() if quick else SweepConfig()
     if path is not None:
+        bundled = bundled_configs()
+        if not Path(path).exists() and str(path) in bundled:
+            path = bundled[str(path)]
         try:
             data = tomllib.loads(Path(path).read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -236,7 +262,7 @@ def train_key(cfg: SweepConfig, recipe: Recipe) -> str:
 
 
 def train_stage(cfg: SweepConfig, seed: int, cache: Path, progress: bool = True) -> tuple[str, dict]:
-    recipe = Recipe(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=seed)
+    recipe = Recipe(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=seed, optimizer=cfg.optimizer)
     key = train_key(cfg, recipe)
 
     def compute(stem: Path) -> dict:
@@ -266,7 +292,8 @@ def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: flo
     if method == "dense":
         model_key, model_rec = base_key, base_record
     else:
-        recipe = Recipe(epochs=cfg.finetune_epochs, lr=cfg.finetune_lr, batch_size=cfg.batch_size, seed=seed)
+        recipe = Recipe(epochs=cfg.finetune_epochs, lr=cfg.finetune_lr, batch_size=cfg.batch_size, seed=seed,
+                        optimizer=cfg.optimizer)
         by_energy = {"target": "energy"} if method == "energy" else {}
         model_key = stage_key("prune", base=base_key, method=method, rate=rate, recipe=recipe_inputs(recipe),
                               schedule=cfg.magnitude_schedule, scope=cfg.magnitude_scope, **by_energy)
@@ -281,11 +308,17 @@ def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: flo
 
         model_rec = cached(cache_dir, model_key, do_prune)
 
-    int8_key = stage_key("int8", model=model_key, calibration=cfg.calibration, test_limit=cfg.test_limit)
+    # the deployed graph: int8 (calibrated), or float32 as the paper deployed it, ending in its SOFTMAX
+    if cfg.dtype == "int8":
+        int8_key = stage_key("int8", model=model_key, calibration=cfg.calibration, test_limit=cfg.test_limit)
+    else:
+        int8_key = stage_key("float32", model=model_key, softmax=True, test_limit=cfg.test_limit)
 
     def do_int8(stem: Path) -> dict:
         model, info = load_model(model_rec["model"])
-        graph = quantize(model, train.take(cfg.calibration), name=f"{method}-{rate:g}x")
+        name = f"{method}-{rate:g}x"
+        graph = (quantize(model, train.take(cfg.calibration), name=name) if cfg.dtype == "int8"
+                 else float32_graph(model, name=name, softmax=True))
         save_tflite(graph, stem.with_suffix(".tflite"))
         s = model_stats(model)
         return {"tflite": str(stem.with_suffix(".tflite")), "int8_accuracy": int8_accuracy(graph, test),

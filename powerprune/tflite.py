@@ -2,10 +2,11 @@
 
 Export writes what the official converter writes for an int8 model (per-channel conv weights; int8
 input and output, or float32 ones behind a QUANTIZE / before a DEQUANTIZE when the graph has a float
-boundary), so TFLM runs it unchanged. Import accepts such a model from any tool (Keras + TFLite
-converter, tfmot) made of supported ops, wired as any DAG whose operators are stored in execution
-order (residual ADDs included), with one input and one output, and refuses, naming operator and
-tensor, what TFLM's kernels would refuse at Prepare.
+boundary), so TFLM runs it unchanged; a float32 graph becomes the plain float model the converter
+writes without quantization (what the paper deployed). Import accepts such models from any tool (Keras
++ TFLite converter, tfmot) made of supported ops, wired as any DAG whose operators are stored in
+execution order (residual ADDs included; float32 models are chains), with one input and one output,
+and refuses, naming operator and tensor, what TFLM's kernels would refuse at Prepare.
 """
 
 from __future__ import annotations
@@ -104,6 +105,11 @@ class _Writer:
 
 def _weighted_inputs(w: _Writer, i: int, layer: Conv2D | DepthwiseConv2D | FullyConnected,
                      inp: TensorInfo, axis: int) -> tuple[int, int]:
+    if layer.output.is_float:  # a float32 graph: plain float weights and bias, no quantization
+        weights = w.tensor(f"layer{i}/weights", layer.weights.shape, fb.TensorType.FLOAT32,
+                           layer.weights.astype("<f4"))
+        bias = w.tensor(f"layer{i}/bias", layer.bias.shape, fb.TensorType.FLOAT32, layer.bias.astype("<f4"))
+        return weights, bias
     scales = layer.weight_scales.astype(np.float32)
     weights = w.tensor(f"layer{i}/weights", layer.weights.shape, fb.TensorType.INT8, layer.weights,
                        scales, np.zeros(len(scales), np.int64), axis)
@@ -185,7 +191,7 @@ def export_tflite(graph: Graph) -> bytes:
     sub.name = "main"
     model = fb.ModelT()
     model.version = 3
-    model.description = f"powerprune int8 {graph.name}"
+    model.description = f"powerprune {graph.dtype} {graph.name}"
     model.subgraphs = [sub]
     model.buffers = w.buffers
     codes = []
@@ -314,26 +320,37 @@ def _zero_points(q: fb.QuantizationParametersT, n: int, label: str, where: str) 
 
 
 def _info(t: fb.TensorT, label: str, where: str, float_ok: bool = False) -> TensorInfo:
-    """An int8 activation with per-tensor quantization, or (``float_ok``: the model input, or what a
-    DEQUANTIZE writes) a float32 boundary tensor."""
+    """An int8 activation with per-tensor quantization, or (``float_ok``: any tensor of a float32 model;
+    in an int8 model the model input, or what a DEQUANTIZE writes) a float32 tensor."""
+    shape = tuple(int(d) for d in t.shape)
     if float_ok and t.type == fb.TensorType.FLOAT32:
-        shape = tuple(int(d) for d in t.shape)
         return TensorInfo.float32(shape[1:] if len(shape) > 1 else shape)
     if t.type != fb.TensorType.INT8:
         raise TFLiteError(f"{where}: {label} is {_TYPE_NAMES.get(t.type, t.type)}; powerprune runs full-integer "
                           "int8 models (float32 only as the model input behind a QUANTIZE or as its output after a "
-                          "DEQUANTIZE)")
+                          "DEQUANTIZE) and float32 models (float32 throughout)")
     scales = _scales(t.quantization, label, where)
     if scales.size != 1:
         raise TFLiteError(f"{where}: {label} needs per-tensor quantization (one scale), has {scales.size}")
     zp = _zero_points(t.quantization, 1, label, where)
-    shape = tuple(int(d) for d in t.shape)
     return TensorInfo(shape[1:] if len(shape) > 1 else shape, float(np.float32(scales[0])), int(zp[0]))
 
 
-def _weights(g: _Subgraph, op: fb.OperatorT, ndim: int, channel_axis: int, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric int8 weights of rank ``ndim`` with one scale, or one per output channel."""
+def _weights(g: _Subgraph, op: fb.OperatorT, ndim: int, channel_axis: int, where: str,
+             dtype: str = "int8") -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 weights of rank ``ndim`` with one scale, or one per output channel; float32
+    weights (of a float32 model) have no scales."""
     t, label = g.tensor(op.inputs[1], "weights", where)
+    if dtype == "float32":
+        if t.type != fb.TensorType.FLOAT32:
+            raise TFLiteError(f"{where}: {label} are {_TYPE_NAMES.get(t.type, t.type)} in a float32 model, expected "
+                              "FLOAT32 (hybrid models with quantized weights are not supported)")
+        if len(t.shape) != ndim:
+            raise TFLiteError(f"{where}: {label} must be {ndim}-D, got shape {tuple(t.shape)}")
+        data = g.constant(t, label, "<f4", where).astype(np.float32)
+        if not np.isfinite(data).all():
+            raise TFLiteError(f"{where}: {label} contain NaN or infinity")
+        return data, np.zeros(0, np.float32)
     if t.type != fb.TensorType.INT8:
         raise TFLiteError(f"{where}: {label} are {_TYPE_NAMES.get(t.type, t.type)}, expected INT8")
     if len(t.shape) != ndim:
@@ -347,16 +364,22 @@ def _weights(g: _Subgraph, op: fb.OperatorT, ndim: int, channel_axis: int, where
     return g.constant(t, label, "i1", where), scales.astype(np.float32)
 
 
-def _bias(g: _Subgraph, op: fb.OperatorT, channels: int, where: str) -> np.ndarray:
+def _bias(g: _Subgraph, op: fb.OperatorT, channels: int, where: str, dtype: str = "int8") -> np.ndarray:
+    """int32 bias of an int8 layer, float32 bias of a float32 one; zeros when the operator has none."""
+    want, fmt, np_type = ((fb.TensorType.FLOAT32, "<f4", np.float32) if dtype == "float32"
+                          else (fb.TensorType.INT32, "<i4", np.int32))
     idx = op.inputs[2] if len(op.inputs) > 2 else -1
     if idx < 0:
-        return np.zeros(channels, np.int32)
+        return np.zeros(channels, np_type)
     t, label = g.tensor(idx, "bias", where)
-    if t.type != fb.TensorType.INT32:
-        raise TFLiteError(f"{where}: {label} is {_TYPE_NAMES.get(t.type, t.type)}, expected INT32")
+    if t.type != want:
+        raise TFLiteError(f"{where}: {label} is {_TYPE_NAMES.get(t.type, t.type)}, expected {_TYPE_NAMES[want]}")
     if tuple(t.shape) != (channels,):
         raise TFLiteError(f"{where}: {label} has shape {tuple(t.shape)}, expected ({channels},)")
-    return g.constant(t, label, "<i4", where).astype(np.int32)
+    data = g.constant(t, label, fmt, where).astype(np_type)
+    if dtype == "float32" and not np.isfinite(data).all():
+        raise TFLiteError(f"{where}: {label} contains NaN or infinity")
+    return data
 
 
 def _geometry(opt, where: str, window: tuple[int, int] | None = None) -> tuple[tuple[int, int], str]:
@@ -426,21 +449,23 @@ def _layer(g: _Subgraph, code: int, op: fb.OperatorT, out: TensorInfo, where: st
         if opt.dilationHFactor not in (0, 1) or opt.dilationWFactor not in (0, 1):
             raise TFLiteError(f"{where}: dilation is not supported")
         depthwise = code == fb.BuiltinOperator.DEPTHWISE_CONV_2D
-        wq, scales = _weights(g, op, 4, 3 if depthwise else 0, where)
+        wq, scales = _weights(g, op, 4, 3 if depthwise else 0, where, out.dtype)
         if depthwise and wq.shape[0] != 1:
             raise TFLiteError(f"{where}: depthwise weights must have shape (1, KH, KW, C), got {wq.shape}")
         channels = wq.shape[3] if depthwise else wq.shape[0]
-        bias = _bias(g, op, channels, where)
+        bias = _bias(g, op, channels, where, out.dtype)
         act = Activation.for_output(_act(opt.fusedActivationFunction, where), out)
         stride, padding = _geometry(opt, where)
         cls = DepthwiseConv2D if depthwise else Conv2D
-        return cls(wq.copy(), bias, np.broadcast_to(scales, (channels,)).copy(), stride, padding, act, out)
+        if scales.size:  # int8: one scale per output channel
+            scales = np.broadcast_to(scales, (channels,))
+        return cls(wq.copy(), bias, scales.copy(), stride, padding, act, out)
     if code == fb.BuiltinOperator.FULLY_CONNECTED:
-        wq, scales = _weights(g, op, 2, 0, where)
-        bias = _bias(g, op, wq.shape[0], where)
+        wq, scales = _weights(g, op, 2, 0, where, out.dtype)
+        bias = _bias(g, op, wq.shape[0], where, out.dtype)
         act = Activation.for_output(_act(opt.fusedActivationFunction, where), out)
-        return FullyConnected(wq.copy(), bias, scales.copy(), act, TensorInfo((wq.shape[0],), out.scale,
-                                                                             out.zero_point))
+        return FullyConnected(wq.copy(), bias, scales.copy(), act,
+                              TensorInfo((wq.shape[0],), out.scale, out.zero_point, out.dtype))
     if code in (fb.BuiltinOperator.MAX_POOL_2D, fb.BuiltinOperator.AVERAGE_POOL_2D):
         kind = "MAX" if code == fb.BuiltinOperator.MAX_POOL_2D else "AVERAGE"
         act = Activation.for_output(_act(opt.fusedActivationFunction, where), out)
@@ -461,7 +486,7 @@ def _check_multipliers(graph: Graph) -> None:
     """Scales that are each valid can still combine into a requantization multiplier no int32
     kernel can apply (input x weight / output >= 2^31)."""
     for i, layer, inp in graph.steps():
-        if isinstance(layer, WEIGHTED):
+        if isinstance(layer, WEIGHTED) and not layer.output.is_float:
             worst = max(real_multiplier(inp.scale, float(s), layer.output.scale) for s in layer.weight_scales)
             if quantize_multiplier(worst)[1] > _MAX_SHIFT:
                 raise TFLiteError(f"operator {i} ({layer.op}): input x weight / output scale = {worst:g} is too "
@@ -469,7 +494,7 @@ def _check_multipliers(graph: Graph) -> None:
 
 
 def import_tflite(data: bytes, name: str = "model") -> Graph:
-    """A .tflite (bytes) made by any int8 pipeline -> IR. Unsupported ops name the op and its index;
+    """A .tflite (bytes) made by any int8 or float32 pipeline -> IR. Unsupported ops name the op and its index;
     a damaged field names the operator and tensor."""
     g = _Subgraph(_read_model(data))
     inputs = [] if g.sub.inputs is None else [int(i) for i in g.sub.inputs]
@@ -479,6 +504,9 @@ def import_tflite(data: bytes, name: str = "model") -> Graph:
     graph_input = _info(*g.tensor(inputs[0], "", "model input"), "model input", float_ok=True)
     operators = g.sub.operators or []
     codes = [g.opcode(op, index) for index, op in enumerate(operators)]
+    # a float input that no QUANTIZE converts makes a float32 model: every tensor may be float32 (and
+    # Graph.validate then insists that every one is)
+    float_model = graph_input.is_float and (not codes or codes[0] != fb.BuiltinOperator.QUANTIZE)
     for index, code in enumerate(codes):  # before the graph's shape: name what is unsupported
         if code not in _SUPPORTED:
             opname = _OP_NAMES.get(code, f"#{code}")
@@ -500,7 +528,8 @@ def import_tflite(data: bytes, name: str = "model") -> Graph:
         if options is not None and (op.builtinOptionsType != options or op.builtinOptions is None):
             raise TFLiteError(f"{where}: its builtin options are missing or of the wrong type")
         op.inputs, op.outputs = op_inputs, op_outputs
-        out = _info(*g.tensor(op_outputs[0], "output", where), where, float_ok=code == fb.BuiltinOperator.DEQUANTIZE)
+        out = _info(*g.tensor(op_outputs[0], "output", where), where,
+                    float_ok=float_model or code == fb.BuiltinOperator.DEQUANTIZE)
         if op_outputs[0] in ids:
             raise TFLiteError(f"{where}: {g.label(op_outputs[0], 'output')} is written a second time")
         layer = _layer(g, code, op, out, where)

@@ -44,6 +44,17 @@ DEFAULT_TRAINING = Recipe()
 # applies as to every recipe (a constant rate, as Keras keeps it, ends on a noisier model).
 PAPER_TRAINING = Recipe(epochs=15, lr=1e-3, batch_size=64, optimizer="rmsprop")
 
+# The recipe each network of ``model.ARCHS`` is trained with by default on the command line: our LeNet
+# with ours, the paper's network with the paper's.
+ARCH_TRAINING = {"lenet": DEFAULT_TRAINING, "paper": PAPER_TRAINING}
+
+
+def recipe_for(arch: str) -> Recipe:
+    """The default training recipe of the network named ``arch`` (a ``model.ARCHS`` name)."""
+    if arch not in ARCH_TRAINING:
+        raise ValueError(f"unknown architecture {arch!r}; choose from {list(ARCH_TRAINING)}")
+    return ARCH_TRAINING[arch]
+
 
 def make_optimizer(params: Iterable[nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:
     """The recipe's optimizer. RMSprop takes Keras's defaults (rho 0.9, eps 1e-7) rather than torch's

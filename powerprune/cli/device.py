@@ -12,7 +12,7 @@ import numpy as np
 
 from ..mcu.boot2 import FLASH_CLKDIV
 from ..mcu.build import DEFAULT_CFLAGS, LAYOUTS
-from ..mcu.codegen import KERNEL_SETS
+from ..mcu.codegen import KERNEL_SETS, kernel_plan
 from ..mcu.deploy import IMAGE_CHOICES
 from ..mcu.emulator import CLOCK_HZ, DEFAULT_CYCLE_BUDGET, DEFAULT_XIP_MISS_CYCLES
 from .options import add_data_option, calibration_data, images_for_model, non_negative_int, positive_float, positive_int
@@ -50,6 +50,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
                          f"available: {', '.join(KERNEL_SETS)}")
     cflags = tuple(args.cflags.split()) if args.cflags else DEFAULT_CFLAGS
     graph = _graph(args)
+    for k in kernels:  # a set that cannot run this model (float32 on dense) fails before any emulation
+        kernel_plan(graph, k)
     x = _test_inputs(args, graph, args.images)
     report = {"model": str(args.model), "kernels": {}}
     for k in kernels:

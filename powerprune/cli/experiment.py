@@ -14,7 +14,7 @@ from .options import positive_float, positive_int, refuse_overwrite_input
 def cmd_run(args: argparse.Namespace) -> int:
     from ..board import load_board
     from ..report import terminal_summary, write_outputs
-    from ..sweep import load_config, run_sweep
+    from ..sweep import bundled_configs, load_config, run_sweep
 
     if args.address and args.backend != "ray":
         raise ValueError("--address is for --backend ray")
@@ -23,9 +23,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     t0 = time.time()
     rows = run_sweep(cfg, out, backend=args.backend, address=args.address)
-    res = write_outputs(rows, out, load_board(cfg.board),
-                        title="powerprune run" + (" (--quick preset)" if args.quick else ""))
-    print(terminal_summary(res["aggregate"]))
+    res = write_outputs(rows, out, load_board(cfg.board), config=cfg,
+                        title="powerprune run" + (" (--quick preset)" if args.quick else "")
+                        + (f" ({args.config})" if args.config in bundled_configs() else ""))
+    print(terminal_summary(res["aggregate"], cfg.dtype))
     print(f"\n{len(rows)} rows in {time.time() - t0:.0f} s -> {out}/report.html, report.md, results.csv")
     if not all(r.bit_exact for r in rows):
         print("WARNING: some virtual-Pico outputs differ from the host reference", file=sys.stderr)
@@ -47,7 +48,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="the paper's experiment end to end: train, prune, int8, virtual Pico, report")
-    p.add_argument("--config", help="TOML file with any of the sweep settings (see README)")
+    p.add_argument("--config", help="TOML file with any of the sweep settings (see README), or the name of a bundled "
+                                    "one: paper-exact (the paper's network, float32, its runtimes and rates)")
     p.add_argument("--quick", action="store_true", help="a few-minute preset (2 rates, short training, 2 kernel sets)")
     p.add_argument("--out", default="runs/paper", help="run directory (default runs/paper); rerun to resume")
     p.add_argument("--seeds", type=positive_int, default=None, metavar="K",

@@ -6,6 +6,7 @@ import argparse
 import io
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -47,12 +48,22 @@ def _model_def_file(spec: str | None) -> str | None:
     return spec.rpartition(":")[0] or None if spec else None
 
 
+ARCH_NAMES = {"lenet": "LeNet-5", "paper": "the paper's CNN"}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..model import ModelInfo, lenet5, save_model
-    from ..train import Recipe, accuracy, fit, seed_everything
+    from ..model import ModelInfo, build_arch, save_model
+    from ..train import accuracy, fit, recipe_for, seed_everything
 
     refuse_overwrite_input(args.out, args.data, _model_def_file(args.model_def))
-    recipe = Recipe(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed)
+    if args.model_def and args.arch is not None:
+        raise ValueError("--arch picks one of our networks, --model-def your own: give one of them")
+    arch = args.arch or "lenet"
+    # the network's own recipe (the paper's: RMSprop at 1e-3), unless an option overrides a part of it
+    base = recipe_for(arch)
+    recipe = replace(base, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                     lr=base.lr if args.lr is None else args.lr,
+                     optimizer=base.optimizer if args.optimizer is None else args.optimizer)
     train, test = data_split(args, "train"), data_split(args, "test")
     seed_everything(args.seed)
     if args.model_def:
@@ -63,8 +74,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         model = from_torch(module, (c, h, w))  # refuses an unsupported model before any training
         what = f"{args.model_def} ({', '.join(model.layer_names)})"
     else:
-        module = model = lenet5()
-        what = "LeNet-5"
+        if train.images.shape[1:] != (28, 28, 1):
+            raise ValueError(f"--arch {arch} takes 28x28x1 images, the data has {train.images.shape[1:]}; "
+                             "use --model-def for another input shape")
+        module = model = build_arch(arch)
+        what = f"{ARCH_NAMES[arch]} with {sum(p.numel() for p in model.parameters()):,} parameters"
     t0 = time.perf_counter()
     fit(module, train, recipe, desc="train")  # your module as written: its batch norms train as usual
     per_epoch = (time.perf_counter() - t0) / recipe.epochs
@@ -73,7 +87,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     acc = accuracy(model, test)
     save_model(model, args.out, ModelInfo(history=[{"step": "train", "recipe": vars(recipe), "accuracy": acc,
                                                     "seconds_per_epoch": per_epoch}]))
-    print(f"trained {what} ({recipe.epochs} epochs, {per_epoch:.1f} s/epoch, seed {args.seed}): "
+    print(f"trained {what} ({recipe.epochs} epochs, {recipe.optimizer} lr {recipe.lr:g}, {per_epoch:.1f} s/epoch, "
+          f"seed {args.seed}): "
           f"test accuracy {acc:.2%} -> {args.out}")
     return 0
 
@@ -87,7 +102,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     refuse_overwrite_input(args.out, args.model, args.data)
     model, _ = load_model(args.model)
     train, test = data_split(args, "train"), data_split(args, "test")
-    recipe = Recipe(epochs=args.finetune_epochs, lr=args.lr, seed=args.seed)
+    recipe = Recipe(epochs=args.finetune_epochs, lr=args.lr, seed=args.seed, optimizer=args.optimizer)
     res = prune(model, args.method, args.compression, train, test, finetune=recipe, cycles=auto_cycles,
                 schedule=args.schedule, scope=args.scope, energy_budget=args.energy_budget,
                 accuracy_budget=None if args.accuracy_budget is None else args.accuracy_budget / 100)
@@ -120,10 +135,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..tflite import save_tflite
 
     refuse_overwrite_input(args.out, args.model, args.data)
-    graph = load_graph(args.model, args.calibration, calibration_data=data_split(args, "train"))
+    if args.softmax and args.dtype != "float32":
+        raise ValueError("--softmax appends a float32 SOFTMAX: give --dtype float32 too")
+    calibration = data_split(args, "train") if args.dtype == "int8" else None
+    graph = load_graph(args.model, args.calibration, calibration_data=calibration, dtype=args.dtype,
+                       softmax=args.softmax)
     acc = int8_accuracy(graph, data_split(args, "test"))  # everything that can fail, before writing
     save_tflite(graph, args.out)
-    print(f"exported int8 model ({graph.totals()['params']} params) -> {args.out}; int8 test accuracy {acc:.2%}")
+    print(f"exported {graph.dtype} model ({graph.totals()['params']} params) -> {args.out}; {graph.dtype} test "
+          f"accuracy {acc:.2%}")
     return 0
 
 
@@ -151,19 +171,21 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from ..api import load_graph
-    from ..mcu.codegen import KERNEL_SETS, layer_kernels
+    from ..mcu.codegen import kernel_sets, layer_kernels
 
     graph = load_graph(args.model, calibration_data=calibration_data(args))
     rows = graph.layer_stats()
-    kernels = {k: layer_kernels(graph, k) for k in KERNEL_SETS}  # the C implementation of each layer
+    sets = kernel_sets(graph.dtype)  # a float32 model runs on the sets with float kernels only
+    kernels = {k: layer_kernels(graph, k) for k in sets}  # the C implementation of each layer
     for r in rows:
-        r["kernels"] = {k: kernels[k][r["index"]] for k in KERNEL_SETS}
-        r["kernel"] = "stock" if set(r["kernels"].values()) == {"stock"} else None  # one kernel for every set
+        r["kernels"] = {k: kernels[k][r["index"]] for k in sets}
+        # the one kernel every set shares ("stock"), None when each set has its own
+        r["kernel"] = "stock" if set(r["kernels"].values()) == {"stock"} else None
     if args.json:
         print(json.dumps([{**r, "input": list(r["input"]), "output": list(r["output"])} for r in rows]))
         return 0
     head = (f"{'#':>2}  {'op':<18} {'input':<14} {'output':<14} {'params':>8} {'nonzeros':>9} {'MACs':>9} "
-            f"{'sparsity':>8}  kernel in {'/'.join(KERNEL_SETS)}")
+            f"{'sparsity':>8}  kernel in {'/'.join(sets)}")
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -176,29 +198,41 @@ def cmd_inspect(args: argparse.Namespace) -> int:
               f"{r['nonzeros']:>9} {r['macs']:>9} {r['sparsity']:>8.1%}  {kernel}{reads}")
     t = graph.totals()
     print(f"    {'total':<48} {t['params']:>8} {t['nonzeros']:>9} {t['macs']:>9}")
+    if graph.dtype == "float32":
+        print(f"a float32 model: TFLM's float kernels of {' and '.join(sets)} run it")
     for boundary, tensor in (("input", graph.input), ("output", graph.output)):
-        if tensor.is_float:
+        if tensor.is_float and graph.dtype == "int8":
             print(f"model {boundary} is float32 (converted by its {'first' if boundary == 'input' else 'last'} layer)")
     for r in rows:
         if r["kernel"] == "stock":
             print(f"layer {r['index']} ({r['op']}): one stock kernel serves every kernel set "
-                  f"({', '.join(KERNEL_SETS)})")
+                  f"({', '.join(sets)})")
     return 0
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """The model commands, with the defaults the library uses (so the CLI and the API cannot drift)."""
+    from ..ir import DTYPES
     from ..mcu.build import LAYOUTS
+    from ..mcu.codegen import KERNEL_SETS
+    from ..model import ARCHS
     from ..prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE, METHODS, SCHEDULES, SCOPES
     from ..quantize import DEFAULT_CALIBRATION
-    from ..train import DEFAULT_TRAINING
+    from ..train import DEFAULT_TRAINING, OPTIMIZERS, PAPER_TRAINING
 
     p = sub.add_parser("train", help="train the LeNet-5-like baseline on FashionMNIST (or your model/data)")
     p.add_argument("--out", required=True, help="model file to write (.pt)")
+    p.add_argument("--arch", choices=tuple(ARCHS), default=None,
+                   help="lenet: our LeNet-5 (default); paper: the network the paper measured (110,742 parameters), "
+                        f"trained with its recipe ({PAPER_TRAINING.optimizer}, lr {PAPER_TRAINING.lr:g}) unless "
+                        "--optimizer/--lr say otherwise")
     p.add_argument("--model-def", default=None, metavar="FILE.py:FUNC",
                    help="train your own network: FUNC() returns a PyTorch module built from supported layers")
     p.add_argument("--epochs", type=positive_int, default=DEFAULT_TRAINING.epochs)
-    p.add_argument("--lr", type=positive_float, default=DEFAULT_TRAINING.lr)
+    p.add_argument("--lr", type=positive_float, default=None,
+                   help=f"learning rate (default: the network's recipe, {DEFAULT_TRAINING.lr:g} for lenet)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
+                   help=f"default: the network's recipe ({DEFAULT_TRAINING.optimizer} for lenet)")
     p.add_argument("--batch-size", type=positive_int, default=DEFAULT_TRAINING.batch_size)
     p.add_argument("--seed", type=non_negative_int, default=DEFAULT_TRAINING.seed)
     add_data_limits(p)
@@ -221,6 +255,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "fine-tuning)")
     p.add_argument("--lr", type=positive_float, default=DEFAULT_FINETUNE.lr,
                    help=f"fine-tuning learning rate (default {DEFAULT_FINETUNE.lr:g})")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULT_FINETUNE.optimizer,
+                   help=f"fine-tuning optimizer (default {DEFAULT_FINETUNE.optimizer})")
     p.add_argument("--schedule", choices=SCHEDULES, default=DEFAULT_SCHEDULE,
                    help="magnitude: raise sparsity along a cubic schedule while fine-tuning (gradual, default), "
                         "or prune at once and fine-tune (oneshot)")
@@ -238,21 +274,27 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_data_option(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("export", help="quantize to int8 and write a .tflite that TFLite Micro runs")
+    p = sub.add_parser("export", help="quantize to int8 (or keep float32) and write a .tflite that TFLite Micro runs")
     p.add_argument("model", help="model (.pt)")
     add_data_option(p)
     p.add_argument("--out", required=True, help=".tflite file to write")
+    p.add_argument("--dtype", choices=tuple(DTYPES), default="int8",
+                   help="int8 (default): full-integer quantization; float32: the weights as they are, as the paper "
+                        "deployed its network")
+    p.add_argument("--softmax", action="store_true",
+                   help="float32: end the model with a SOFTMAX, as the paper's Keras model did (it does not change "
+                        "the predicted class)")
     p.add_argument("--calibration", type=positive_int, default=DEFAULT_CALIBRATION, metavar="N",
                    help=f"calibration images (default {DEFAULT_CALIBRATION})")
     add_test_limit(p)
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("infer", help="run int8 inference on inputs from a .npy file")
+    p = sub.add_parser("infer", help="run inference (int8, or float32 for a float32 model) on inputs from a .npy")
     p.add_argument("model", help=".pt or .tflite")
     p.add_argument("--inputs", required=True, help="X.npy: int8 (already quantized), float32 or uint8 pixels")
-    p.add_argument("--output", required=True, help="Y.npy: int8 outputs, one row per input")
+    p.add_argument("--output", required=True, help="Y.npy: the model's outputs (int8 or float32), one row per input")
     p.add_argument("--on", choices=("host", "rp2040"), default="host")
-    p.add_argument("--kernels", default="tflm-ref", help="kernel set on rp2040")
+    p.add_argument("--kernels", choices=KERNEL_SETS, default="tflm-ref", help="kernel set on rp2040")
     p.add_argument("--layout", choices=LAYOUTS, default="flash")
     p.add_argument("--calibration", type=positive_int, default=DEFAULT_CALIBRATION, metavar="N")
     add_data_option(p)

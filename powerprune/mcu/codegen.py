@@ -10,12 +10,14 @@ not know about stops the build instead of shifting values.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..fixedpoint import logistic_input_params, softmax_input_params
 from ..ir import (
+    WEIGHTED,
     Add,
     Conv2D,
     DepthwiseConv2D,
@@ -40,8 +42,10 @@ from ..ir import (
 from . import costmodel, rqtable, sparsegen
 
 # tflm-ref and cmsis-nn are the stock baselines (TFLM reference kernels; CMSIS-NN's pure-C M0+ path);
-# dense, sparse and auto are ours
-KERNEL_SETS = ("tflm-ref", "cmsis-nn", "dense", "sparse", "auto")
+# dense, sparse and auto are ours; tflm-skip is the paper's "adapted TFLM" (the tflm-ref loops skipping
+# the multiply of a zero weight), which only the paper-exact run profiles by default
+KERNEL_SETS = ("tflm-ref", "cmsis-nn", "dense", "sparse", "auto", "tflm-skip")
+ADAPTED_KERNELS = "tflm-skip"
 
 # The descriptor structs of kernels/pp_kernels.h: every field in declaration order, with its C type
 # ("*": a pointer). ``c_struct`` fills exactly these; a test checks them against the header.
@@ -84,11 +88,32 @@ DESCRIPTORS: dict[str, tuple[tuple[str, str], ...]] = {
         *((f, "int32_t") for f in ("size", "input_zero_point", "output_zero_point", "multiplier", "shift")),
         ("scale", "float"),
     ),
+    "pp_conv_f32_t": (
+        *((f, "int16_t") for f in ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "k_h", "k_w", "stride_h",
+                                   "stride_w", "pad_h", "pad_w", "depth_multiplier")),
+        ("act_min", "float"), ("act_max", "float"), ("weights", "*"), ("bias", "*"),
+    ),
+    "pp_fc_f32_t": (
+        ("in_size", "int16_t"), ("out_size", "int16_t"), ("act_min", "float"), ("act_max", "float"),
+        ("weights", "*"), ("bias", "*"),
+    ),
+    "pp_pool_f32_t": (
+        *((f, "int16_t") for f in ("in_h", "in_w", "channels", "out_h", "out_w", "k_h", "k_w", "stride_h", "stride_w",
+                                   "pad_h", "pad_w")),
+        ("act_min", "float"), ("act_max", "float"),
+    ),
+    "pp_softmax_f32_t": (("rows", "int16_t"), ("depth", "int16_t"), ("beta", "float")),
 }
 _C_SIZE = {"int16_t": 2, "int32_t": 4, "float": 4, "*": 4}  # the RP2040's ILP32 ABI: size = alignment
 
 # ops with one stock kernel that every kernel set shares (kernels/add.c, kernels/stock_ops.c)
 STOCK_OPS = (Add, Softmax, Logistic, Mean, Pad, Quantize, Dequantize)
+# the descriptors a model.c of each graph dtype uses (and asserts the sizes of): an int8 model.c is
+# the same text as before float32 graphs existed
+DTYPE_DESCRIPTORS = {"int8": tuple(t for t in DESCRIPTORS if not t.endswith("_f32_t")),
+                     "float32": tuple(t for t in DESCRIPTORS if t.endswith("_f32_t"))}
+# float32 graphs run on TFLM's float reference kernels, stock or zero-skipping (kernels/tflm_float.c)
+FLOAT_KERNEL_SETS = ("tflm-ref", ADAPTED_KERNELS)
 
 
 class CodegenError(ValueError):
@@ -100,17 +125,37 @@ class GeneratedModel:
     model_c: str
     model_h: str
     arena_bytes: int
-    kernels: tuple[str, ...]   # implementation each layer got: tflmref, cmsisnn, dense, sparse, stock, reshape
+    kernels: tuple[str, ...]   # implementation each layer got: tflmref, tflmskip, cmsisnn, dense, sparse, stock,
+                               # reshape
     staged: tuple[int, ...] = ()   # layers whose kernel data (or generated code) were copied to SRAM
+    offsets: tuple[int | None, ...] = ()  # each layer output's byte offset in pp_arena (None: the model output)
+
+
+def c_float(value: float) -> str:
+    """A float32 value as an exact C literal: hexadecimal, so no decimal rounding can creep in."""
+    v = float(np.float32(value))
+    if not math.isfinite(v):
+        raise CodegenError(f"cannot write {v} as a C constant")
+    if v == 0:
+        return "-0.0f" if math.copysign(1.0, v) < 0 else "0.0f"
+    mantissa, exponent = v.hex().split("p")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}p{exponent}f"
 
 
 def c_array(ctype: str, name: str, values: np.ndarray | list, per_line: int = 24, sram: bool = False,
             used: bool = False) -> str:
     """A const array, in flash with the flash layout unless ``sram``: then in a .data section, which the
-    start-up code copies to SRAM at boot (see ``staging_plan``). A list may hold C expressions (str).
-    ``used``: kept although only assembly refers to it."""
-    flat = [v if isinstance(v, str) else str(int(v))
-            for v in (values if isinstance(values, list) else np.asarray(values).ravel())]
+    start-up code copies to SRAM at boot (see ``staging_plan``). A list may hold C expressions (str);
+    float values become exact float literals (``c_float``). ``used``: kept although only assembly
+    refers to it."""
+    if isinstance(values, list):
+        flat = [v if isinstance(v, str) else str(int(v)) for v in values]
+    elif np.asarray(values).dtype.kind == "f":
+        flat = [c_float(v) for v in np.asarray(values).ravel()]
+        per_line = min(per_line, 8)
+    else:
+        flat = [str(int(v)) for v in np.asarray(values).ravel()]
     if not flat:
         flat = ["0"]
     lines = [", ".join(flat[i:i + per_line]) for i in range(0, len(flat), per_line)]
@@ -143,7 +188,7 @@ def _align4(n: int) -> int:
 
 
 def plan_arena(graph: Graph) -> tuple[list[int | None], int]:
-    """Offsets of every layer output in one arena (None: the model output buffer; reshapes alias
+    """Byte offsets of every layer output in one arena (None: the model output buffer; reshapes alias
     their input), and the arena's size. A tensor's memory is reused only after its last reader ran.
 
     A chain keeps its two-ended plan (``_plan_chain``); any other graph gets the liveness plan
@@ -155,7 +200,7 @@ def _plan_chain(graph: Graph) -> tuple[list[int | None], int]:
     """Consecutive tensors sit at opposite ends, so the arena needs only the largest input+output
     pair: what TFLM's greedy planner finds for a chain (and what every published cycle count ran)."""
     n = len(graph.layers)
-    sizes = [layer.output.size for layer in graph.layers]
+    sizes = [layer.output.nbytes for layer in graph.layers]
     # a reshape shares its input's buffer, so it does not start a new tensor
     owner = list(range(n))
     for i, layer in enumerate(graph.layers):
@@ -200,11 +245,11 @@ def _plan_dag(graph: Graph) -> tuple[list[int | None], int]:
         death[owner[i]] = max(death[owner[i]], last[i + 1])
     output_owner = owner[n - 1] if n else None
     buffers = sorted((b for b in death if b != output_owner),
-                     key=lambda b: (-_align4(graph.layers[b].output.size), b))
+                     key=lambda b: (-_align4(graph.layers[b].output.nbytes), b))
     placed: list[tuple[int, int, int, int]] = []  # (offset, size, birth, death)
     where: dict[int, int] = {}
     for b in buffers:
-        size = _align4(graph.layers[b].output.size)
+        size = _align4(graph.layers[b].output.nbytes)
         offset = 0
         for o, sz, born, dies in sorted(placed):
             if born <= death[b] and b <= dies:  # alive at the same time
@@ -220,14 +265,22 @@ def _plan_dag(graph: Graph) -> tuple[list[int | None], int]:
 # --- per-layer kernel choice -----------------------------------------------------------------
 
 def choose_kernel(layer: Layer, inp: TensorInfo, kernels: str) -> str:
-    """The C implementation ('tflmref', 'cmsisnn', 'dense', 'sparse' or 'stock') one layer gets under a
-    kernel set. Ops a set has no kernel for fall back to the next simpler one, so every set runs every
-    model (cmsis-nn has a kernel for every weighted and pooling op); the ops of ``STOCK_OPS`` have one
-    kernel that every set shares."""
+    """The C implementation ('tflmref', 'tflmskip', 'cmsisnn', 'dense', 'sparse' or 'stock') one layer
+    gets under a kernel set. Ops a set has no kernel for fall back to the next simpler one, so every set
+    runs every int8 model (cmsis-nn has a kernel for every weighted and pooling op; tflm-skip's pools are
+    tflm-ref's: they have no weights); the ops of ``STOCK_OPS`` have one kernel that every set shares.
+    A layer of a float32 graph runs TFLM's float kernels, which only ``FLOAT_KERNEL_SETS`` have."""
     if kernels not in KERNEL_SETS:
         raise CodegenError(f"unknown kernel set {kernels!r}; available: {', '.join(KERNEL_SETS)}")
+    if inp.is_float and layer.output.is_float:  # a float32 graph (QUANTIZE/DEQUANTIZE convert, below)
+        if kernels not in FLOAT_KERNEL_SETS:
+            raise CodegenError(f"kernel set {kernels!r} has no float32 kernels; a float32 model runs on "
+                               f"{' or '.join(FLOAT_KERNEL_SETS)}")
+        return "tflmskip" if kernels == ADAPTED_KERNELS and isinstance(layer, WEIGHTED) else "tflmref"
     if isinstance(layer, STOCK_OPS):  # no weights, nothing to prune
         return "stock"
+    if kernels == ADAPTED_KERNELS:
+        return "tflmskip" if isinstance(layer, WEIGHTED) else "tflmref"
     if kernels == "cmsis-nn":
         return "tflmref" if isinstance(layer, Reshape) else "cmsisnn"
     if kernels == "tflm-ref" or isinstance(layer, DepthwiseConv2D | Reshape):
@@ -252,12 +305,14 @@ def choose_kernel(layer: Layer, inp: TensorInfo, kernels: str) -> str:
     return impl
 
 
-def shared_kernel(layer: Layer, inp: TensorInfo) -> str | None:
-    """'stock' when every kernel set runs ``layer`` on the one stock kernel, else None."""
-    impls = {choose_kernel(layer, inp, k) for k in KERNEL_SETS}
-    return "stock" if impls == {"stock"} else None
+def kernel_sets(dtype: str) -> tuple[str, ...]:
+    """The kernel sets that can run a graph of ``dtype`` (``Graph.dtype``)."""
+    return FLOAT_KERNEL_SETS if dtype == "float32" else KERNEL_SETS
 
 
+def kernel_plan(graph: Graph, kernels: str) -> list[str]:
+    """The implementation of every layer under ``kernels``; a CodegenError when the set cannot run the graph."""
+    return [choose_kernel(layer, inp, kernels) for _, layer, inp in graph.steps()]
 # --- descriptors ---------------------------------------------------------------------------------
 
 def _padded_row(layer: Conv2D, inp: TensorInfo) -> tuple[int, int]:
@@ -453,7 +508,7 @@ def _weight_arrays(name: str, layer: Conv2D | DepthwiseConv2D | FullyConnected, 
         return tables + c_array("int32_t", f"{name}_d", stream, sram=sram), {**ptrs, "stream": f"{name}_d"}
     ptrs.update(weights=f"{name}_w", bias=f"{name}_b", multiplier=f"{name}_m", shift=f"{name}_s")
     rescale = c_array("int32_t", f"{name}_m", mult) + c_array("int32_t", f"{name}_s", shift)
-    if impl in ("tflmref", "cmsisnn"):  # stock kernels: raw weights, raw bias
+    if impl in ("tflmref", "tflmskip", "cmsisnn"):  # stock kernels: raw weights, raw bias
         return (c_array("int8_t", f"{name}_w", layer.weights) + c_array("int32_t", f"{name}_b", layer.bias)
                 + rescale, ptrs)
     bias = c_array("int32_t", f"{name}_b", _folded_bias(layer, rq), sram=sram)
@@ -522,9 +577,6 @@ def _add_desc(name: str, layer: Add, inputs: tuple[TensorInfo, ...]) -> tuple[st
         "output_offset": rq.output_offset, "output_multiplier": rq.output_multiplier,
         "output_shift": rq.output_shift, "act_min": layer.activation.min, "act_max": layer.activation.max})
     return desc, "pp_add"
-def _c_float(value: float) -> str:
-    """A float32 as an exact C literal (hexadecimal, so no decimal rounding can change a bit)."""
-    return float(np.float32(value)).hex() + "f"
 
 
 def _as_hwc(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -564,8 +616,48 @@ def _stock_desc(name: str, layer: Layer, inp: TensorInfo) -> tuple[str, str]:
         fn = "pp_dequantize" if isinstance(layer, Dequantize) else "pp_quantize" if inp.is_float else "pp_requantize"
         return c_struct("pp_quant_t", name, {
             "size": inp.size, "input_zero_point": inp.zero_point, "output_zero_point": out.zero_point,
-            "multiplier": mult, "shift": shift, "scale": _c_float(scale)}), fn
+            "multiplier": mult, "shift": shift, "scale": c_float(scale)}), fn
     raise CodegenError(f"no stock kernel for {layer.op}")  # pragma: no cover - ADD has its own (_add_desc)
+
+
+def _float_desc(name: str, layer: Layer, inp: TensorInfo, impl: str) -> tuple[str, str]:
+    """A float32 layer's weights and descriptor (kernels/tflm_float.c): no requantization, float bounds."""
+    act = {"act_min": c_float(layer.activation.min), "act_max": c_float(layer.activation.max)} \
+        if not isinstance(layer, Softmax) else {}
+    out = layer.output
+    if isinstance(layer, Conv2D | DepthwiseConv2D):
+        kh, kw = layer.weights.shape[1:3]
+        _, pad_h = output_size(inp.shape[0], kh, layer.stride[0], layer.padding)
+        _, pad_w = output_size(inp.shape[1], kw, layer.stride[1], layer.padding)
+        depthwise = isinstance(layer, DepthwiseConv2D)
+        data = c_array("float", f"{name}_w", layer.weights) + c_array("float", f"{name}_b", layer.bias)
+        desc = c_struct("pp_conv_f32_t", name, {
+            "in_h": inp.shape[0], "in_w": inp.shape[1], "in_c": inp.shape[2],
+            "out_h": out.shape[0], "out_w": out.shape[1], "out_c": out.shape[2], "k_h": kh, "k_w": kw,
+            "stride_h": layer.stride[0], "stride_w": layer.stride[1], "pad_h": pad_h, "pad_w": pad_w,
+            "depth_multiplier": out.shape[2] // inp.shape[2] if depthwise else 1, **act,
+            "weights": f"{name}_w", "bias": f"{name}_b"})
+        return data + desc, "pp_depthwise_f32" if depthwise else "pp_conv2d_f32"
+    if isinstance(layer, FullyConnected):
+        data = c_array("float", f"{name}_w", layer.weights) + c_array("float", f"{name}_b", layer.bias)
+        desc = c_struct("pp_fc_f32_t", name, {"in_size": inp.size, "out_size": out.size, **act,
+                                              "weights": f"{name}_w", "bias": f"{name}_b"})
+        return data + desc, "pp_fc_f32"
+    if isinstance(layer, Pool2D):
+        kh, kw = layer.size
+        _, pad_h = output_size(inp.shape[0], kh, layer.stride[0], layer.padding)
+        _, pad_w = output_size(inp.shape[1], kw, layer.stride[1], layer.padding)
+        desc = c_struct("pp_pool_f32_t", name, {
+            "in_h": inp.shape[0], "in_w": inp.shape[1], "channels": inp.shape[2], "out_h": out.shape[0],
+            "out_w": out.shape[1], "k_h": kh, "k_w": kw, "stride_h": layer.stride[0], "stride_w": layer.stride[1],
+            "pad_h": pad_h, "pad_w": pad_w, **act})
+        return desc, "pp_maxpool_f32" if layer.kind == "MAX" else "pp_avgpool_f32"
+    if isinstance(layer, Softmax):
+        depth = out.shape[-1]
+        desc = c_struct("pp_softmax_f32_t", name, {"rows": out.size // depth, "depth": depth,
+                                                   "beta": c_float(layer.beta)})
+        return desc, "pp_softmax_f32"
+    raise CodegenError(f"no float32 C kernel for {layer.op}")  # pragma: no cover - validate admits no other
 
 
 def _scratch_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
@@ -629,7 +721,8 @@ def _preamble(graph: Graph, kernels: str, impls: list[str], tensors: int, scratc
 
 def layer_kernels(graph: Graph, kernels: str) -> list[str]:
     """The implementation each layer gets under ``kernels``, as profiles report it: 'tflmref',
-    'cmsisnn', 'dense' or 'sparse', and 'reshape' for a reshape (a view or a copy, no kernel)."""
+    'tflmskip', 'cmsisnn', 'dense', 'sparse' or 'stock', and 'reshape' for a reshape (a view or a copy,
+    no kernel)."""
     return ["reshape" if isinstance(layer, Reshape) else choose_kernel(layer, inp, kernels)
             for _, layer, inp in graph.steps()]
 
@@ -722,7 +815,7 @@ def staging_plan(graph: Graph, impls: list[str], arena: int) -> set[int]:
 
 def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
     offsets, tensors = plan_arena(graph)
-    impls = [choose_kernel(layer, inp, kernels) for _, layer, inp in graph.steps()]
+    impls = kernel_plan(graph, kernels)
     scratch = max([_scratch_bytes(layer, inp, impl) for (_, layer, inp), impl in zip(graph.steps(), impls,
                                                                                      strict=True)] + [0])
     arena = tensors + scratch
@@ -731,7 +824,8 @@ def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
              '#include "model.h"\n#include "pp_kernels.h"\n#include "pp_platform.h"\n#include <stdint.h>\n\n',
              "/* the descriptor layouts this file was generated for */\n",
              *(f'_Static_assert(sizeof({t}) == {descriptor_size(t)}, "pp_kernels.h changed {t}: '
-               f'update codegen.DESCRIPTORS");\n' for t in DESCRIPTORS), "\n"]
+               f'update codegen.DESCRIPTORS");\n' for t in DTYPE_DESCRIPTORS[graph.dtype]), "\n"]
+    float_graph = graph.dtype == "float32"
     if arena:
         parts.append(f"static int8_t pp_arena[{arena}] __attribute__((aligned(4)));\n\n")
     scratch_ptr = f"(pp_arena + {tensors})" if scratch else "0"
@@ -744,7 +838,7 @@ def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
         buf, srcs = bufs[i + 1], [bufs[t] for t in graph.reads[i]]
         if isinstance(layer, Reshape):
             if buf != srcs[0]:  # only when a reshape starts or ends the model
-                calls.append(f"    for (int k = 0; k < {layer.output.size}; ++k) {buf}[k] = {srcs[0]}[k];")
+                calls.append(f"    for (int k = 0; k < {layer.output.nbytes}; ++k) {buf}[k] = {srcs[0]}[k];")
             calls.append("    PP_MARK(PP_MARK_LAYER);")
             continue
         impl = impls[i]
@@ -758,7 +852,10 @@ def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
             calls.append(f"    pp_sgen_{name}(pp_conv_flipped(&{name}, {srcs[0]}, {scratch_ptr}), {buf});")
             calls.append("    PP_MARK(PP_MARK_LAYER);")
             continue
-        if isinstance(layer, Conv2D | DepthwiseConv2D):
+        if float_graph:  # the buffers are bytes; TFLM's float kernels take floats
+            text, fn = _float_desc(name, layer, inp, impl)
+            srcs, buf = [f"(const float *){b}" for b in srcs], f"(float *){buf}"
+        elif isinstance(layer, Conv2D | DepthwiseConv2D):
             text, fn = _conv_desc(name, layer, inp, impl, i in staged)
         elif isinstance(layer, FullyConnected):
             text, fn = _fc_desc(name, layer, inp, impl, i in staged)
@@ -775,7 +872,7 @@ def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
         calls.append(f"    {fn}_{impl}(&{name}, {', '.join(srcs)}, {buf}, {scratch_ptr});")
         calls.append("    PP_MARK(PP_MARK_LAYER);")
     if bufs[-1] != "out":  # a model whose last layer was aliased to an arena buffer
-        calls.append(f"    for (int k = 0; k < {graph.output.size}; ++k) out[k] = {bufs[-1]}[k];")
+        calls.append(f"    for (int k = 0; k < {graph.output.nbytes}; ++k) out[k] = {bufs[-1]}[k];")
     if code:
         asm = ".syntax unified\n.thumb\n" + "".join(code) + ".text\n"
         parts.append("__asm__(\n" + "".join(f"    {_c_string(ln)}\n" for ln in asm.splitlines()) + ");\n\n")
@@ -786,4 +883,5 @@ def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
         f"#define PP_NUM_LAYERS {len(graph.layers)}\n#define PP_ARENA_SIZE {arena}\n"
         "void pp_model_run(const int8_t *in, int8_t *out);\n#endif\n"
     )
-    return GeneratedModel("".join(parts), header, arena, tuple(layer_kernels(graph, kernels)), tuple(sorted(staged)))
+    return GeneratedModel("".join(parts), header, arena, tuple(layer_kernels(graph, kernels)), tuple(sorted(staged)),
+                          tuple(offsets))

@@ -61,6 +61,9 @@ def deploy(graph: Graph, out_dir: str | Path, kernels: str = "auto", board: str 
            image: str = "auto") -> dict:
     if board != "pico":
         raise ValueError(f"deploy supports --board pico (RP2040); got {board!r}")
+    if graph.dtype != "int8":
+        raise ValueError("deploy builds int8 models (float32 only at their boundary); this one is float32 "
+                         "throughout: profile it on the virtual Pico instead")
     check_frame_sizes(graph.input.nbytes, graph.output.nbytes)
     out = Path(out_dir)
     fw = build_image(graph, kernels, image)

@@ -42,6 +42,7 @@ class Inference:
     output: np.ndarray
     xip_hits: int
     xip_misses: int
+    probes: list[bytes] = field(default_factory=list)  # the bytes each requested probe copied
 
 
 @dataclass
@@ -75,10 +76,13 @@ def node_executable() -> str:
 
 def run_firmware(fw: Firmware, inputs: np.ndarray, output_size: int, *, output_dtype: type = np.int8,
                  xip: bool | None = None, xip_miss_cycles: int = DEFAULT_XIP_MISS_CYCLES,
-                 cycle_budget: int = DEFAULT_CYCLE_BUDGET) -> EmulatorRun:
+                 cycle_budget: int = DEFAULT_CYCLE_BUDGET,
+                 probes: tuple[tuple[int, int, int], ...] = ()) -> EmulatorRun:
     """Run every row of ``inputs`` through the firmware on the virtual Pico. The firmware's buffers are
-    bytes: each row goes in as the bytes of its dtype (int8, or float32 for a float-input model) and
-    ``output_size`` values of ``output_dtype`` come back."""
+    bytes: each row goes in as the bytes of its dtype (int8, or float32 for a float input) and
+    ``output_size`` values of ``output_dtype`` come back. ``probes`` are (layer, SRAM address, bytes):
+    what that address holds when the layer has finished, per inference (how a test sees an
+    intermediate tensor without changing the firmware)."""
     out_bytes = int(output_size) * np.dtype(output_dtype).itemsize
     image = read_elf(fw.elf)
     vectors = image.symbol("pp_vectors")
@@ -96,6 +100,7 @@ def run_firmware(fw: Firmware, inputs: np.ndarray, output_size: int, *, output_d
         "inputs": [base64.b64encode(np.ascontiguousarray(x).tobytes()).decode() for x in inputs],
         "cycle_budget": int(cycle_budget),
         "xip": {"enabled": fw.layout == "flash" if xip is None else xip, "miss_cycles": int(xip_miss_cycles)},
+        "probes": [{"layer": int(k), "addr": int(a), "size": int(n)} for k, a, n in probes],
     }
     proc = subprocess.run([node_executable(), str(runner_dir() / "run.mjs")], input=json.dumps(job),
                           capture_output=True, text=True)
@@ -111,5 +116,6 @@ def run_firmware(fw: Firmware, inputs: np.ndarray, output_size: int, *, output_d
     for r in res["results"]:
         out = np.frombuffer(base64.b64decode(r["output"]), output_dtype).copy()
         run.inferences.append(Inference(r["cycles"], r["layer_cycles"], r["instructions"], out,
-                                        r["xip_hits"], r["xip_misses"]))
+                                        r["xip_hits"], r["xip_misses"],
+                                        [base64.b64decode(b) for b in r.get("probes", [])]))
     return run

@@ -45,6 +45,9 @@ class Measurement:
 
 def measure_board(port, graph: Graph, x: np.ndarray, timeout: float = 10.0) -> Measurement:
     """Run every row of ``x`` on the board behind ``port`` (a pyserial-like object)."""
+    if graph.dtype != "int8":
+        raise MeasureError("measure checks int8 models (float32 only at their boundary) on the board; this one "
+                           "is float32 throughout")
     info = call(port, CMD_INFO, timeout=timeout)
     in_size, out_size = struct.unpack("<HH", info)  # bytes (4 per value of a float32 boundary)
     if (in_size, out_size) != (graph.input.nbytes, graph.output.nbytes):

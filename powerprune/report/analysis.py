@@ -6,11 +6,14 @@ Nothing here draws or formats; markdown.py and plots.py render these results.
 
 from __future__ import annotations
 
+import csv
 import math
 import statistics
 from collections import defaultdict
 from dataclasses import fields
+from importlib import resources
 
+from ..mcu.codegen import ADAPTED_KERNELS
 from ..prune.api import NEW_METHODS, PAPER_METHODS
 from ..sweep import CMSIS_KERNELS, STOCK_KERNELS, Row, model_label
 
@@ -138,3 +141,48 @@ def equal_energy_comparison(agg: list[dict]) -> list[dict]:
                          "energy_delta_pct": p["energy_delta_pct"], "int8_accuracy": p["int8_accuracy"],
                          "paper": ref, "paper_energy": cost})
     return rows
+
+
+# --- the paper's own measurements (its published per-rate table), beside ours ------------------------
+
+PAPER_MEASUREMENTS = "widmann2023_results.csv"  # in this package, with its source in its header
+PAPER_METHOD_NAMES = {"unstructured": "magnitude", "structured": "apoz"}
+PAPER_RUNTIMES = {"stock": STOCK_KERNELS, "adapted": ADAPTED_KERNELS}
+
+
+def paper_measurements() -> list[dict]:
+    """Every row the paper's authors measured on a physical Pico, in our names: method (magnitude |
+    apoz), kernels (tflm-ref for their stock TFLM, tflm-skip for their adapted one), rate (1.0 for the
+    unpruned model, their compression 0), accuracy, energy_mj and latency_ms."""
+    text = (resources.files("powerprune.report") / PAPER_MEASUREMENTS).read_text()
+    rows = csv.DictReader(line for line in text.splitlines() if line and not line.startswith("#"))
+    return [{"method": PAPER_METHOD_NAMES[r["method"]], "paper_method": r["method"], "runtime": r["runtime"],
+             "kernels": PAPER_RUNTIMES[r["runtime"]], "rate": float(r["compression"]) or 1.0,
+             "accuracy": float(r["accuracy"]), "params": int(r["parameters"]),
+             "energy_mj": 1000 * float(r["energy_j"]), "latency_ms": 1000 * float(r["latency_s"])} for r in rows]
+
+
+def paper_side_by_side(agg: list[dict]) -> list[dict]:
+    """Each of the paper's measured rows with our model at the same method, runtime and rate (the
+    unpruned model is our dense one): ratios ours / theirs of latency and energy, and each side's
+    energy change against its own unpruned model on the same runtime. Our side is None where the run
+    has no such model."""
+    measured = paper_measurements()
+
+    def ours(method: str, rate: float, kernels: str) -> dict | None:
+        want = ("dense", 1.0) if rate == 1.0 else (method, rate)
+        return next((a for a in agg if (a["method"], a["rate"], a["kernels"]) == (*want, kernels)), None)
+
+    def theirs_dense(p: dict) -> dict:
+        return next(q for q in measured if (q["paper_method"], q["runtime"], q["rate"])
+                    == (p["paper_method"], p["runtime"], 1.0))
+
+    out = []
+    for p in measured:
+        o, base = ours(p["method"], p["rate"], p["kernels"]), ours(p["method"], 1.0, p["kernels"])
+        row = {**p, "paper_delta_pct": 100 * (p["energy_mj"] / theirs_dense(p)["energy_mj"] - 1), "ours": o}
+        if o is not None:
+            row.update(latency_ratio=o["latency_ms"] / p["latency_ms"], energy_ratio=o["energy_mj"] / p["energy_mj"],
+                       our_delta_pct=100 * (o["energy_mj"] / base["energy_mj"] - 1) if base else None)
+        out.append(row)
+    return out

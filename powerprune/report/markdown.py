@@ -9,8 +9,8 @@ from collections import defaultdict
 
 from ..board import Board
 from ..prune.api import PAPER_METHODS
-from ..sweep import STOCK_KERNELS
-from .analysis import COMPARE_KERNELS, equal_energy_comparison, label, paper_comparison, pareto
+from ..sweep import STOCK_KERNELS, SweepConfig
+from .analysis import COMPARE_KERNELS, equal_energy_comparison, label, paper_comparison, paper_side_by_side, pareto
 
 
 def _pm(v: float, s: float, fmt: str) -> str:
@@ -49,9 +49,49 @@ def _new_methods_section(agg: list[dict]) -> list[str]:
     return lines + [""]
 
 
-def markdown(agg: list[dict], board: Board, plots: dict[str, str], title: str, seeds: int) -> str:
+def _paper_measured_section(agg: list[dict], board: Board, dtype: str) -> list[str]:
+    """The paper's own per-rate measurements beside our emulated numbers, with the ratios and what they mean."""
+    rows = paper_side_by_side(agg)
+    paper_power = [r["energy_mj"] / r["latency_ms"] * 1000 for r in rows]
+    lines = [f"## The paper's measurements beside ours (its network, {dtype})", "",
+             "Paper: measured on a physical Raspberry Pi Pico by Widmann et al. (*Pruning for Power*, EANN 2023; "
+             "their repository widmannthomas/convolutional_neural_network_energy_improvement, copied into "
+             "powerprune/report/widmann2023_results.csv): their float32 network on TFLM's stock reference kernels "
+             "(`stock`) and on their runtime that skips multiplications by zero weights (`adapted`). Ours: the same "
+             f"network retrained here, its cycles counted on the virtual Pico ({board.clock_hz / 1e6:g} MHz) on "
+             "`tflm-ref` and `tflm-skip`, energy = cycles x the board profile's power. Ratio = ours / paper. Nothing "
+             "is tuned to make the ratios look good.", "",
+             f"Power: the paper's rows imply {min(paper_power):.0f} to {max(paper_power):.0f} mW (energy / latency); "
+             f"our board profile `{board.name}` assumes {board.active_power_mw:g} mW. Latency ratios compare cycles "
+             "and clock only; energy ratios also carry that difference in power. Where our cycles differ, the usual "
+             "suspects: the soft-float library (we link libgcc's; pico-sdk links the RP2040 bootrom's faster float "
+             "routines), the XIP flash cache model, the clock set-up of their board, and everything outside the "
+             "kernels that their firmware ran between its GPIO markers.", "",
+             "| method | runtime | rate | paper acc | our acc | paper s | our s | latency ratio | paper mJ | our mJ "
+             "| energy ratio | paper Δ energy vs its unpruned | our Δ energy vs our unpruned |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        o = r["ours"]
+        rate = "unpruned" if r["rate"] == 1.0 else f"{r['rate']:g}x"
+        head = f"| {r['paper_method']} | {r['runtime']} ({r['kernels']}) | {rate} | {100 * r['accuracy']:.2f}% "
+        if o is None:
+            lines.append(head + f"| n/a | {r['latency_ms'] / 1000:.3f} | n/a | n/a | {r['energy_mj']:.1f} | n/a | n/a "
+                                f"| {r['paper_delta_pct']:+.1f}% | n/a |")
+            continue
+        ours_delta = "n/a" if r["our_delta_pct"] is None else f"{r['our_delta_pct']:+.1f}%"
+        lines.append(head + f"| {100 * o['int8_accuracy']:.2f}% | {r['latency_ms'] / 1000:.3f} "
+                            f"| {o['latency_ms'] / 1000:.3f} | {r['latency_ratio']:.2f} | {r['energy_mj']:.1f} "
+                            f"| {o['energy_mj']:.1f} | {r['energy_ratio']:.2f} | {r['paper_delta_pct']:+.1f}% "
+                            f"| {ours_delta} |")
+    return lines + [""]
+
+
+def markdown(agg: list[dict], board: Board, plots: dict[str, str], title: str, seeds: int,
+             config: SweepConfig | None = None) -> str:
     """report.md: the energy formula with every constant, the paper beside us, all models, the Pareto
-    front, and the plots (``plots``: caption -> file name in the run directory)."""
+    front, and the plots (``plots``: caption -> file name in the run directory). A run of the paper's
+    own network (``config.arch`` "paper") also gets the paper's measured table beside ours."""
+    dtype = config.dtype if config is not None else "int8"
     lines = [f"# {title}", ""]
     lines += ["Energy per inference = cycles / f x V x I" + (" + XIP misses x E_miss" if board.flash_miss_energy_nj
                                                              else ""),
@@ -74,10 +114,12 @@ def markdown(agg: list[dict], board: Board, plots: dict[str, str], title: str, s
         lines.append(f"| {c['finding']} | {c['energy']} | {c['accuracy']} | {c['method']} 4x, {c['kernels']} "
                      f"| {e} | {_pct(c['ours_energy_cmsis'], '.2f')} | {a} |")
     lines += ["", "Paper: Widmann et al., *Pruning for Power*, EANN 2023 (abstract).", ""]
+    if config is not None and config.arch == "paper":
+        lines += _paper_measured_section(agg, board, dtype)
     lines += _new_methods_section(agg)
     lines += [f"## All models ({seeds} seed{'s' if seeds > 1 else ''}; mean ± std where several)", "",
               "Δ energy: vs the dense model on `tflm-ref`; vs cmsis-nn: vs the dense model on `cmsis-nn`.", "",
-              "| model | kernels | compression | int8 acc | Δ acc | cycles | ms | energy mJ | Δ energy "
+              f"| model | kernels | compression | {dtype} acc | Δ acc | cycles | ms | energy mJ | Δ energy "
               "| Δ energy vs cmsis-nn | flash B | SRAM B | bit-exact |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for a in agg:
@@ -101,9 +143,9 @@ def markdown(agg: list[dict], board: Board, plots: dict[str, str], title: str, s
     return "\n".join(lines)
 
 
-def terminal_summary(agg: list[dict]) -> str:
+def terminal_summary(agg: list[dict], dtype: str = "int8") -> str:
     """One screen: per model, the stock kernels and the cheapest other kernel set (report.md has all)."""
-    head = (f"{'model':<16} {'kernels':<9} {'comp':>6} {'int8 acc':>9} {'Δacc pp':>8} {'ms':>8} {'mJ':>8} "
+    head = (f"{'model':<16} {'kernels':<9} {'comp':>6} {dtype + ' acc':>11} {'Δacc pp':>8} {'ms':>8} {'mJ':>8} "
             f"{'Δenergy':>8}")
     lines = [head, "-" * len(head)]
     models: dict[tuple, list[dict]] = defaultdict(list)
@@ -114,6 +156,6 @@ def terminal_summary(agg: list[dict]) -> str:
         best = sorted((a for a in rows if a["kernels"] != STOCK_KERNELS), key=lambda a: a["energy_mj"])[:1]
         for a in stock + best:
             lines.append(f"{label(a):<16} {a['kernels']:<9} {a['compression']:>5.1f}x "
-                         f"{100 * a['int8_accuracy']:>8.2f}% {a['accuracy_delta_pp']:>+8.2f} {a['latency_ms']:>8.2f} "
+                         f"{100 * a['int8_accuracy']:>10.2f}% {a['accuracy_delta_pp']:>+8.2f} {a['latency_ms']:>8.2f} "
                          f"{a['energy_mj']:>8.3f} {a['energy_delta_pct']:>+7.1f}%")
     return "\n".join(lines)

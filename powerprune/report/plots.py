@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import io
+from collections import defaultdict
 from pathlib import Path
 
 from ..atomic import write_bytes
 from ..mcu.codegen import KERNEL_SETS
 from ..prune.api import NEW_METHODS, PAPER_METHODS
 from ..sweep import STOCK_KERNELS
-from .analysis import COMPARE_KERNELS, label, method_curves, pareto
+from .analysis import COMPARE_KERNELS, label, method_curves, paper_side_by_side, pareto
 
 MARKERS = {"dense": "*", "magnitude": "o", "apoz": "s", "hybrid": "D", "energy": "^"}
 METHOD_COLORS = {"magnitude": "#1f77b4", "apoz": "#ff7f0e", "hybrid": "#9467bd", "energy": "#d62728"}
 KERNEL_COLORS = {"tflm-ref": "#888", "cmsis-nn": "#8c564b", "dense": "#1f77b4", "sparse": "#ff7f0e",
-                 "auto": "#2ca02c"}
+                 "auto": "#2ca02c", "tflm-skip": "#17becf"}
 
 
 def finish_energy_axes(fig, ax):
@@ -33,8 +34,9 @@ def legend(ax, **kw) -> None:
         ax.legend(**{"fontsize": 7, **kw})
 
 
-def plots(agg: list[dict], run_dir: Path) -> dict[str, str]:
-    """Draw every figure into ``run_dir``; returns caption -> file name, in report order."""
+def plots(agg: list[dict], run_dir: Path, paper_measured: bool = False) -> dict[str, str]:
+    """Draw every figure into ``run_dir``; returns caption -> file name, in report order. ``paper_measured``
+    adds the paper's measured energy and accuracy per rate beside ours (a run of the paper's network)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -106,6 +108,9 @@ def plots(agg: list[dict], run_dir: Path) -> dict[str, str]:
         legend(ax)
         out[f"compression vs {what}"] = save(fig, fname)
 
+    if paper_measured:
+        out.update(_paper_measured_plots(agg, save, plt))
+
     layer_rows = [a for a in agg if a["rate"] in (1.0, 4.0)]
     if layer_rows:
         fig, ax = plt.subplots(figsize=(8, 4))
@@ -121,4 +126,40 @@ def plots(agg: list[dict], run_dir: Path) -> dict[str, str]:
         ax.tick_params(axis="x", labelsize=6)
         legend(ax, fontsize=6, ncol=2)
         out["per-layer cycles (dense and 4x models)"] = save(fig, "layers.png")
+    return out
+
+
+def _paper_measured_plots(agg: list[dict], save, plt) -> dict[str, str]:
+    """Energy and accuracy per compression rate: the paper's measurements (dashed, hollow) and ours
+    (solid), per method and runtime; the unpruned model at rate 1."""
+    rows = paper_side_by_side(agg)
+    curves: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in rows:
+        curves[(r["method"], r["kernels"])].append(r)
+    out = {}
+    for what, theirs, mine, ylabel, fname in (
+            ("energy", "energy_mj", "energy_mj", "energy per inference (mJ, log)", "paper_energy.png"),
+            ("accuracy", "accuracy", "int8_accuracy", "test accuracy (%)", "paper_accuracy.png")):
+        fig, ax = plt.subplots(figsize=(7.5, 4.6))
+        for (method, kernels), pts in curves.items():
+            if what == "accuracy" and kernels != STOCK_KERNELS:
+                continue  # accuracy does not depend on the runtime
+            scale = 100 if what == "accuracy" else 1
+            style = dict(color=METHOD_COLORS[method], marker=MARKERS[method])
+            dash = "--" if kernels == STOCK_KERNELS else ":"
+            name = f"{method}, {kernels}" if what == "energy" else method
+            ax.plot([p["rate"] for p in pts], [scale * p[theirs] for p in pts], ls=dash, mfc="none", **style,
+                    label=f"paper (measured): {name}")
+            ours = [(p["rate"], scale * p["ours"][mine]) for p in pts if p["ours"] is not None]
+            if ours:
+                ax.plot(*zip(*ours, strict=True), ls="-" if kernels == STOCK_KERNELS else "-.", **style,
+                        label=f"ours (emulated): {name}")
+        ax.set_xscale("log", base=2)
+        if what == "energy":
+            ax.set_yscale("log")
+        ax.set_xlabel("compression rate (1: unpruned)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        legend(ax, fontsize=6)
+        out[f"the paper's measured {what} per rate beside ours"] = save(fig, fname)
     return out

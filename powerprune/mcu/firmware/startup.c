@@ -62,3 +62,10 @@ PP_NO_LIBCALL void *memset(void *dst, int c, size_t n) {
     while (n--) *d++ = (uint8_t)c;
     return dst;
 }
+
+/* newlib's libm (expf in a float32 SOFTMAX) reports range errors in errno, which lives in its libc; we
+ * link no libc, so this is errno. Nothing reads it. */
+int *__errno(void) {
+    static int value;
+    return &value;
+}

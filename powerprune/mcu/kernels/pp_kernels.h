@@ -89,6 +89,39 @@ typedef struct {
     float scale;
 } pp_quant_t;
 
+/* float32 descriptors (a float32 graph): the same geometry, float activation bounds, float weights and
+ * biases, nothing to requantize. */
+typedef struct {
+    int16_t in_h, in_w, in_c;
+    int16_t out_h, out_w, out_c;
+    int16_t k_h, k_w;
+    int16_t stride_h, stride_w;
+    int16_t pad_h, pad_w;
+    int16_t depth_multiplier;      /* depthwise only */
+    float act_min, act_max;        /* the fused activation's clamp */
+    const float *weights;          /* OHWI (conv) or 1HWO (depthwise) */
+    const float *bias;
+} pp_conv_f32_t;
+
+typedef struct {
+    int16_t in_size, out_size;
+    float act_min, act_max;
+    const float *weights;          /* (out, in) */
+    const float *bias;
+} pp_fc_f32_t;
+
+typedef struct {
+    int16_t in_h, in_w, channels;
+    int16_t out_h, out_w;
+    int16_t k_h, k_w, stride_h, stride_w, pad_h, pad_w;
+    float act_min, act_max;
+} pp_pool_f32_t;
+
+typedef struct {
+    int16_t rows, depth;           /* softmax over the last axis: rows x depth values */
+    float beta;
+} pp_softmax_f32_t;
+
 /* Every kernel takes (descriptor, input, output, scratch); scratch is arena space the planner reserves
  * for kernels that pre-pad their input. */
 
@@ -99,6 +132,24 @@ void pp_depthwise_tflmref(const pp_conv_t *p, const int8_t *in, int8_t *out, int
 void pp_fc_tflmref(const pp_fc_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
 void pp_maxpool_tflmref(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
 void pp_avgpool_tflmref(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+
+/* tflm-skip: the paper's "adapted TFLM": the tflm-ref loops with a zero-weight test that skips the
+ * multiply-accumulate (kernels/tflm_skip.c). Pools take the tflm-ref kernels. */
+void pp_conv2d_tflmskip(const pp_conv_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void pp_depthwise_tflmskip(const pp_conv_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void pp_fc_tflmskip(const pp_fc_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+
+/* float32 (kernels/tflm_float.c): TFLM's float reference kernels in soft-float, bit-identical to TFLM;
+ * tflm-skip's versions skip the multiply and add of a zero weight. Pools and softmax have no weights. */
+void pp_conv2d_f32_tflmref(const pp_conv_f32_t *p, const float *in, float *out, int8_t *scratch);
+void pp_conv2d_f32_tflmskip(const pp_conv_f32_t *p, const float *in, float *out, int8_t *scratch);
+void pp_depthwise_f32_tflmref(const pp_conv_f32_t *p, const float *in, float *out, int8_t *scratch);
+void pp_depthwise_f32_tflmskip(const pp_conv_f32_t *p, const float *in, float *out, int8_t *scratch);
+void pp_fc_f32_tflmref(const pp_fc_f32_t *p, const float *in, float *out, int8_t *scratch);
+void pp_fc_f32_tflmskip(const pp_fc_f32_t *p, const float *in, float *out, int8_t *scratch);
+void pp_maxpool_f32_tflmref(const pp_pool_f32_t *p, const float *in, float *out, int8_t *scratch);
+void pp_avgpool_f32_tflmref(const pp_pool_f32_t *p, const float *in, float *out, int8_t *scratch);
+void pp_softmax_f32_tflmref(const pp_softmax_f32_t *p, const float *in, float *out, int8_t *scratch);
 
 /* cmsis-nn: our implementation of CMSIS-NN's pure-C (no DSP, no MVE) int8 path, what pico-tflmicro
  * runs on the M0+: int16 im2col of two pixels + 2x2-blocked matrix multiply for convolutions, three

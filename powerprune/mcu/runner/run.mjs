@@ -3,9 +3,11 @@
 //
 // Job (JSON on stdin):
 //   { segments: [{addr, data(base64)}], entry, sp, input_addr, output_addr, output_size,
-//     inputs: [base64...], cycle_budget, xip: {enabled, miss_cycles} }
+//     inputs: [base64...], cycle_budget, xip: {enabled, miss_cycles},
+//     probes: [{layer, addr, size}] (optional: bytes to copy when layer `layer` (0-based) has finished) }
 // Result (JSON on stdout):
-//   { results: [{cycles, layer_cycles: [...], instructions, output(base64), xip_hits, xip_misses}],
+//   { results: [{cycles, layer_cycles: [...], instructions, output(base64), xip_hits, xip_misses,
+//                probes: [base64...]}],
 //     boot_cycles, wall_seconds, instructions_total }
 // Firmware markers are BKPT instructions: 1 = ready for input, 2 = layer done, 3 = inference done,
 // 0x7f = fault.
@@ -51,6 +53,11 @@ core.cycles = 0;
 const cache = new XipCache(core, () => job.xip.miss_cycles);
 if (job.xip.enabled) hookXipReads(rp, cache);
 
+const probes_wanted = job.probes || [];
+for (const p of probes_wanted) {
+  if (p.addr < SRAM_BASE || p.addr + p.size > SRAM_BASE + rp.sram.length) fail(`probe at 0x${p.addr.toString(16)} is outside SRAM`);
+}
+
 let mark = -1;
 rp.onBreak = (code) => { mark = code; };
 let instructions = 0;
@@ -81,10 +88,21 @@ for (const input of job.inputs) {
   const h0 = cache.hits;
   const m0 = cache.misses;
   const layers = [];
+  const probes = [];
   let last = t0;
   for (;;) {
     const code = runToMark(t0 + budget);
-    if (code === MARK.LAYER) { layers.push(core.cycles - last); last = core.cycles; continue; }
+    if (code === MARK.LAYER) {
+      layers.push(core.cycles - last);
+      last = core.cycles;
+      for (const p of probes_wanted) {
+        if (p.layer === layers.length - 1) {
+          const at = p.addr - SRAM_BASE;
+          probes.push(Buffer.from(rp.sram.subarray(at, at + p.size)).toString('base64'));
+        }
+      }
+      continue;
+    }
     if (code === MARK.DONE) break;
     fail(`unexpected marker ${code} during inference`);
   }
@@ -96,6 +114,7 @@ for (const input of job.inputs) {
     output: Buffer.from(rp.sram.subarray(off, off + job.output_size)).toString('base64'),
     xip_hits: cache.hits - h0,
     xip_misses: cache.misses - m0,
+    probes,
   });
   if (runToMark(core.cycles + budget) !== MARK.READY) fail('firmware did not return to the ready marker');
 }
