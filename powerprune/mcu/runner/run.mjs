@@ -119,6 +119,9 @@ for (const input of job.inputs) {
   if (runToMark(core.cycles + budget) !== MARK.READY) fail('firmware did not return to the ready marker');
 }
 const wall = Number(process.hrtime.bigint() - started) / 1e9;
+// Exit as soon as the result is written rather than letting Node wind down on its own: Node 20 was seen
+// to hang there for good (main thread waiting in NodePlatform::DrainTasks, every worker idle) after
+// the result had been written, which left the caller waiting for an exit that never came.
 process.stdout.write(JSON.stringify({
   results, boot_cycles: bootCycles, wall_seconds: wall, instructions_total: instructions,
-}) + '\n');
+}) + '\n', () => process.exit(0));
