@@ -153,7 +153,7 @@ def _paper_measured_plots(agg: list[dict], save, plt) -> dict[str, str]:
             ours = [(p["rate"], scale * p["ours"][mine]) for p in pts if p["ours"] is not None]
             if ours:
                 ax.plot(*zip(*ours, strict=True), ls="-" if kernels == STOCK_KERNELS else "-.", **style,
-                        label=f"ours (emulated): {name}")
+                        label=f"ours{' (emulated)' if what == 'energy' else ''}: {name}")
         ax.set_xscale("log", base=2)
         if what == "energy":
             ax.set_yscale("log")
