@@ -83,6 +83,15 @@ def test_runaway_hits_the_cycle_budget(lenets, test_small):
         run_on_rp2040(lenets["dense"], x, cycle_budget=10_000)
 
 
+def test_a_runner_that_stops_making_progress_is_killed_with_a_clear_error(lenets, test_small, monkeypatch):
+    from powerprune.mcu import emulator
+    monkeypatch.setattr(emulator, "RUNNER_START_SECONDS", 0.01)  # node alone starts slower
+    monkeypatch.setattr(emulator, "MIN_CYCLES_PER_WALL_SECOND", 10**15)
+    x = quantize_images(lenets["dense"], test_small.images[:1])
+    with pytest.raises(EmulatorError, match=r"no exit within \d+ s of wall-clock time"):
+        run_on_rp2040(lenets["dense"], x)
+
+
 @pytest.mark.parametrize("kernels", KERNEL_SETS)
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(g=random_graph(), seed=st.integers(0, 1000))

@@ -28,6 +28,11 @@ CLOCK_HZ = 125_000_000
 # barely moves the ratios we report: BENCHMARKS.md shows 40 vs 56. Change it with --xip-miss-cycles.
 DEFAULT_XIP_MISS_CYCLES = 40
 DEFAULT_CYCLE_BUDGET = 500_000_000  # per inference: 4 s of Pico time; a runaway stops here
+# The wall-clock guard on one runner process, on top of the cycle budget (which catches firmware that
+# runs away): it catches a runner that stops making progress at all. rp2040js emulates 5-20 M cycles
+# per second here, so allowing 1 M per second of the whole budget is never reached by a working run.
+MIN_CYCLES_PER_WALL_SECOND = 1_000_000
+RUNNER_START_SECONDS = 60
 
 
 class EmulatorError(RuntimeError):
@@ -102,13 +107,20 @@ def run_firmware(fw: Firmware, inputs: np.ndarray, output_size: int, *, output_d
         "xip": {"enabled": fw.layout == "flash" if xip is None else xip, "miss_cycles": int(xip_miss_cycles)},
         "probes": [{"layer": int(k), "addr": int(a), "size": int(n)} for k, a, n in probes],
     }
-    proc = subprocess.run([node_executable(), str(runner_dir() / "run.mjs")], input=json.dumps(job),
-                          capture_output=True, text=True)
+    total_budget = int(cycle_budget) * (len(inputs) + 1)  # +1: boot and the way to the first marker
+    timeout = RUNNER_START_SECONDS + total_budget / MIN_CYCLES_PER_WALL_SECOND
     try:
-        res = json.loads(proc.stdout.strip().splitlines()[-1])
+        proc = subprocess.run([node_executable(), str(runner_dir() / "run.mjs")], input=json.dumps(job),
+                              capture_output=True, text=True, timeout=timeout)
+        stdout, stderr, status = proc.stdout, proc.stderr, f"exit {proc.returncode}"
+    except subprocess.TimeoutExpired as exc:
+        # A runner that wrote its whole result and then failed to exit has still done its job.
+        stdout, stderr = _text(exc.stdout), _text(exc.stderr)
+        status = f"no exit within {timeout:.0f} s of wall-clock time, killed"
+    try:
+        res = json.loads(stdout.strip().splitlines()[-1])
     except (json.JSONDecodeError, IndexError) as exc:
-        raise EmulatorError(
-            f"virtual Pico runner failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}") from exc
+        raise EmulatorError(f"virtual Pico runner failed ({status}): {stderr.strip()[-2000:]}") from exc
     if "error" in res:
         raise EmulatorError(f"virtual Pico: {res['error']}")
     run = EmulatorRun(boot_cycles=res["boot_cycles"], wall_seconds=res["wall_seconds"],
@@ -119,3 +131,10 @@ def run_firmware(fw: Firmware, inputs: np.ndarray, output_size: int, *, output_d
                                         r["xip_hits"], r["xip_misses"],
                                         [base64.b64decode(b) for b in r.get("probes", [])]))
     return run
+
+
+def _text(data: bytes | str | None) -> str:
+    """What a timed-out subprocess had written (bytes or str, depending on where it stopped)."""
+    if data is None:
+        return ""
+    return data.decode(errors="replace") if isinstance(data, bytes) else data

@@ -11,16 +11,23 @@
 //     boot_cycles, wall_seconds, instructions_total }
 // Firmware markers are BKPT instructions: 1 = ready for input, 2 = layer done, 3 = inference done,
 // 0x7f = fault.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeSync } from 'node:fs';
 import { RP2040 } from 'rp2040js';
 import { FLASH_BASE, XipCache, hookXipReads } from './xip.mjs';
 
 const SRAM_BASE = 0x20000000;
 const MARK = { READY: 1, LAYER: 2, DONE: 3, FAULT: 0x7f };
 
+// Results go out with a synchronous write and the process exits at once: Node 20 was seen to hang
+// for good while winding down on its own (main thread in NodePlatform::DrainTasks, workers idle)
+// after the result was written, leaving the caller waiting for an exit that never came.
+function finish(obj, code) {
+  writeSync(1, JSON.stringify(obj) + '\n');
+  process.exit(code);
+}
+
 function fail(message) {
-  process.stdout.write(JSON.stringify({ error: message }) + '\n');
-  process.exit(3);
+  finish({ error: message }, 3);
 }
 
 const job = JSON.parse(readFileSync(0, 'utf8'));
@@ -119,9 +126,4 @@ for (const input of job.inputs) {
   if (runToMark(core.cycles + budget) !== MARK.READY) fail('firmware did not return to the ready marker');
 }
 const wall = Number(process.hrtime.bigint() - started) / 1e9;
-// Exit as soon as the result is written rather than letting Node wind down on its own: Node 20 was seen
-// to hang there for good (main thread waiting in NodePlatform::DrainTasks, every worker idle) after
-// the result had been written, which left the caller waiting for an exit that never came.
-process.stdout.write(JSON.stringify({
-  results, boot_cycles: bootCycles, wall_seconds: wall, instructions_total: instructions,
-}) + '\n', () => process.exit(0));
+finish({ results, boot_cycles: bootCycles, wall_seconds: wall, instructions_total: instructions }, 0);
