@@ -171,12 +171,15 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from ..api import load_graph
+    from ..mcu.autotune import tuned_plan
     from ..mcu.codegen import kernel_sets, layer_kernels
 
     graph = load_graph(args.model, calibration_data=calibration_data(args))
     rows = graph.layer_stats()
     sets = kernel_sets(graph.dtype)  # a float32 model runs on the sets with float kernels only
     kernels = {k: layer_kernels(graph, k) for k in sets}  # the C implementation of each layer
+    if "auto" in kernels:  # what auto really runs: the plan measured on the virtual Pico (cached)
+        kernels["auto"] = layer_kernels(graph, "auto", tuned_plan(graph).impls)
     for r in rows:
         r["kernels"] = {k: kernels[k][r["index"]] for k in sets}
         # the one kernel every set shares ("stock"), None when each set has its own

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -89,10 +90,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get("POWERPRUNE_CACHE", Path.home() / ".cache" / "powerprune")) / "firmware"
 
 
-def firmware_sources(graph: Graph, kernels: str, target: str = "emu") -> tuple[dict[str, str], GeneratedModel]:
+def firmware_sources(graph: Graph, kernels: str, target: str = "emu", plan: Sequence[str] | None = None
+                     ) -> tuple[dict[str, str], GeneratedModel]:
     """Every file of one firmware: kernels, start-up, linker scripts, the target's main and the
-    generated model (what ``deploy`` hands to pico-sdk users, too)."""
-    gen = generate(graph, kernels)
+    generated model (what ``deploy`` hands to pico-sdk users, too). ``plan``: auto's per-layer choice."""
+    gen = generate(graph, kernels, plan)
     sources = _library_sources(target)
     sources["model.c"], sources["model.h"] = gen.model_c, gen.model_h
     return sources, gen
@@ -109,14 +111,15 @@ def _library_sources(target: str) -> dict[str, str]:
 
 def build_firmware(graph: Graph, kernels: str = "tflm-ref", layout: str = "flash",
                    cflags: tuple[str, ...] = DEFAULT_CFLAGS, out_dir: Path | None = None,
-                   target: str = "emu") -> Firmware:
-    """``layout`` is one of LAYOUTS for the emulator target, one of IMAGES for the device target."""
+                   target: str = "emu", plan: Sequence[str] | None = None) -> Firmware:
+    """``layout`` is one of LAYOUTS for the emulator target, one of IMAGES for the device target.
+    ``plan`` fixes the ``auto`` set's implementation per layer (``mcu.autotune`` measures it)."""
     if target not in TARGETS:
         raise BuildError(f"unknown target {target!r}")
     if (target, layout) not in LINKER_SCRIPTS:
         choices = LAYOUTS if target == "emu" else IMAGES
         raise BuildError(f"unknown layout {layout!r} for target {target!r}; use {' or '.join(map(repr, choices))}")
-    sources, gen = firmware_sources(graph, kernels, target)
+    sources, gen = firmware_sources(graph, kernels, target, plan)
     if (target, layout) == ("device", "flash"):
         sources["pp_boot2.c"] = boot2_c_source(assemble(toolchain(), boot2_source()))
     elf = _cached_build(sources, cflags, layout, target, out_dir)

@@ -11,6 +11,7 @@ not know about stops the build instead of shifting values.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -313,6 +314,29 @@ def kernel_sets(dtype: str) -> tuple[str, ...]:
 def kernel_plan(graph: Graph, kernels: str) -> list[str]:
     """The implementation of every layer under ``kernels``; a CodegenError when the set cannot run the graph."""
     return [choose_kernel(layer, inp, kernels) for _, layer, inp in graph.steps()]
+
+
+def auto_choices(graph: Graph) -> list[tuple[str, ...]]:
+    """What ``auto`` may run each layer as: the implementation the ``dense`` set gives it and the one
+    the ``sparse`` set gives it (one entry when they agree). ``mcu.autotune`` measures between them."""
+    return [tuple(dict.fromkeys((choose_kernel(layer, inp, "dense"), choose_kernel(layer, inp, "sparse"))))
+            for _, layer, inp in graph.steps()]
+
+
+def checked_plan(graph: Graph, kernels: str, plan: Sequence[str] | None) -> list[str]:
+    """``plan`` (one implementation per layer, for the ``auto`` set only) after checking that every entry
+    is one ``auto`` may choose; without a plan, the set's own choice (``kernel_plan``)."""
+    if plan is None:
+        return kernel_plan(graph, kernels)
+    if kernels != "auto":
+        raise CodegenError(f"only the auto kernel set takes a per-layer plan, not {kernels!r}")
+    if len(plan) != len(graph.layers):
+        raise CodegenError(f"the plan names {len(plan)} implementations for {len(graph.layers)} layers")
+    for i, (impl, choices) in enumerate(zip(plan, auto_choices(graph), strict=True)):
+        if impl not in choices:
+            raise CodegenError(f"layer {i} ({graph.layers[i].op}) cannot run as {impl!r} under auto; "
+                               f"it can run as {' or '.join(map(repr, choices))}")
+    return list(plan)
 # --- descriptors ---------------------------------------------------------------------------------
 
 def _padded_row(layer: Conv2D, inp: TensorInfo) -> tuple[int, int]:
@@ -719,12 +743,15 @@ def _preamble(graph: Graph, kernels: str, impls: list[str], tensors: int, scratc
     return "/* " + "\n * ".join(lines).replace(" \n", "\n") + "\n */\n"
 
 
-def layer_kernels(graph: Graph, kernels: str) -> list[str]:
-    """The implementation each layer gets under ``kernels``, as profiles report it: 'tflmref',
-    'tflmskip', 'cmsisnn', 'dense', 'sparse' or 'stock', and 'reshape' for a reshape (a view or a copy,
-    no kernel)."""
-    return ["reshape" if isinstance(layer, Reshape) else choose_kernel(layer, inp, kernels)
-            for _, layer, inp in graph.steps()]
+def layer_kernels(graph: Graph, kernels: str, plan: Sequence[str] | None = None) -> list[str]:
+    """The implementation each layer gets under ``kernels`` (and ``plan``, see ``checked_plan``), as
+    profiles report it: 'tflmref', 'tflmskip', 'cmsisnn', 'dense', 'sparse' or 'stock', and 'reshape'
+    for a reshape (a view or a copy, no kernel)."""
+    return _reported(graph, checked_plan(graph, kernels, plan))
+
+
+def _reported(graph: Graph, impls: Sequence[str]) -> list[str]:
+    return ["reshape" if isinstance(layer, Reshape) else impl for layer, impl in zip(graph.layers, impls, strict=True)]
 
 
 # --- generated sparse convolutions (powerprune/mcu/sparsegen.py) --------------------------------------
@@ -813,9 +840,11 @@ def staging_plan(graph: Graph, impls: list[str], arena: int) -> set[int]:
     return staged
 
 
-def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
+def generate(graph: Graph, kernels: str = "tflm-ref", plan: Sequence[str] | None = None) -> GeneratedModel:
+    """model.c and model.h of ``graph`` under ``kernels``; ``auto`` may be given its per-layer ``plan``
+    (as ``mcu.autotune`` measures it), else every set decides per layer with ``choose_kernel``."""
     offsets, tensors = plan_arena(graph)
-    impls = kernel_plan(graph, kernels)
+    impls = checked_plan(graph, kernels, plan)
     scratch = max([_scratch_bytes(layer, inp, impl) for (_, layer, inp), impl in zip(graph.steps(), impls,
                                                                                      strict=True)] + [0])
     arena = tensors + scratch
@@ -883,5 +912,6 @@ def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
         f"#define PP_NUM_LAYERS {len(graph.layers)}\n#define PP_ARENA_SIZE {arena}\n"
         "void pp_model_run(const int8_t *in, int8_t *out);\n#endif\n"
     )
-    return GeneratedModel("".join(parts), header, arena, tuple(layer_kernels(graph, kernels)), tuple(sorted(staged)),
+    return GeneratedModel("".join(parts), header, arena, tuple(_reported(graph, impls)),
+                          tuple(sorted(staged)),
                           tuple(offsets))

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..atomic import write_bytes, write_text
 from ..ir import Graph
+from .autotune import tuned_plan
 from .build import IMAGES, Firmware, FitError, build_firmware, firmware_sources
 from .elf import read_elf
 from .protocol import check_frame_sizes
@@ -45,16 +46,36 @@ pico_add_extra_outputs(powerprune_{name})
 IMAGE_CHOICES = ("auto", *IMAGES)
 
 
+# the virtual Pico's layout that runs like each image (where auto's plan is measured)
+PROFILED_AS = {"ram": "sram", "flash": "flash"}
+
+
+def _plan(graph: Graph, kernels: str, image: str) -> tuple[str, ...] | None:
+    """auto's measured plan for ``image``; None for other sets, and when the profiling layout itself
+    does not fit (the image then cannot either, and building it says so in the image's own words)."""
+    if kernels != "auto":
+        return None
+    try:
+        return tuned_plan(graph, PROFILED_AS[image]).impls
+    except FitError:
+        return None
+
+
+def _build(graph: Graph, kernels: str, image: str) -> Firmware:
+    return build_firmware(graph, kernels, image, target="device", plan=_plan(graph, kernels, image))
+
+
 def build_image(graph: Graph, kernels: str, image: str = "auto") -> Firmware:
-    """The device firmware as a ``flash`` or ``ram`` image; ``auto``: ram if it fits, else flash."""
+    """The device firmware as a ``flash`` or ``ram`` image; ``auto``: ram if it fits, else flash. The
+    ``auto`` kernel set gets the plan measured on the layout that runs like the image."""
     if image not in IMAGE_CHOICES:
         raise ValueError(f"unknown image kind {image!r}; use {', '.join(IMAGE_CHOICES)}")
     if image != "auto":
-        return build_firmware(graph, kernels, image, target="device")
+        return _build(graph, kernels, image)
     try:
-        return build_firmware(graph, kernels, "ram", target="device")
+        return _build(graph, kernels, "ram")
     except FitError:
-        return build_firmware(graph, kernels, "flash", target="device")
+        return _build(graph, kernels, "flash")
 
 
 def deploy(graph: Graph, out_dir: str | Path, kernels: str = "auto", board: str = "pico",
@@ -71,7 +92,7 @@ def deploy(graph: Graph, out_dir: str | Path, kernels: str = "auto", board: str 
     write_bytes(out / "firmware.uf2", uf2)
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(fw.elf, out / "firmware.elf")
-    sources, _ = firmware_sources(graph, kernels, target="device")
+    sources, _ = firmware_sources(graph, kernels, target="device", plan=_plan(graph, kernels, fw.layout))
     src = out / "src"
     for name, text in sources.items():
         write_text(src / name, text)
