@@ -2,7 +2,7 @@
 (tflm-ref, tflm-skip) == host, for models of a float32 run (default: the paper-exact run).
 
     python bench/verify_float32.py [runs/paper-exact] [--models dense-1,magnitude-4] [--images 1000]
-                                   [--pico-images 1000]
+                                   [--pico-images 1000] [--kernels tflm-ref,tflm-skip]
 
 Host and TFLM take seconds for 1,000 images; the virtual Pico about 3 s per image of the unpruned paper
 network per kernel set, so --pico-images bounds that part. A final SOFTMAX is checked as
@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("--models", default="dense-1,magnitude-4", help="method-rate pairs of the run")
     ap.add_argument("--images", type=int, default=1000)
     ap.add_argument("--pico-images", type=int, default=1000)
+    ap.add_argument("--kernels", default=",".join(FLOAT_KERNEL_SETS), help="float kernel sets to run on the Pico")
     ap.add_argument("--out", default="bench/results/float32_verify")
     args = ap.parse_args()
     rows = json.loads((Path(args.run) / "results.json").read_text())
@@ -51,7 +52,7 @@ def main() -> None:
         x = quantize_images(graph, test.images)
         host, theirs = run(graph, x), tflm_run(Path(row["tflite"]).read_bytes(), x)
         differ = int((host.view(np.uint32) != theirs.view(np.uint32)).reshape(len(x), -1).any(axis=1).sum())
-        for kernels in FLOAT_KERNEL_SETS:
+        for kernels in args.kernels.split(","):
             t = time.perf_counter()
             exact, ulp, expf_ulp, done = True, 0, 0, 0
             for i in range(0, min(args.pico_images, len(x)), CHUNK):
