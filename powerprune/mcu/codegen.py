@@ -19,6 +19,7 @@ from ..fixedpoint import logistic_input_params, softmax_input_params
 from ..ir import (
     WEIGHTED,
     Add,
+    AddRequant,
     Conv2D,
     DepthwiseConv2D,
     Dequantize,
@@ -45,6 +46,7 @@ from . import costmodel, rqtable, sparsegen
 # dense, sparse and auto are ours; tflm-skip is the paper's "adapted TFLM" (the tflm-ref loops skipping
 # the multiply of a zero weight), which only the paper-exact run profiles by default
 KERNEL_SETS = ("tflm-ref", "cmsis-nn", "dense", "sparse", "auto", "tflm-skip")
+OUR_SETS = ("dense", "sparse", "auto")
 ADAPTED_KERNELS = "tflm-skip"
 
 # The descriptor structs of kernels/pp_kernels.h: every field in declaration order, with its C type
@@ -71,6 +73,11 @@ DESCRIPTORS: dict[str, tuple[tuple[str, str], ...]] = {
         "size", "left_shift", "input1_offset", "input1_multiplier", "input1_shift", "input2_offset",
         "input2_multiplier", "input2_shift", "output_offset", "output_multiplier", "output_shift", "act_min",
         "act_max")),
+    "pp_add_tab_t": (
+        ("size", "int32_t"), ("w", "uint32_t"), ("m", "uint32_t"), ("p", "int32_t"), ("o_min", "int32_t"),
+        *((f, "int32_t") for f in ("output_offset", "output_multiplier", "output_shift", "act_min", "act_max")),
+        ("terms1", "*"), ("terms2", "*"), ("thresholds", "*"),
+    ),
     "pp_softmax_t": tuple((f, "int32_t") for f in ("rows", "depth", "input_multiplier", "input_left_shift",
                                                    "diff_min")),
     "pp_logistic_t": tuple((f, "int32_t") for f in ("size", "input_zero_point", "input_range_radius",
@@ -104,9 +111,11 @@ DESCRIPTORS: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "pp_softmax_f32_t": (("rows", "int16_t"), ("depth", "int16_t"), ("beta", "float")),
 }
-_C_SIZE = {"int16_t": 2, "int32_t": 4, "float": 4, "*": 4}  # the RP2040's ILP32 ABI: size = alignment
+_C_SIZE = {"int16_t": 2, "int32_t": 4, "uint32_t": 4, "float": 4, "*": 4}  # the RP2040's ILP32 ABI: size = alignment
 
-# ops with one stock kernel that every kernel set shares (kernels/add.c, kernels/stock_ops.c)
+# ops with one stock kernel that every kernel set shares (kernels/add.c, kernels/stock_ops.c); ADD is
+# the exception: the baselines (tflm-ref, cmsis-nn, tflm-skip) keep the stock kernel, ours (OUR_SETS)
+# run the table-driven pp_add_dense (add_tables)
 STOCK_OPS = (Add, Softmax, Logistic, Mean, Pad, Quantize, Dequantize)
 # the descriptors a model.c of each graph dtype uses (and asserts the sizes of): an int8 model.c is
 # the same text as before float32 graphs existed
@@ -268,7 +277,8 @@ def choose_kernel(layer: Layer, inp: TensorInfo, kernels: str) -> str:
     """The C implementation ('tflmref', 'tflmskip', 'cmsisnn', 'dense', 'sparse' or 'stock') one layer
     gets under a kernel set. Ops a set has no kernel for fall back to the next simpler one, so every set
     runs every int8 model (cmsis-nn has a kernel for every weighted and pooling op; tflm-skip's pools are
-    tflm-ref's: they have no weights); the ops of ``STOCK_OPS`` have one kernel that every set shares.
+    tflm-ref's: they have no weights); the ops of ``STOCK_OPS`` have one kernel that every set shares,
+    except ADD, which runs 'dense' (the table-driven kernel) in ``OUR_SETS``.
     A layer of a float32 graph runs TFLM's float kernels, which only ``FLOAT_KERNEL_SETS`` have."""
     if kernels not in KERNEL_SETS:
         raise CodegenError(f"unknown kernel set {kernels!r}; available: {', '.join(KERNEL_SETS)}")
@@ -277,6 +287,8 @@ def choose_kernel(layer: Layer, inp: TensorInfo, kernels: str) -> str:
             raise CodegenError(f"kernel set {kernels!r} has no float32 kernels; a float32 model runs on "
                                f"{' or '.join(FLOAT_KERNEL_SETS)}")
         return "tflmskip" if kernels == ADAPTED_KERNELS and isinstance(layer, WEIGHTED) else "tflmref"
+    if isinstance(layer, Add) and kernels in OUR_SETS:
+        return "dense"
     if isinstance(layer, STOCK_OPS):  # no weights, nothing to prune
         return "stock"
     if kernels == ADAPTED_KERNELS:
@@ -567,16 +579,54 @@ def _pool_desc(name: str, layer: Pool2D, inp: TensorInfo, impl: str) -> tuple[st
     return desc, "pp_maxpool" if layer.kind == "MAX" else "pp_avgpool"
 
 
-def _add_desc(name: str, layer: Add, inputs: tuple[TensorInfo, ...]) -> tuple[str, str]:
+def _add_desc(name: str, layer: Add, inputs: tuple[TensorInfo, ...], impl: str) -> tuple[str, str]:
     rq = add_requantization(*inputs, layer.output)
+    lo, hi = layer.activation.min, layer.activation.max
+    if impl == "dense":
+        terms, table = add_tables(rq, lo, hi)
+        data = c_array("int32_t", f"{name}_a", terms[0]) + c_array("int32_t", f"{name}_b", terms[1])
+        rqt = {"w": 0, "m": 0, "p": 0, "o_min": 0}
+        if table is not None:
+            data += c_array("uint32_t", f"{name}_t", table.thresholds)
+            rqt = {"w": f"{table.w}u", "m": f"{table.m}u", "p": table.p, "o_min": table.o_min}
+        desc = c_struct("pp_add_tab_t", name, {
+            "size": layer.output.size, **rqt, "output_offset": rq.output_offset,
+            "output_multiplier": rq.output_multiplier, "output_shift": rq.output_shift, "act_min": lo,
+            "act_max": hi, "terms1": f"{name}_a", "terms2": f"{name}_b",
+            "thresholds": "0" if table is None else f"{name}_t"})
+        return data + desc, "pp_add"
     desc = c_struct("pp_add_t", name, {
         "size": layer.output.size, "left_shift": rq.left_shift,
         "input1_offset": rq.input_offsets[0], "input1_multiplier": rq.input_multipliers[0],
         "input1_shift": rq.input_shifts[0], "input2_offset": rq.input_offsets[1],
         "input2_multiplier": rq.input_multipliers[1], "input2_shift": rq.input_shifts[1],
         "output_offset": rq.output_offset, "output_multiplier": rq.output_multiplier,
-        "output_shift": rq.output_shift, "act_min": layer.activation.min, "act_max": layer.activation.max})
+        "output_shift": rq.output_shift, "act_min": lo, "act_max": hi})
     return desc, "pp_add"
+
+
+def add_tables(rq: AddRequant, lo: int, hi: int) -> tuple[np.ndarray, rqtable.RqTable | None]:
+    """The tables of the fast ADD (kernels/add.c, pp_add_dense). Each input is an int8, so TFLM's first
+    step for it (offset, << 20, a rounding multiply: ``AddRequant.scaled_input``) takes only 256
+    values: terms[k][u] is that value for the input byte u (read as uint8, so the kernel indexes with
+    LDRB). What is left per element is the second rounding multiply of the sum, a non-decreasing step
+    function of it, which a threshold table (rqtable.py) answers; its origin xs is folded into
+    terms[0], so terms[0][u] + terms[1][v] arrives as sum - xs. The table is checked here against
+    ``AddRequant.output`` on all 65,536 operand pairs; without one (``None``: no table fits, or the
+    check fails) the kernel rounds the sum with TFLM's arithmetic and terms[0] is not shifted."""
+    x = np.arange(256, dtype=np.uint8).view(np.int8)
+    terms = np.stack([rq.scaled_input(k, x) for k in (0, 1)])
+    low, high = int(terms[0].min() + terms[1].min()), int(terms[0].max() + terms[1].max())
+    table = rqtable.build(rq.output_multiplier, rq.output_shift, rq.output_offset, lo, hi, max(-low, high))
+    if table is not None:
+        total = terms[0][:, None] + terms[1][None, :]
+        if not np.array_equal(rqtable.apply(table, total), rq.output(total, lo, hi)):
+            table = None  # pragma: no cover - rqtable is exact by construction; this keeps it honest
+    if table is not None:
+        terms[0] -= table.xs
+    if np.abs(terms).max() >= 2**31 or (table is not None and high - table.xs >= 2**31):
+        raise CodegenError("ADD: a scaled input does not fit int32")  # pragma: no cover - |term| < 2^28
+    return terms, table
 
 
 def _as_hwc(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -862,7 +912,7 @@ def generate(graph: Graph, kernels: str = "tflm-ref") -> GeneratedModel:
         elif isinstance(layer, Pool2D):
             text, fn = _pool_desc(name, layer, inp, impl)
         elif isinstance(layer, Add):
-            text, fn = _add_desc(name, layer, graph.inputs_of(i))
+            text, fn = _add_desc(name, layer, graph.inputs_of(i), impl)
             what = f"{layer.op} tensors {' + '.join(map(str, graph.reads[i]))}, {_dims(inp)}"
         elif isinstance(layer, STOCK_OPS):
             text, fn = _stock_desc(name, layer, inp)
