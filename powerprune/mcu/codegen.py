@@ -425,34 +425,52 @@ def requantizer(name: str, layer: Conv2D | FullyConnected, rq, channels: int, ta
     return Requantizer(RQ_KIND_MUL, records)
 
 
-def conv_groups(channels: int) -> list[int]:
-    """Channel counts of the dense convolution's passes: fewest inner-loop cycles, then fewest passes."""
+def conv_groups(channels: int, largest: int = CONV_GROUP_MAX) -> list[int]:
+    """Channel counts of the dense convolution's passes (at most ``largest`` each): fewest inner-loop
+    cycles, then fewest passes."""
     best: list[tuple[int, int, list[int]]] = [(0, 0, [])]
     for n in range(1, channels + 1):
         best.append(min((best[n - k][0] + _CONV_GROUP_CYCLES[k], best[n - k][1] + 1, best[n - k][2] + [k])
-                        for k in range(1, min(n, CONV_GROUP_MAX) + 1)))
+                        for k in range(1, min(n, largest) + 1)))
     return sorted(best[channels][2], reverse=True)
 
 
-def dense_conv_stream(layer: Conv2D, inp: TensorInfo, rq, rqz: Requantizer) -> list[Word]:
-    """The record kind, then per group of K channels: K, K folded biases, per window row the weights
-    as int32 in loop order (byte within the row, channel) and the bytes to the next row (0 after the
-    last), K requantization records; a 0 ends the list."""
+def dense_conv_stream(layer: Conv2D, inp: TensorInfo, rq, rqz: Requantizer, staged: bool = True) -> list[Word]:
+    """The record kind, then blocks of channel groups, each [its channel count, per group of K channels:
+    K, K folded biases, per window row the weights as int32 in loop order (byte within the row,
+    channel) and the bytes to the next row (0 after the last), K requantization records; a 0], then a
+    final 0. The kernel runs one block over every pixel before the next (kernels/dense.c). A ``staged``
+    stream (in SRAM) is one block; one left in flash is cut into blocks of at most XIP_BLOCK_BYTES, so
+    that a block stays in the XIP cache from one pixel to the next, with groups small enough to fit."""
     o, kh = layer.weights.shape[:2]
     w = layer.weights.reshape(o, kh, -1).astype(np.int64)
     row, _ = _padded_row(layer, inp)
     bias = rqz.bias(_folded_bias(layer, rq))
+
+    def group_bytes(k: int) -> int:  # K, biases, weights and row steps, records
+        return 4 * (1 + k + kh * (w.shape[2] * k + 1) + k * len(rqz.records[0]))
+
+    largest = CONV_GROUP_MAX if staged else max([1] + [k for k in range(1, CONV_GROUP_MAX + 1)
+                                                       if group_bytes(k) + 8 <= XIP_BLOCK_BYTES])
+    blocks: list[list[int]] = [[]]
+    for k in conv_groups(o, largest):
+        if not staged and blocks[-1] and 8 + sum(map(group_bytes, blocks[-1] + [k])) > XIP_BLOCK_BYTES:
+            blocks.append([])
+        blocks[-1].append(k)
     stream: list[Word] = [rqz.kind]
     start = 0
-    for k in conv_groups(o):
-        g = slice(start, start + k)
-        stream += [k, *bias[g].tolist()]
-        for ky in range(kh):
-            stream += w[g, ky].T.ravel().tolist()
-            stream.append(row if ky < kh - 1 else 0)
-        for c in range(start, start + k):
-            stream += rqz.records[c]
-        start += k
+    for block in blocks:
+        stream.append(sum(block))
+        for k in block:
+            g = slice(start, start + k)
+            stream += [k, *bias[g].tolist()]
+            for ky in range(kh):
+                stream += w[g, ky].T.ravel().tolist()
+                stream.append(row if ky < kh - 1 else 0)
+            for c in range(start, start + k):
+                stream += rqz.records[c]
+            start += k
+        stream.append(0)
     return [*stream, 0]
 
 
@@ -513,7 +531,7 @@ def _weight_arrays(name: str, layer: Conv2D | DepthwiseConv2D | FullyConnected, 
         if impl == "sparse":
             stream = sparse_fc_stream(layer, rq, rqz)
         elif isinstance(layer, Conv2D):
-            stream = dense_conv_stream(layer, inp, rq, rqz)
+            stream = dense_conv_stream(layer, inp, rq, rqz, staged=sram)
         else:
             stream = dense_fc_stream(layer, rq, rqz)
         tables = "" if rqz.tables is None else c_array("uint32_t", rqz.table_name, rqz.tables, sram=sram)
@@ -827,6 +845,7 @@ def _generated_conv(name: str, layer: Conv2D, inp: TensorInfo, sram: bool) -> tu
 # baselines as pico-tflmicro runs them.
 STAGING_BUDGET = 160 * 1024   # bytes of SRAM for staged kernel data plus the arena
 XIP_CYCLES_PER_BYTE = 5       # one ~40-cycle miss per 8-byte line
+XIP_BLOCK_BYTES = 15 * 1024   # what a kernel re-reads from flash per pixel: under the 16 KB XIP cache
 
 
 def kernel_data_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
