@@ -830,7 +830,8 @@ def _generated_conv(name: str, layer: Conv2D, inp: TensorInfo, sram: bool) -> tu
     if tables is not None:
         desc = c_array("uint32_t", rqz.table_name, rqz.tables, sram=sram, used=True) + desc
     code = sparsegen.generate_conv(f"pp_sgen_{name}", layer, inp, row, rqz.bias(_folded_bias(layer, rq, -128)),
-                                   section, accumulator_bound(layer, rq), tables, rqz.table_name)
+                                   section, accumulator_bound(layer, rq), tables, rqz.table_name,
+                                   None if sram else XIP_BLOCK_BYTES)
     return desc, code
 
 
