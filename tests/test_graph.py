@@ -25,9 +25,9 @@ from powerprune.ir import (
     TensorInfo,
     add_requantization,
 )
-from powerprune.mcu import rqtable
+from powerprune.mcu import codegen, rqtable
 from powerprune.mcu.codegen import KERNEL_SETS, OUR_SETS, add_tables, generate, layer_kernels, plan_arena
-from powerprune.mcu.profile import run_on_rp2040
+from powerprune.mcu.profile import profile, run_on_rp2040
 from powerprune.oracle import tflm_run
 from powerprune.reference import run
 from powerprune.tflite import export_tflite, import_tflite, load_tflite
@@ -235,18 +235,17 @@ def test_the_baselines_run_add_on_the_stock_kernel_ours_on_the_tables():
 
 # --- a residual network made here: exported, run by TFLM, host and the Pico -----------------------
 
-def residual_graph(seed: int = 0) -> Graph:
+def residual_graph(seed: int = 0, h: int = 8, w: int = 8, c: int = 4, density: float = 0.5) -> Graph:
     """conv 3x3 (ReLU) -> conv 3x3 -> ADD with the skip (ReLU) -> conv 3x3 -> ADD with the first
-    block's output -> reshape -> fully connected: two residual blocks, weights at 50% density so the
-    sparse kernels have something to skip."""
+    block's output -> reshape -> fully connected: two residual blocks on h x w x c, weights at 50%
+    density by default so the sparse kernels have something to skip."""
     rng = np.random.default_rng(seed)
-    h, w, c = 8, 8, 4
 
     def t(scale: float, zp: int, shape=(h, w, c)) -> TensorInfo:
         return TensorInfo(shape, float(np.float32(scale)), zp)
 
     def conv(cin: int, out: TensorInfo, act: str) -> Conv2D:
-        wq = (rng.integers(-127, 128, (c, 3, 3, cin)) * (rng.random((c, 3, 3, cin)) < 0.5)).astype(np.int8)
+        wq = (rng.integers(-127, 128, (c, 3, 3, cin)) * (rng.random((c, 3, 3, cin)) < density)).astype(np.int8)
         return Conv2D(wq, rng.integers(-2000, 2000, c).astype(np.int32),
                       (10.0 ** rng.uniform(-3, -2, c)).astype(np.float32), (1, 1), "SAME",
                       Activation.for_output(act, out), out)
@@ -280,6 +279,29 @@ def test_residual_graph_bit_exact_on_the_virtual_pico(kernels):
     g = residual_graph()
     x = rows(g, 3, seed=4)
     assert np.array_equal(flat(run_on_rp2040(g, x, kernels=kernels).outputs), flat(tflm_run(export_tflite(g), x)))
+
+
+@pytest.mark.parametrize(("kernels", "generated"), [("dense", True), ("sparse", True), ("sparse", False),
+                                                    ("auto", True)])
+def test_layers_left_in_flash_are_fetched_once_not_per_pixel(kernels, generated, monkeypatch):
+    """Nothing staged (budget 0): 32 -> 32 3x3 convolutions whose dense streams (37 KB), generated code
+    (~60 KB) or sparse entries (~33 KB) are larger than the 16 KB XIP cache run in blocks of channels,
+    each over all 36 pixels, and their data come from flash about once (before, once per pixel: ~36x
+    the misses). The outputs equal the host's, which equals TFLM here."""
+    monkeypatch.setattr(codegen, "STAGING_BUDGET", 0)
+    if not generated:
+        monkeypatch.setattr(codegen, "GENERATED_CODE_MAX", 0)
+    g = residual_graph(seed=5, h=6, w=6, c=32, density=0.9)
+    x = rows(g, 2, seed=6)
+    assert np.array_equal(run(g, x), tflm_run(export_tflite(g), x))
+    impls = layer_kernels(g, kernels)
+    assert impls[1] in ("dense", "sparse") and impls[2] == "dense"  # the big conv, the fast ADD
+    assert not generate(g, kernels).staged
+    data = sum(codegen.kernel_data_bytes(layer, inp, impl)
+               for (_, layer, inp), impl in zip(g.steps(), impls, strict=True))
+    p = profile(g, x, kernels)
+    assert p.bit_exact
+    assert p.xip_misses / len(x) < 1.5 * data / 8  # 8-byte lines; kernels and their code add a little
 
 
 # --- the arena planner ----------------------------------------------------------------------------

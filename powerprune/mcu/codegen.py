@@ -797,7 +797,7 @@ def layer_kernels(graph: Graph, kernels: str) -> list[str]:
 
 # --- generated sparse convolutions (powerprune/mcu/sparsegen.py) --------------------------------------
 
-GENERATED_CODE_MAX = 64 * 1024   # bytes of straight-line code one sparse convolution may become
+GENERATED_CODE_MAX = 256 * 1024  # bytes of straight-line code one sparse convolution may become
 
 
 def generated_conv(layer: Layer, impl: str) -> bool:
@@ -839,14 +839,21 @@ def _generated_conv(name: str, layer: Conv2D, inp: TensorInfo, sram: bool) -> tu
 
 # The flash layout executes from flash through the 16 KB XIP cache, where a miss costs ~40 cycles per
 # 8-byte line (~5 cycles per byte). The dense and sparse kernels' data can instead be copied to SRAM
-# once at boot (a .data section): a convolution re-reads its stream for every output pixel, which
-# thrashes the cache once the stream plus code outgrow it, and a fully connected layer streams every
-# weight byte once per inference. Each layer's data is staged if it fits the budget, most cycles saved
-# per byte first. The stock kernels (tflm-ref, cmsis-nn) keep their weights in flash: they are the
-# baselines as pico-tflmicro runs them.
+# once at boot (a .data section). A convolution re-reads its data for every output pixel; the kernels
+# therefore run a layer left in flash in blocks of output channels under the cache's size
+# (XIP_BLOCK_BYTES), each block over all pixels, so its data pass through the cache about once per
+# inference, as a fully connected layer's weights do. What staging saves is then that one pass, plus
+# the threshold-table requantization, which only staged layers use (its lookups land anywhere in the
+# table, and from flash a miss costs more than the arithmetic saves), plus for generated code the
+# larger channel groups of a layer that need not fit the cache. Each layer's data is staged if it fits
+# the budget, most cycles saved per byte first. The stock kernels (tflm-ref, cmsis-nn) keep their
+# weights in flash: they are the baselines as pico-tflmicro runs them.
 STAGING_BUDGET = 160 * 1024   # bytes of SRAM for staged kernel data plus the arena
 XIP_CYCLES_PER_BYTE = 5       # one ~40-cycle miss per 8-byte line
-XIP_BLOCK_BYTES = 15 * 1024   # what a kernel re-reads from flash per pixel: under the 16 KB XIP cache
+XIP_BLOCK_BYTES = 15 * 1024   # what the dense conv and generated code re-read from flash per pixel: all
+                              # but a little of the 16 KB XIP cache, since they read nothing else there
+                              # (kernels/sparse.c's data-driven conv, which does, keeps to half of it)
+RQ_TABLE_SAVES = 26           # cycles per output of a threshold table (22) instead of the arithmetic (48)
 
 
 def kernel_data_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
@@ -868,13 +875,15 @@ def kernel_data_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
 
 
 def staging_plan(graph: Graph, impls: list[str], arena: int) -> set[int]:
-    """Indices of the layers whose kernel data go to SRAM."""
+    """Indices of the layers whose kernel data go to SRAM: most cycles saved per byte first (one pass
+    through the XIP cache, and the table requantization where the kernel has one)."""
     candidates = []
     for (i, layer, inp), impl in zip(graph.steps(), impls, strict=True):
         size = kernel_data_bytes(layer, inp, impl)
         if size:
-            reads = layer.output.shape[0] * layer.output.shape[1] if isinstance(layer, Conv2D) else 1
-            candidates.append((XIP_CYCLES_PER_BYTE * reads, size, i))
+            tables = impl == "dense" or generated_conv(layer, impl) or isinstance(layer, FullyConnected)
+            saved = XIP_CYCLES_PER_BYTE * size + (RQ_TABLE_SAVES * layer.output.size if tables else 0)
+            candidates.append((saved / size, size, i))
     staged, used = set(), arena
     for _, size, i in sorted(candidates, reverse=True):
         if used + size <= STAGING_BUDGET:

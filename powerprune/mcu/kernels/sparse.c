@@ -81,9 +81,12 @@ static inline void packed_dot2(const int8_t *w0, const int8_t *w1, const uint32_
 
 /* Output channels in blocks whose entries take at most this many bytes, each block over all pixels
  * before the next: entries left in flash are then fetched through the 16 KB XIP cache once per block
- * instead of once per pixel pair (codegen.XIP_BLOCK_BYTES, which a test keeps equal). In SRAM the
- * blocks cost only the loop overhead of going over the pixels once more per block. */
-#define PP_XIP_BLOCK_BYTES 15360
+ * instead of once per pixel pair. Half the cache, unlike the dense and generated kernels' blocks
+ * (codegen.XIP_BLOCK_BYTES): this function and the per-channel arrays come from flash too, and in a
+ * 2-way cache a block of at most one way's size leaves each set a way for them (a larger block
+ * measured twice the misses on a 32 -> 32 3x3 layer). In SRAM the blocks cost only the loop overhead
+ * of going over the pixels once more per block. */
+#define PP_SPARSE_BLOCK_BYTES 8192
 
 void pp_conv2d_sparse(const pp_conv_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch) {
     int32_t row;
@@ -98,7 +101,7 @@ void pp_conv2d_sparse(const pp_conv_t *p, const int8_t *in, int8_t *restrict out
     const uint32_t *block = p->nz_packed;
     for (int32_t c0 = 0, c1; c0 < oc_n; c0 = c1) {
         int32_t words = counts[c0];  /* the block: c0 and the channels after it that still fit */
-        for (c1 = c0 + 1; c1 < oc_n && 4 * (words + counts[c1]) <= PP_XIP_BLOCK_BYTES; ++c1) words += counts[c1];
+        for (c1 = c0 + 1; c1 < oc_n && 4 * (words + counts[c1]) <= PP_SPARSE_BLOCK_BYTES; ++c1) words += counts[c1];
         int8_t *o = out + c0;
         for (int32_t oy = 0; oy < out_h; ++oy) {
             const int8_t *win = src + oy * step_y;
