@@ -34,6 +34,7 @@ from .fixedpoint import (
     ADD_LEFT_SHIFT,
     LOGISTIC_INPUT_INTEGER_BITS,
     add_real_multipliers,
+    multiply_by_quantized_multiplier,
     quantize_multiplier,
     real_multiplier,
     round_half_away,
@@ -306,6 +307,18 @@ class AddRequant:
     output_offset: int
     output_multiplier: int
     output_shift: int
+
+    def scaled_input(self, k: int, x: np.ndarray) -> np.ndarray:
+        """Input k (0 or 1) as TFLM brings it to the common scale: offset, shifted up by left_shift,
+        one rounding multiply. Every value fits int32 (|x + offset| <= 255, 255 << 20 < 2^28)."""
+        shifted = (np.asarray(x, np.int64) + self.input_offsets[k]) << self.left_shift
+        return multiply_by_quantized_multiplier(shifted, self.input_multipliers[k], self.input_shifts[k])
+
+    def output(self, total: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        """The int8 output of a sum of two scaled inputs: the second rounding multiply, the output zero
+        point, the fused activation's clamp."""
+        y = multiply_by_quantized_multiplier(np.asarray(total, np.int64), self.output_multiplier, self.output_shift)
+        return np.clip(y + self.output_offset, lo, hi)
 
 
 def add_requantization(a: TensorInfo, b: TensorInfo, out: TensorInfo) -> AddRequant:

@@ -133,13 +133,10 @@ def _pool(x: np.ndarray, layer: Pool2D) -> np.ndarray:
 def _add(a: np.ndarray, b: np.ndarray, layer: Add, ta: TensorInfo, tb: TensorInfo) -> np.ndarray:
     """TFLM's int8 ADD, step for step: offset and shift each input up by 2^20, scale each to the
     common scale (a rounding multiply), add, scale the sum to the output (a second rounding), add
-    the output zero point, clamp. Every intermediate fits int32, so int64 here is exact."""
+    the output zero point, clamp (``AddRequant``). Every intermediate fits int32, so int64 here is exact."""
     rq = add_requantization(ta, tb, layer.output)
-    scaled = [multiply_by_quantized_multiplier((x.astype(np.int64) + off) << rq.left_shift, m, s)
-              for x, off, m, s in zip((a, b), rq.input_offsets, rq.input_multipliers, rq.input_shifts, strict=True)]
-    out = multiply_by_quantized_multiplier(scaled[0] + scaled[1], rq.output_multiplier, rq.output_shift)
-    out = out + rq.output_offset
-    return np.clip(out, layer.activation.min, layer.activation.max).astype(np.int8)
+    total = rq.scaled_input(0, a) + rq.scaled_input(1, b)
+    return rq.output(total, layer.activation.min, layer.activation.max).astype(np.int8)
 
 
 class SoftmaxAbort(ValueError):

@@ -25,8 +25,9 @@ from powerprune.ir import (
     TensorInfo,
     add_requantization,
 )
-from powerprune.mcu.codegen import KERNEL_SETS, generate, layer_kernels, plan_arena
-from powerprune.mcu.profile import run_on_rp2040
+from powerprune.mcu import codegen, rqtable
+from powerprune.mcu.codegen import KERNEL_SETS, OUR_SETS, add_tables, generate, layer_kernels, plan_arena
+from powerprune.mcu.profile import profile, run_on_rp2040
 from powerprune.oracle import tflm_run
 from powerprune.reference import run
 from powerprune.tflite import export_tflite, import_tflite, load_tflite
@@ -170,8 +171,9 @@ def test_random_adds_bit_exact_on_the_virtual_pico(kernels, case):
 
 
 def test_constructed_ties_on_the_virtual_pico():
-    """Every constructed tie on the C kernel, on 64 x 64 operand pairs that include all odd and even
-    values near zero and the int8 extremes (the kernel is the same function in every set)."""
+    """Every constructed tie on both C kernels (the stock one of the baselines, the table-driven one of
+    ours), on 64 x 64 operand pairs that include all odd and even values near zero and the int8
+    extremes."""
     u = np.r_[-128:-96, -16:16, 96:128][:64]
     grid = np.stack(np.meshgrid(u, np.roll(u, 7), indexing="ij"), axis=-1)
     x = operands(grid[..., :1], grid[..., 1:])
@@ -181,30 +183,69 @@ def test_constructed_ties_on_the_virtual_pico():
                       TensorInfo((64, 64, 1), so, 1), "NONE")
         theirs = tflm_run(export_tflite(g), x, arena_size=BIG_ARENA)
         assert np.array_equal(run(g, x), theirs), name
-        assert np.array_equal(flat(run_on_rp2040(g, x, kernels="tflm-ref").outputs), flat(theirs)), name
+        for kernels in ("tflm-ref", "dense"):
+            assert np.array_equal(flat(run_on_rp2040(g, x, kernels=kernels).outputs), flat(theirs)), (name, kernels)
 
 
-def test_every_kernel_set_runs_add_on_the_one_stock_kernel():
+@pytest.mark.parametrize("name", TIES)
+def test_add_tables_equal_the_arithmetic_on_every_operand_pair(name):
+    """The fast ADD's tables (codegen.add_tables) against TFLM's arithmetic (``AddRequant``, which
+    test_add_matches_tflm_on_every_operand_pair_at_constructed_ties holds to TFLM) on all 65,536
+    operand pairs, at every constructed tie, zero point set and activation, evaluated the way
+    pp_add_dense does. A threshold table exists for each of them, so the kernel's fast path is the one
+    tested."""
+    sa, sb, so = (float(np.float32(s)) for s in TIES[name])
+    u = np.arange(256, dtype=np.uint8)
+    a, b = (g.ravel() for g in np.meshgrid(u, u, indexing="ij"))
+    for za, zb, zo in TIE_ZERO_POINTS:
+        for act in ("NONE", "RELU", "RELU6"):
+            out = TensorInfo((1,), so, zo)
+            clamp = Activation.for_output(act, out)
+            rq = add_requantization(TensorInfo((1,), sa, za), TensorInfo((1,), sb, zb), out)
+            terms, table = add_tables(rq, clamp.min, clamp.max)
+            assert table is not None and terms.dtype == np.int64 and np.abs(terms).max() < 2**31
+            x = (terms[0][a] + terms[1][b]) % 2**32                    # uint32, as the kernel adds
+            x = np.where(x > table.w, np.where(x >= 2**31, 0, table.w), x)
+            y0 = ((x >> table.p) * table.m % 2**32) >> 24
+            fast = table.o_min + y0 + (x >= table.thresholds[y0])
+            exact = rq.output(rq.scaled_input(0, a.view(np.int8)) + rq.scaled_input(1, b.view(np.int8)),
+                              clamp.min, clamp.max)
+            assert np.array_equal(fast, exact), (za, zb, zo, act)
+
+
+def test_the_fast_add_without_a_threshold_table_rounds_by_arithmetic(monkeypatch):
+    """When no threshold table fits, pp_add_dense rounds the sum with TFLM's arithmetic: forced here,
+    on the ties of a half output step."""
+    monkeypatch.setattr(rqtable, "build", lambda *args: None)
+    sa, sb, so = (float(np.float32(s)) for s in TIES["equal_scales_half_steps"])
+    g = add_graph((16, 16, 1), TensorInfo((16, 16, 1), sa, 3), TensorInfo((16, 16, 1), sb, -5),
+                  TensorInfo((16, 16, 1), so, 1), "RELU")
+    assert "pp_add_dense(&layer2" in generate(g, "dense").model_c and "layer2_t[" not in generate(g, "dense").model_c
+    x = operands(*(np.random.default_rng(3).integers(-128, 128, (2, 16, 16, 1))))
+    assert np.array_equal(flat(run_on_rp2040(g, x, kernels="dense").outputs), flat(run(g, x)))
+
+
+def test_the_baselines_run_add_on_the_stock_kernel_ours_on_the_tables():
     g = add_graph((2, 2, 1), *(TensorInfo((2, 2, 1), 0.1, 0) for _ in range(3)), "NONE")
     for kernels in KERNEL_SETS:
-        assert layer_kernels(g, kernels)[2] == "stock"
-        assert "pp_add_stock(&layer2, (pp_arena + " in generate(g, kernels).model_c
+        impl = "dense" if kernels in OUR_SETS else "stock"
+        assert layer_kernels(g, kernels)[2] == impl
+        assert f"pp_add_{impl}(&layer2, (pp_arena + " in generate(g, kernels).model_c
 
 
 # --- a residual network made here: exported, run by TFLM, host and the Pico -----------------------
 
-def residual_graph(seed: int = 0) -> Graph:
+def residual_graph(seed: int = 0, h: int = 8, w: int = 8, c: int = 4, density: float = 0.5) -> Graph:
     """conv 3x3 (ReLU) -> conv 3x3 -> ADD with the skip (ReLU) -> conv 3x3 -> ADD with the first
-    block's output -> reshape -> fully connected: two residual blocks, weights at 50% density so the
-    sparse kernels have something to skip."""
+    block's output -> reshape -> fully connected: two residual blocks on h x w x c, weights at 50%
+    density by default so the sparse kernels have something to skip."""
     rng = np.random.default_rng(seed)
-    h, w, c = 8, 8, 4
 
     def t(scale: float, zp: int, shape=(h, w, c)) -> TensorInfo:
         return TensorInfo(shape, float(np.float32(scale)), zp)
 
     def conv(cin: int, out: TensorInfo, act: str) -> Conv2D:
-        wq = (rng.integers(-127, 128, (c, 3, 3, cin)) * (rng.random((c, 3, 3, cin)) < 0.5)).astype(np.int8)
+        wq = (rng.integers(-127, 128, (c, 3, 3, cin)) * (rng.random((c, 3, 3, cin)) < density)).astype(np.int8)
         return Conv2D(wq, rng.integers(-2000, 2000, c).astype(np.int32),
                       (10.0 ** rng.uniform(-3, -2, c)).astype(np.float32), (1, 1), "SAME",
                       Activation.for_output(act, out), out)
@@ -238,6 +279,29 @@ def test_residual_graph_bit_exact_on_the_virtual_pico(kernels):
     g = residual_graph()
     x = rows(g, 3, seed=4)
     assert np.array_equal(flat(run_on_rp2040(g, x, kernels=kernels).outputs), flat(tflm_run(export_tflite(g), x)))
+
+
+@pytest.mark.parametrize(("kernels", "generated"), [("dense", True), ("sparse", True), ("sparse", False),
+                                                    ("auto", True)])
+def test_layers_left_in_flash_are_fetched_once_not_per_pixel(kernels, generated, monkeypatch):
+    """Nothing staged (budget 0): 32 -> 32 3x3 convolutions whose dense streams (37 KB), generated code
+    (~60 KB) or sparse entries (~33 KB) are larger than the 16 KB XIP cache run in blocks of channels,
+    each over all 36 pixels, and their data come from flash about once (before, once per pixel: ~36x
+    the misses). The outputs equal the host's, which equals TFLM here."""
+    monkeypatch.setattr(codegen, "STAGING_BUDGET", 0)
+    if not generated:
+        monkeypatch.setattr(codegen, "GENERATED_CODE_MAX", 0)
+    g = residual_graph(seed=5, h=6, w=6, c=32, density=0.9)
+    x = rows(g, 2, seed=6)
+    assert np.array_equal(run(g, x), tflm_run(export_tflite(g), x))
+    impls = layer_kernels(g, kernels)
+    assert impls[1] in ("dense", "sparse") and impls[2] == "dense"  # the big conv, the fast ADD
+    assert not generate(g, kernels).staged
+    data = sum(codegen.kernel_data_bytes(layer, inp, impl)
+               for (_, layer, inp), impl in zip(g.steps(), impls, strict=True))
+    p = profile(g, x, kernels)
+    assert p.bit_exact
+    assert p.xip_misses / len(x) < 1.5 * data / 8  # 8-byte lines; kernels and their code add a little
 
 
 # --- the arena planner ----------------------------------------------------------------------------
@@ -426,9 +490,10 @@ def test_resnet8_bit_exact_on_the_virtual_pico(resnet8, kernels):
     assert np.array_equal(flat(run_on_rp2040(g, x, kernels=kernels).outputs), flat(tflm_run(data, x)))
 
 
-def test_inspect_shows_add_on_the_stock_kernel_in_every_set(resnet8, tmp_path, capsys):
+def test_inspect_shows_add_on_the_stock_kernel_of_the_baselines_and_ours(resnet8, tmp_path, capsys):
     path = tmp_path / "resnet8.tflite"
     path.write_bytes(resnet8[0])
     assert main(["inspect", str(path)]) == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if re.match(r"\s*\d+\s+ADD ", ln)]
-    assert len(lines) == 3 and all("stock (every set)" in ln for ln in lines)
+    per_set = "/".join("dense" if k in OUR_SETS else "stock" for k in KERNEL_SETS)
+    assert len(lines) == 3 and all(ln.endswith(per_set) or f"{per_set}  <-" in ln for ln in lines)

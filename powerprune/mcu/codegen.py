@@ -20,6 +20,7 @@ from ..fixedpoint import logistic_input_params, softmax_input_params
 from ..ir import (
     WEIGHTED,
     Add,
+    AddRequant,
     Conv2D,
     DepthwiseConv2D,
     Dequantize,
@@ -46,6 +47,7 @@ from . import costmodel, rqtable, sparsegen
 # dense, sparse and auto are ours; tflm-skip is the paper's "adapted TFLM" (the tflm-ref loops skipping
 # the multiply of a zero weight), which only the paper-exact run profiles by default
 KERNEL_SETS = ("tflm-ref", "cmsis-nn", "dense", "sparse", "auto", "tflm-skip")
+OUR_SETS = ("dense", "sparse", "auto")
 ADAPTED_KERNELS = "tflm-skip"
 
 # The descriptor structs of kernels/pp_kernels.h: every field in declaration order, with its C type
@@ -72,6 +74,11 @@ DESCRIPTORS: dict[str, tuple[tuple[str, str], ...]] = {
         "size", "left_shift", "input1_offset", "input1_multiplier", "input1_shift", "input2_offset",
         "input2_multiplier", "input2_shift", "output_offset", "output_multiplier", "output_shift", "act_min",
         "act_max")),
+    "pp_add_tab_t": (
+        ("size", "int32_t"), ("w", "uint32_t"), ("m", "uint32_t"), ("p", "int32_t"), ("o_min", "int32_t"),
+        *((f, "int32_t") for f in ("output_offset", "output_multiplier", "output_shift", "act_min", "act_max")),
+        ("terms1", "*"), ("terms2", "*"), ("thresholds", "*"),
+    ),
     "pp_softmax_t": tuple((f, "int32_t") for f in ("rows", "depth", "input_multiplier", "input_left_shift",
                                                    "diff_min")),
     "pp_logistic_t": tuple((f, "int32_t") for f in ("size", "input_zero_point", "input_range_radius",
@@ -105,9 +112,11 @@ DESCRIPTORS: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "pp_softmax_f32_t": (("rows", "int16_t"), ("depth", "int16_t"), ("beta", "float")),
 }
-_C_SIZE = {"int16_t": 2, "int32_t": 4, "float": 4, "*": 4}  # the RP2040's ILP32 ABI: size = alignment
+_C_SIZE = {"int16_t": 2, "int32_t": 4, "uint32_t": 4, "float": 4, "*": 4}  # the RP2040's ILP32 ABI: size = alignment
 
-# ops with one stock kernel that every kernel set shares (kernels/add.c, kernels/stock_ops.c)
+# ops with one stock kernel that every kernel set shares (kernels/add.c, kernels/stock_ops.c); ADD is
+# the exception: the baselines (tflm-ref, cmsis-nn, tflm-skip) keep the stock kernel, ours (OUR_SETS)
+# run the table-driven pp_add_dense (add_tables)
 STOCK_OPS = (Add, Softmax, Logistic, Mean, Pad, Quantize, Dequantize)
 # the descriptors a model.c of each graph dtype uses (and asserts the sizes of): an int8 model.c is
 # the same text as before float32 graphs existed
@@ -269,7 +278,8 @@ def choose_kernel(layer: Layer, inp: TensorInfo, kernels: str) -> str:
     """The C implementation ('tflmref', 'tflmskip', 'cmsisnn', 'dense', 'sparse' or 'stock') one layer
     gets under a kernel set. Ops a set has no kernel for fall back to the next simpler one, so every set
     runs every int8 model (cmsis-nn has a kernel for every weighted and pooling op; tflm-skip's pools are
-    tflm-ref's: they have no weights); the ops of ``STOCK_OPS`` have one kernel that every set shares.
+    tflm-ref's: they have no weights); the ops of ``STOCK_OPS`` have one kernel that every set shares,
+    except ADD, which runs 'dense' (the table-driven kernel) in ``OUR_SETS``.
     A layer of a float32 graph runs TFLM's float kernels, which only ``FLOAT_KERNEL_SETS`` have."""
     if kernels not in KERNEL_SETS:
         raise CodegenError(f"unknown kernel set {kernels!r}; available: {', '.join(KERNEL_SETS)}")
@@ -278,6 +288,8 @@ def choose_kernel(layer: Layer, inp: TensorInfo, kernels: str) -> str:
             raise CodegenError(f"kernel set {kernels!r} has no float32 kernels; a float32 model runs on "
                                f"{' or '.join(FLOAT_KERNEL_SETS)}")
         return "tflmskip" if kernels == ADAPTED_KERNELS and isinstance(layer, WEIGHTED) else "tflmref"
+    if isinstance(layer, Add) and kernels in OUR_SETS:
+        return "dense"
     if isinstance(layer, STOCK_OPS):  # no weights, nothing to prune
         return "stock"
     if kernels == ADAPTED_KERNELS:
@@ -437,34 +449,52 @@ def requantizer(name: str, layer: Conv2D | FullyConnected, rq, channels: int, ta
     return Requantizer(RQ_KIND_MUL, records)
 
 
-def conv_groups(channels: int) -> list[int]:
-    """Channel counts of the dense convolution's passes: fewest inner-loop cycles, then fewest passes."""
+def conv_groups(channels: int, largest: int = CONV_GROUP_MAX) -> list[int]:
+    """Channel counts of the dense convolution's passes (at most ``largest`` each): fewest inner-loop
+    cycles, then fewest passes."""
     best: list[tuple[int, int, list[int]]] = [(0, 0, [])]
     for n in range(1, channels + 1):
         best.append(min((best[n - k][0] + _CONV_GROUP_CYCLES[k], best[n - k][1] + 1, best[n - k][2] + [k])
-                        for k in range(1, min(n, CONV_GROUP_MAX) + 1)))
+                        for k in range(1, min(n, largest) + 1)))
     return sorted(best[channels][2], reverse=True)
 
 
-def dense_conv_stream(layer: Conv2D, inp: TensorInfo, rq, rqz: Requantizer) -> list[Word]:
-    """The record kind, then per group of K channels: K, K folded biases, per window row the weights
-    as int32 in loop order (byte within the row, channel) and the bytes to the next row (0 after the
-    last), K requantization records; a 0 ends the list."""
+def dense_conv_stream(layer: Conv2D, inp: TensorInfo, rq, rqz: Requantizer, staged: bool = True) -> list[Word]:
+    """The record kind, then blocks of channel groups, each [its channel count, per group of K channels:
+    K, K folded biases, per window row the weights as int32 in loop order (byte within the row,
+    channel) and the bytes to the next row (0 after the last), K requantization records; a 0], then a
+    final 0. The kernel runs one block over every pixel before the next (kernels/dense.c). A ``staged``
+    stream (in SRAM) is one block; one left in flash is cut into blocks of at most XIP_BLOCK_BYTES, so
+    that a block stays in the XIP cache from one pixel to the next, with groups small enough to fit."""
     o, kh = layer.weights.shape[:2]
     w = layer.weights.reshape(o, kh, -1).astype(np.int64)
     row, _ = _padded_row(layer, inp)
     bias = rqz.bias(_folded_bias(layer, rq))
+
+    def group_bytes(k: int) -> int:  # K, biases, weights and row steps, records
+        return 4 * (1 + k + kh * (w.shape[2] * k + 1) + k * len(rqz.records[0]))
+
+    largest = CONV_GROUP_MAX if staged else max([1] + [k for k in range(1, CONV_GROUP_MAX + 1)
+                                                       if group_bytes(k) + 8 <= XIP_BLOCK_BYTES])
+    blocks: list[list[int]] = [[]]
+    for k in conv_groups(o, largest):
+        if not staged and blocks[-1] and 8 + sum(map(group_bytes, blocks[-1] + [k])) > XIP_BLOCK_BYTES:
+            blocks.append([])
+        blocks[-1].append(k)
     stream: list[Word] = [rqz.kind]
     start = 0
-    for k in conv_groups(o):
-        g = slice(start, start + k)
-        stream += [k, *bias[g].tolist()]
-        for ky in range(kh):
-            stream += w[g, ky].T.ravel().tolist()
-            stream.append(row if ky < kh - 1 else 0)
-        for c in range(start, start + k):
-            stream += rqz.records[c]
-        start += k
+    for block in blocks:
+        stream.append(sum(block))
+        for k in block:
+            g = slice(start, start + k)
+            stream += [k, *bias[g].tolist()]
+            for ky in range(kh):
+                stream += w[g, ky].T.ravel().tolist()
+                stream.append(row if ky < kh - 1 else 0)
+            for c in range(start, start + k):
+                stream += rqz.records[c]
+            start += k
+        stream.append(0)
     return [*stream, 0]
 
 
@@ -525,7 +555,7 @@ def _weight_arrays(name: str, layer: Conv2D | DepthwiseConv2D | FullyConnected, 
         if impl == "sparse":
             stream = sparse_fc_stream(layer, rq, rqz)
         elif isinstance(layer, Conv2D):
-            stream = dense_conv_stream(layer, inp, rq, rqz)
+            stream = dense_conv_stream(layer, inp, rq, rqz, staged=sram)
         else:
             stream = dense_fc_stream(layer, rq, rqz)
         tables = "" if rqz.tables is None else c_array("uint32_t", rqz.table_name, rqz.tables, sram=sram)
@@ -591,16 +621,54 @@ def _pool_desc(name: str, layer: Pool2D, inp: TensorInfo, impl: str) -> tuple[st
     return desc, "pp_maxpool" if layer.kind == "MAX" else "pp_avgpool"
 
 
-def _add_desc(name: str, layer: Add, inputs: tuple[TensorInfo, ...]) -> tuple[str, str]:
+def _add_desc(name: str, layer: Add, inputs: tuple[TensorInfo, ...], impl: str) -> tuple[str, str]:
     rq = add_requantization(*inputs, layer.output)
+    lo, hi = layer.activation.min, layer.activation.max
+    if impl == "dense":
+        terms, table = add_tables(rq, lo, hi)
+        data = c_array("int32_t", f"{name}_a", terms[0]) + c_array("int32_t", f"{name}_b", terms[1])
+        rqt = {"w": 0, "m": 0, "p": 0, "o_min": 0}
+        if table is not None:
+            data += c_array("uint32_t", f"{name}_t", table.thresholds)
+            rqt = {"w": f"{table.w}u", "m": f"{table.m}u", "p": table.p, "o_min": table.o_min}
+        desc = c_struct("pp_add_tab_t", name, {
+            "size": layer.output.size, **rqt, "output_offset": rq.output_offset,
+            "output_multiplier": rq.output_multiplier, "output_shift": rq.output_shift, "act_min": lo,
+            "act_max": hi, "terms1": f"{name}_a", "terms2": f"{name}_b",
+            "thresholds": "0" if table is None else f"{name}_t"})
+        return data + desc, "pp_add"
     desc = c_struct("pp_add_t", name, {
         "size": layer.output.size, "left_shift": rq.left_shift,
         "input1_offset": rq.input_offsets[0], "input1_multiplier": rq.input_multipliers[0],
         "input1_shift": rq.input_shifts[0], "input2_offset": rq.input_offsets[1],
         "input2_multiplier": rq.input_multipliers[1], "input2_shift": rq.input_shifts[1],
         "output_offset": rq.output_offset, "output_multiplier": rq.output_multiplier,
-        "output_shift": rq.output_shift, "act_min": layer.activation.min, "act_max": layer.activation.max})
+        "output_shift": rq.output_shift, "act_min": lo, "act_max": hi})
     return desc, "pp_add"
+
+
+def add_tables(rq: AddRequant, lo: int, hi: int) -> tuple[np.ndarray, rqtable.RqTable | None]:
+    """The tables of the fast ADD (kernels/add.c, pp_add_dense). Each input is an int8, so TFLM's first
+    step for it (offset, << 20, a rounding multiply: ``AddRequant.scaled_input``) takes only 256
+    values: terms[k][u] is that value for the input byte u (read as uint8, so the kernel indexes with
+    LDRB). What is left per element is the second rounding multiply of the sum, a non-decreasing step
+    function of it, which a threshold table (rqtable.py) answers; its origin xs is folded into
+    terms[0], so terms[0][u] + terms[1][v] arrives as sum - xs. The table is checked here against
+    ``AddRequant.output`` on all 65,536 operand pairs; without one (``None``: no table fits, or the
+    check fails) the kernel rounds the sum with TFLM's arithmetic and terms[0] is not shifted."""
+    x = np.arange(256, dtype=np.uint8).view(np.int8)
+    terms = np.stack([rq.scaled_input(k, x) for k in (0, 1)])
+    low, high = int(terms[0].min() + terms[1].min()), int(terms[0].max() + terms[1].max())
+    table = rqtable.build(rq.output_multiplier, rq.output_shift, rq.output_offset, lo, hi, max(-low, high))
+    if table is not None:
+        total = terms[0][:, None] + terms[1][None, :]
+        if not np.array_equal(rqtable.apply(table, total), rq.output(total, lo, hi)):
+            table = None  # pragma: no cover - rqtable is exact by construction; this keeps it honest
+    if table is not None:
+        terms[0] -= table.xs
+    if np.abs(terms).max() >= 2**31 or (table is not None and high - table.xs >= 2**31):
+        raise CodegenError("ADD: a scaled input does not fit int32")  # pragma: no cover - |term| < 2^28
+    return terms, table
 
 
 def _as_hwc(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -756,7 +824,7 @@ def _reported(graph: Graph, impls: Sequence[str]) -> list[str]:
 
 # --- generated sparse convolutions (powerprune/mcu/sparsegen.py) --------------------------------------
 
-GENERATED_CODE_MAX = 64 * 1024   # bytes of straight-line code one sparse convolution may become
+GENERATED_CODE_MAX = 256 * 1024  # bytes of straight-line code one sparse convolution may become
 
 
 def generated_conv(layer: Layer, impl: str) -> bool:
@@ -789,7 +857,8 @@ def _generated_conv(name: str, layer: Conv2D, inp: TensorInfo, sram: bool) -> tu
     if tables is not None:
         desc = c_array("uint32_t", rqz.table_name, rqz.tables, sram=sram, used=True) + desc
     code = sparsegen.generate_conv(f"pp_sgen_{name}", layer, inp, row, rqz.bias(_folded_bias(layer, rq, -128)),
-                                   section, accumulator_bound(layer, rq), tables, rqz.table_name)
+                                   section, accumulator_bound(layer, rq), tables, rqz.table_name,
+                                   None if sram else XIP_BLOCK_BYTES)
     return desc, code
 
 
@@ -797,13 +866,21 @@ def _generated_conv(name: str, layer: Conv2D, inp: TensorInfo, sram: bool) -> tu
 
 # The flash layout executes from flash through the 16 KB XIP cache, where a miss costs ~40 cycles per
 # 8-byte line (~5 cycles per byte). The dense and sparse kernels' data can instead be copied to SRAM
-# once at boot (a .data section): a convolution re-reads its stream for every output pixel, which
-# thrashes the cache once the stream plus code outgrow it, and a fully connected layer streams every
-# weight byte once per inference. Each layer's data is staged if it fits the budget, most cycles saved
-# per byte first. The stock kernels (tflm-ref, cmsis-nn) keep their weights in flash: they are the
-# baselines as pico-tflmicro runs them.
+# once at boot (a .data section). A convolution re-reads its data for every output pixel; the kernels
+# therefore run a layer left in flash in blocks of output channels under the cache's size
+# (XIP_BLOCK_BYTES), each block over all pixels, so its data pass through the cache about once per
+# inference, as a fully connected layer's weights do. What staging saves is then that one pass, plus
+# the threshold-table requantization, which only staged layers use (its lookups land anywhere in the
+# table, and from flash a miss costs more than the arithmetic saves), plus for generated code the
+# larger channel groups of a layer that need not fit the cache. Each layer's data is staged if it fits
+# the budget, most cycles saved per byte first. The stock kernels (tflm-ref, cmsis-nn) keep their
+# weights in flash: they are the baselines as pico-tflmicro runs them.
 STAGING_BUDGET = 160 * 1024   # bytes of SRAM for staged kernel data plus the arena
 XIP_CYCLES_PER_BYTE = 5       # one ~40-cycle miss per 8-byte line
+XIP_BLOCK_BYTES = 15 * 1024   # what the dense conv and generated code re-read from flash per pixel: all
+                              # but a little of the 16 KB XIP cache, since they read nothing else there
+                              # (kernels/sparse.c's data-driven conv, which does, keeps to half of it)
+RQ_TABLE_SAVES = 26           # cycles per output of a threshold table (22) instead of the arithmetic (48)
 
 
 def kernel_data_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
@@ -825,13 +902,15 @@ def kernel_data_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
 
 
 def staging_plan(graph: Graph, impls: list[str], arena: int) -> set[int]:
-    """Indices of the layers whose kernel data go to SRAM."""
+    """Indices of the layers whose kernel data go to SRAM: most cycles saved per byte first (one pass
+    through the XIP cache, and the table requantization where the kernel has one)."""
     candidates = []
     for (i, layer, inp), impl in zip(graph.steps(), impls, strict=True):
         size = kernel_data_bytes(layer, inp, impl)
         if size:
-            reads = layer.output.shape[0] * layer.output.shape[1] if isinstance(layer, Conv2D) else 1
-            candidates.append((XIP_CYCLES_PER_BYTE * reads, size, i))
+            tables = impl == "dense" or generated_conv(layer, impl) or isinstance(layer, FullyConnected)
+            saved = XIP_CYCLES_PER_BYTE * size + (RQ_TABLE_SAVES * layer.output.size if tables else 0)
+            candidates.append((saved / size, size, i))
     staged, used = set(), arena
     for _, size, i in sorted(candidates, reverse=True):
         if used + size <= STAGING_BUDGET:
@@ -891,7 +970,7 @@ def generate(graph: Graph, kernels: str = "tflm-ref", plan: Sequence[str] | None
         elif isinstance(layer, Pool2D):
             text, fn = _pool_desc(name, layer, inp, impl)
         elif isinstance(layer, Add):
-            text, fn = _add_desc(name, layer, graph.inputs_of(i))
+            text, fn = _add_desc(name, layer, graph.inputs_of(i), impl)
             what = f"{layer.op} tensors {' + '.join(map(str, graph.reads[i]))}, {_dims(inp)}"
         elif isinstance(layer, STOCK_OPS):
             text, fn = _stock_desc(name, layer, inp)

@@ -15,9 +15,12 @@ products negated, or multiply a negated copy of the input byte when that is chea
 Requantization is TFLM's double rounding, bit-exact: by threshold table (rqtable.py) where the
 tables fit, else the arithmetic of kernels/pp_m0.h, with the per-channel constants as literals.
 
-The generated function loops over output pixels itself; it lives in SRAM (a .data section copied at
-boot) when codegen stages it, because its body is re-executed for every pixel and would thrash the
-16 KB XIP cache from flash once it outgrows it.
+The generated function loops over output pixels itself, one block of channel groups at a time (pixels
+inside, blocks outside). It lives in SRAM (a .data section copied at boot) when codegen stages it;
+then the whole layer is one block. Code left in flash is re-executed for every pixel through the
+16 KB XIP cache, so there each block is kept under ``block_bytes`` (codegen.XIP_BLOCK_BYTES), with
+groups made smaller where a group of GROUP_MAX channels would not fit: fetched from flash once per
+block, not once per pixel.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ GROUP_MAX = 9               # accumulators: r5-r7, r8-r12, lr (r4 points to the 
 _LOW_ACC = ("r5", "r6", "r7")
 _ACC = (*_LOW_ACC, "r8", "r9", "r10", "r11", "r12", "lr")
 # frame of the generated function (bytes from sp)
-_WIN, _ROWWIN, _OUT, _OX, _OY = 0, 4, 8, 12, 16
+_WIN, _ROWWIN, _OX, _OY = 0, 4, 12, 16
 _SPILL = 20                 # 3 words: the low accumulators while the arithmetic requantization runs
+_WIN0, _OUT0 = 32, 36       # the window of output pixel (0, 0) and the output, where each block starts
 _FRAME = 40
 
 
@@ -56,12 +60,43 @@ def geometry(layer: Conv2D, row: int) -> Geometry:
     return Geometry(row, layer.stride[1] * c, layer.stride[0] * row, oh, ow, oc)
 
 
-def channel_groups(channels: int) -> list[range]:
-    """Output channels in as few groups of at most GROUP_MAX as possible, sizes balanced."""
-    n = -(-channels // GROUP_MAX)
+def channel_groups(channels: int, largest: int = GROUP_MAX) -> list[range]:
+    """Output channels in as few groups of at most ``largest`` as possible, sizes balanced."""
+    n = -(-channels // largest)
     sizes = [channels // n + (i < channels % n) for i in range(n)]
     starts = np.cumsum([0] + sizes)
     return [range(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:], strict=True)]
+
+
+def _group_bytes(w: np.ndarray, group: range) -> int:
+    """About how many bytes of code one group becomes: 2 per instruction, ~3 per nonzero and 2 per
+    loaded input byte, ~100 per output channel for its bias, requantization and literals."""
+    g = w[group.start:group.stop]
+    return 2 * (3 * int(np.count_nonzero(g)) + 2 * int(np.any(g != 0, axis=0).sum())) + 100 * len(group)
+
+
+def blocks(w: np.ndarray, block_bytes: int | None = None) -> list[list[range]]:
+    """The channel groups of a layer with weights w (O, taps), in blocks that the generated code runs
+    over all pixels one after the other. None: one block of groups of up to GROUP_MAX (the code is in
+    SRAM). Else groups as large as fit ``block_bytes`` and as many per block as fit it, so that a
+    block's code stays in the XIP cache from one pixel to the next (a group of one channel that does
+    not fit is still one block)."""
+    o = w.shape[0]
+    if block_bytes is None:
+        return [channel_groups(o)]
+    largest = GROUP_MAX
+    while largest > 1 and max(_group_bytes(w, g) for g in channel_groups(o, largest)) > block_bytes:
+        largest -= 1
+    out: list[list[range]] = [[]]
+    used = 0
+    for g in channel_groups(o, largest):
+        size = _group_bytes(w, g)
+        if out[-1] and used + size > block_bytes:
+            out.append([])
+            used = 0
+        out[-1].append(g)
+        used += size
+    return out
 
 
 def _product(src: str, a: int) -> tuple[list[str], str]:
@@ -194,12 +229,14 @@ def _with_literal_pools(lines: list[str], reach: int = 800) -> list[str]:
 
 
 def generate_conv(symbol: str, layer: Conv2D, inp: TensorInfo, row: int, bias: np.ndarray, section: str,
-                  bound: int, tables: list[RqTable] | None = None, table_symbol: str = "") -> str:
+                  bound: int, tables: list[RqTable] | None = None, table_symbol: str = "",
+                  block_bytes: int | None = None) -> str:
     """GNU assembler source of ``void symbol(const uint8_t *window0, int8_t *out)``: the whole layer,
     from the window of output pixel (0, 0) in the flipped, padded input. ``bias`` is folded for the
     flipped input; ``bound`` bounds |accumulator| (codegen.accumulator_bound). With ``tables`` (one
     per channel, back to back in the uint32 array ``table_symbol``) the requantization looks up
-    thresholds, else it multiplies."""
+    thresholds, else it multiplies. ``block_bytes``: the code stays in flash, run it in blocks of
+    about that many bytes (``blocks``)."""
     rq = requantization(layer, inp)
     g = geometry(layer, row)
     o, kh, kw, c = layer.weights.shape
@@ -211,44 +248,51 @@ def generate_conv(symbol: str, layer: Conv2D, inp: TensorInfo, row: int, bias: n
     lo, hi = layer.activation.min, layer.activation.max
     table_at = np.cumsum([0] + [t.thresholds.size for t in tables or []])
     body = ["push {r4-r7, lr}", "mov r2, r8", "mov r3, r9", "mov r4, r10", "mov r5, r11", "push {r2-r5}",
-            f"sub sp, #{_FRAME}", f"str r0, [sp, #{_WIN}]", f"str r0, [sp, #{_ROWWIN}]", "mov r4, r1",  # r4: out
-            *_literal("r0", g.out_w), f"str r0, [sp, #{_OX}]", *_literal("r0", g.out_h), f"str r0, [sp, #{_OY}]",
-            f".L{symbol}_pixel:"]
-    for group in channel_groups(o):
-        k = len(group)
-        accs = _ACC[:k]
-        body.append(f"ldr r3, [sp, #{_WIN}]")
-        for a, ch in zip(accs, group, strict=True):
-            if a in _LOW_ACC:
-                body += _literal(a, bias[ch])
-            else:
-                body += [*_literal("r0", bias[ch]), f"mov {a}, r0"]
-        body += _macs(w[group.start:group.stop], offsets, accs)
-        low = [a for a in accs if a in _LOW_ACC]
-        if tables is None:  # the arithmetic needs r5-r7 too: park the low accumulators
-            for j, a in enumerate(low):
-                body.append(f"str {a}, [sp, #{_SPILL + 4 * j}]")
-        rebase = group.start if group.stop > 32 else 0  # strb reaches out[0..31] from its base
-        body += _add_constant("r4", rebase)
-        for a, ch in zip(accs, group, strict=True):
-            if tables is not None:
-                body += _requantize_table(a, ch - rebase, tables[ch], f"{table_symbol} + {4 * table_at[ch]}")
-            else:
-                src = str(_SPILL + 4 * low.index(a)) if a in _LOW_ACC else a
-                body += _requantize(src, ch - rebase, int(mult[ch]), int(shift[ch]), rq.output_offset, lo, hi, bound)
-        if rebase:
-            body += [*_literal("r1", rebase), "subs r4, r4, r1"]
-    # next pixel: output pointer and window right; at the end of a row, down one window row
-    body += [*_add_constant("r4", g.out_c),
-             f"ldr r0, [sp, #{_WIN}]", *_add_constant("r0", g.step_x), f"str r0, [sp, #{_WIN}]",
-             f"ldr r0, [sp, #{_OX}]", "subs r0, #1", f"str r0, [sp, #{_OX}]", "beq 4f",
-             f"bl .L{symbol}_pixel",  # BL as a long jump: the body can be far more than B's 2 KB
-             "4:", f"ldr r0, [sp, #{_ROWWIN}]", *_add_constant("r0", g.step_y),
-             f"str r0, [sp, #{_ROWWIN}]", f"str r0, [sp, #{_WIN}]",
-             *_literal("r0", g.out_w), f"str r0, [sp, #{_OX}]",
-             f"ldr r0, [sp, #{_OY}]", "subs r0, #1", f"str r0, [sp, #{_OY}]", "beq 5f",
-             f"bl .L{symbol}_pixel",
-             "5:", f"add sp, #{_FRAME}", "pop {r2-r5}", "mov r8, r2", "mov r9, r3", "mov r10, r4", "mov r11, r5",
+            f"sub sp, #{_FRAME}", f"str r0, [sp, #{_WIN0}]", f"str r1, [sp, #{_OUT0}]"]
+    for b, block in enumerate(blocks(w, block_bytes)):
+        first = block[0].start  # r4 points to the block's first channel of the current pixel
+        pixel = f".L{symbol}_pixel{b}"
+        body += [f"ldr r0, [sp, #{_WIN0}]", f"str r0, [sp, #{_WIN}]", f"str r0, [sp, #{_ROWWIN}]",
+                 f"ldr r4, [sp, #{_OUT0}]", *_add_constant("r4", first),
+                 *_literal("r0", g.out_w), f"str r0, [sp, #{_OX}]", *_literal("r0", g.out_h), f"str r0, [sp, #{_OY}]",
+                 f"{pixel}:"]
+        for group in block:
+            k = len(group)
+            accs = _ACC[:k]
+            body.append(f"ldr r3, [sp, #{_WIN}]")
+            for a, ch in zip(accs, group, strict=True):
+                if a in _LOW_ACC:
+                    body += _literal(a, bias[ch])
+                else:
+                    body += [*_literal("r0", bias[ch]), f"mov {a}, r0"]
+            body += _macs(w[group.start:group.stop], offsets, accs)
+            low = [a for a in accs if a in _LOW_ACC]
+            if tables is None:  # the arithmetic needs r5-r7 too: park the low accumulators
+                for j, a in enumerate(low):
+                    body.append(f"str {a}, [sp, #{_SPILL + 4 * j}]")
+            rebase = group.start - first if group.stop - first > 32 else 0  # strb reaches 31 bytes past r4
+            body += _add_constant("r4", rebase)
+            for a, ch in zip(accs, group, strict=True):
+                at = ch - first - rebase
+                if tables is not None:
+                    body += _requantize_table(a, at, tables[ch], f"{table_symbol} + {4 * table_at[ch]}")
+                else:
+                    src = str(_SPILL + 4 * low.index(a)) if a in _LOW_ACC else a
+                    body += _requantize(src, at, int(mult[ch]), int(shift[ch]), rq.output_offset, lo, hi, bound)
+            if rebase:
+                body += [*_literal("r1", rebase), "subs r4, r4, r1"]
+        # next pixel: output pointer and window right; at the end of a row, down one window row
+        body += [*_add_constant("r4", g.out_c),
+                 f"ldr r0, [sp, #{_WIN}]", *_add_constant("r0", g.step_x), f"str r0, [sp, #{_WIN}]",
+                 f"ldr r0, [sp, #{_OX}]", "subs r0, #1", f"str r0, [sp, #{_OX}]", "beq 4f",
+                 f"bl {pixel}",  # BL as a long jump: the body can be far more than B's 2 KB
+                 "4:", f"ldr r0, [sp, #{_ROWWIN}]", *_add_constant("r0", g.step_y),
+                 f"str r0, [sp, #{_ROWWIN}]", f"str r0, [sp, #{_WIN}]",
+                 *_literal("r0", g.out_w), f"str r0, [sp, #{_OX}]",
+                 f"ldr r0, [sp, #{_OY}]", "subs r0, #1", f"str r0, [sp, #{_OY}]", "beq 5f",
+                 f"bl {pixel}",
+                 "5:"]
+    body += [f"add sp, #{_FRAME}", "pop {r2-r5}", "mov r8, r2", "mov r9, r3", "mov r10, r4", "mov r11, r5",
              "pop {r4-r7, pc}", ".ltorg"]
     head = [f".section {section},\"ax\",%progbits", ".align 2", f".global {symbol}", f".type {symbol}, %function",
             ".thumb_func", f"{symbol}:"]
@@ -257,8 +301,7 @@ def generate_conv(symbol: str, layer: Conv2D, inp: TensorInfo, row: int, bias: n
 
 
 def code_bytes_estimate(layer: Conv2D) -> int:
-    """About how many bytes generate_conv emits: 2 per instruction, ~3 per nonzero and 2 per loaded
-    input byte, ~50 per output channel for the requantization and its literals."""
+    """About how many bytes generate_conv emits for a staged layer (one block): ``_group_bytes`` of
+    each group, and the loop around them."""
     w = layer.weights.reshape(layer.weights.shape[0], -1)
-    loads = sum(int(np.any(w[g.start:g.stop] != 0, axis=0).sum()) for g in channel_groups(w.shape[0]))
-    return 2 * (3 * int(np.count_nonzero(w)) + 2 * loads) + 100 * w.shape[0] + 200
+    return sum(_group_bytes(w, g) for g in channel_groups(w.shape[0])) + 200

@@ -54,6 +54,20 @@ typedef struct {
     int32_t output_offset, output_multiplier, output_shift;
     int32_t act_min, act_max;
 } pp_add_t;
+
+/* ADD by tables (dense, sparse and auto; kernels/add.c, codegen.add_tables): terms1/terms2 hold each
+ * input's scaled value for every byte (index: the byte as uint8), the first minus the threshold
+ * table's origin; the sum is rounded by the threshold table (w, m, p, o_min, thresholds) or, when
+ * thresholds is 0, by TFLM's arithmetic with the output_* fields. */
+typedef struct {
+    int32_t size;
+    uint32_t w, m;
+    int32_t p, o_min;
+    int32_t output_offset, output_multiplier, output_shift, act_min, act_max;
+    const int32_t *terms1;
+    const int32_t *terms2;
+    const uint32_t *thresholds;
+} pp_add_tab_t;
 /* SOFTMAX over the last axis: rows x depth values; the Q5.26 input multiplier and the smallest input
  * difference that still counts, both derived from beta and the input scale at code generation */
 typedef struct {
@@ -178,9 +192,10 @@ void pp_fc_sparse(const pp_fc_t *p, const int8_t *in, int8_t *restrict out, int8
  * powerprune/mcu/sparsegen.py): padded, sign bits flipped; returns the window origin. */
 const uint8_t *pp_conv_flipped(const pp_conv_t *p, const int8_t *in, int8_t *scratch);
 
-/* ADD: one stock kernel (kernels/add.c) that every kernel set uses, so profiles name it "stock"
- * under each set. It takes both inputs before the output. */
+/* ADD (kernels/add.c), both inputs before the output: the stock kernel of the baseline sets (tflm-ref,
+ * cmsis-nn, tflm-skip; profiles name it "stock"), and the table-driven one of dense, sparse and auto. */
 void pp_add_stock(const pp_add_t *p, const int8_t *in1, const int8_t *in2, int8_t *out, int8_t *scratch);
+void pp_add_dense(const pp_add_tab_t *p, const int8_t *in1, const int8_t *in2, int8_t *out, int8_t *scratch);
 /* stock: one kernel per op for every kernel set (kernels/stock_ops.c). These ops do a few operations per
  * value, next to the hundreds of MACs per value of the convolutions around them (softmax usually runs
  * once on a handful of class scores), so a tuned variant would not move a model's total; each follows

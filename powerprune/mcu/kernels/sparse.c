@@ -5,7 +5,8 @@
  * When a layer's code would be too large (codegen.GENERATED_CODE_MAX), pp_conv2d_sparse below runs
  * instead: per output channel the number of nonzeros, then one 32-bit word per nonzero,
  * offset << 8 | value (ARMv6-M has no immediate-offset LDRSB; a word load plus SXTB/LSRS is cheaper
- * than two narrow loads), two output pixels per pass so that each entry is decoded once for both.
+ * than two narrow loads), two output pixels per pass so that each entry is decoded once for both,
+ * output channels in blocks that fit the XIP cache.
  *
  * Fully connected (pp_fc_sparse, assembly): per row its count of nonzeros, its folded bias and one
  * word per nonzero, input index << 8 | value; LDM fetches four entries at once and each costs SXTB,
@@ -78,6 +79,15 @@ static inline void packed_dot2(const int8_t *w0, const int8_t *w1, const uint32_
     *a1 = acc1;
 }
 
+/* Output channels in blocks whose entries take at most this many bytes, each block over all pixels
+ * before the next: entries left in flash are then fetched through the 16 KB XIP cache once per block
+ * instead of once per pixel pair. Half the cache, unlike the dense and generated kernels' blocks
+ * (codegen.XIP_BLOCK_BYTES): this function and the per-channel arrays come from flash too, and in a
+ * 2-way cache a block of at most one way's size leaves each set a way for them (a larger block
+ * measured twice the misses on a 32 -> 32 3x3 layer). In SRAM the blocks cost only the loop overhead
+ * of going over the pixels once more per block. */
+#define PP_SPARSE_BLOCK_BYTES 8192
+
 void pp_conv2d_sparse(const pp_conv_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch) {
     int32_t row;
     const int8_t *src = pp_padded_input(p, in, scratch, &row);
@@ -86,33 +96,39 @@ void pp_conv2d_sparse(const pp_conv_t *p, const int8_t *in, int8_t *restrict out
     const int32_t step_x = p->stride_w * p->in_c, step_y = p->stride_h * row;
     const int32_t oc_n = p->out_c, out_w = p->out_w, out_h = p->out_h;
     const uint16_t *const counts = p->nz_count;
-    const uint32_t *const entries = p->nz_packed;
     const int32_t *const bias = p->bias, *const mult = p->multiplier, *const shift = p->shift;
     const int32_t out_offset = p->output_offset, lo = p->act_min, hi = p->act_max;
-    for (int32_t oy = 0; oy < out_h; ++oy) {
-        const int8_t *win = src + oy * step_y;
-        int32_t ox = 0;
-        for (; ox + 2 <= out_w; ox += 2, win += 2 * step_x, out += 2 * oc_n) {
-            const uint32_t *e = entries;
-            for (int32_t oc = 0; oc < oc_n; ++oc) {
-                const int32_t n = counts[oc];
-                int32_t acc0 = bias[oc], acc1 = bias[oc];
-                packed_dot2(win, win + step_x, e, n, &acc0, &acc1);
-                e += n;
-                const int32_t m = mult[oc], s = shift[oc];
-                out[oc] = pp_output8(acc0, m, s, out_offset, lo, hi);
-                out[oc_n + oc] = pp_output8(acc1, m, s, out_offset, lo, hi);
+    const uint32_t *block = p->nz_packed;
+    for (int32_t c0 = 0, c1; c0 < oc_n; c0 = c1) {
+        int32_t words = counts[c0];  /* the block: c0 and the channels after it that still fit */
+        for (c1 = c0 + 1; c1 < oc_n && 4 * (words + counts[c1]) <= PP_SPARSE_BLOCK_BYTES; ++c1) words += counts[c1];
+        int8_t *o = out + c0;
+        for (int32_t oy = 0; oy < out_h; ++oy) {
+            const int8_t *win = src + oy * step_y;
+            int32_t ox = 0;
+            for (; ox + 2 <= out_w; ox += 2, win += 2 * step_x, o += 2 * oc_n) {
+                const uint32_t *e = block;
+                for (int32_t oc = c0; oc < c1; ++oc) {
+                    const int32_t n = counts[oc];
+                    int32_t acc0 = bias[oc], acc1 = bias[oc];
+                    packed_dot2(win, win + step_x, e, n, &acc0, &acc1);
+                    e += n;
+                    const int32_t m = mult[oc], s = shift[oc];
+                    o[oc - c0] = pp_output8(acc0, m, s, out_offset, lo, hi);
+                    o[oc_n + oc - c0] = pp_output8(acc1, m, s, out_offset, lo, hi);
+                }
+            }
+            for (; ox < out_w; ++ox, win += step_x, o += oc_n) {  /* an odd last column */
+                const uint32_t *e = block;
+                for (int32_t oc = c0; oc < c1; ++oc) {
+                    const int32_t n = counts[oc];
+                    const int32_t acc = bias[oc] + packed_dot(win, e, n);
+                    e += n;
+                    o[oc - c0] = pp_output8(acc, mult[oc], shift[oc], out_offset, lo, hi);
+                }
             }
         }
-        for (; ox < out_w; ++ox, win += step_x) {  /* an odd last column */
-            const uint32_t *e = entries;
-            for (int32_t oc = 0; oc < oc_n; ++oc) {
-                const int32_t n = counts[oc];
-                const int32_t acc = bias[oc] + packed_dot(win, e, n);
-                e += n;
-                *out++ = pp_output8(acc, mult[oc], shift[oc], out_offset, lo, hi);
-            }
-        }
+        block += words;
     }
 }
 
