@@ -28,7 +28,7 @@ from powerprune.reference import run
 from powerprune.tflite import load_tflite
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "real_models"
-# ResNet-8, also in FIXTURES, needs seconds of emulation per row: bench/resnet8.py checks it on fewer rows
+# ResNet-8, also in FIXTURES, needs seconds of emulation per row: bench/real_models_table.py checks it on fewer rows
 MODELS = ("ad01_int8", "hello_world_int8")
 
 
