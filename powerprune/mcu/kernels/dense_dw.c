@@ -206,11 +206,11 @@ __asm__(
     "    ldr   r0, [r1, r0]\n"
     "    bx    r0\n"
     "    .align 2\n"
-    ".L\\F\\()_table:\n"
+    ".L\\F\\()_table:\n"                   /* a shared group of 1 is a separate group of 1 */
     "    .word .L\\F\\()_next + 1\n"
     "    .word .L\\F\\()_s1 + 1, .L\\F\\()_s2 + 1, .L\\F\\()_s3 + 1\n"
     "    .word .L\\F\\()_s4 + 1, .L\\F\\()_s5 + 1, .L\\F\\()_s6 + 1\n"
-    "    .word .L\\F\\()_h1 + 1, .L\\F\\()_h2 + 1, .L\\F\\()_h3 + 1\n"
+    "    .word .L\\F\\()_s1 + 1, .L\\F\\()_h2 + 1, .L\\F\\()_h3 + 1\n"
     "    .word .L\\F\\()_h4 + 1, .L\\F\\()_h5 + 1, .L\\F\\()_h6 + 1\n"
     ".L\\F\\()_next:\n"                          /* next pixel: window right, or down a row */
     "    ldr   r0, [sp, #" DW_WIN "]\n"
@@ -251,7 +251,6 @@ __asm__(
     ".L\\F\\()_h5:\n    DW_GROUP 0, 5, \\F\n"
     ".L\\F\\()_h3:\n    DW_GROUP 0, 3, \\F\n"
     ".L\\F\\()_h2:\n    DW_GROUP 0, 2, \\F\n"
-    ".L\\F\\()_h1:\n    DW_GROUP 0, 1, \\F\n"
     ".size \\F, . - \\F\n"
     ".endm\n"
     "DW_FUNC pp_ddw_m0_mul, PP_RQ_MUL_R0\n"
