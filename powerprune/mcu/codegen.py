@@ -296,15 +296,24 @@ def choose_kernel(layer: Layer, inp: TensorInfo, kernels: str) -> str:
         return "tflmskip" if isinstance(layer, WEIGHTED) else "tflmref"
     if kernels == "cmsis-nn":
         return "tflmref" if isinstance(layer, Reshape) else "cmsisnn"
-    if kernels == "tflm-ref" or isinstance(layer, DepthwiseConv2D | Reshape):
+    if kernels == "tflm-ref" or isinstance(layer, Reshape):
         return "tflmref"
     if isinstance(layer, Pool2D):
+        if layer.kind == "AVERAGE":
+            return "dense"  # any window and padding (kernels/dense_dw.c)
         valid = layer.padding == "VALID" or all(
             output_size(n, k, s, "SAME")[1] == 0 and (n - k) % s == 0
             for n, k, s in zip(inp.shape[:2], layer.size, layer.stride, strict=True))
-        return "dense" if layer.kind == "MAX" and valid else "tflmref"
-    if isinstance(layer, Conv2D | FullyConnected) and accumulator_bound(layer, requantization(layer, inp)) >= 2**30:
+        return "dense" if valid else "tflmref"
+    if isinstance(layer, WEIGHTED) and accumulator_bound(layer, requantization(layer, inp)) >= 2**30:
         return "tflmref"  # the fast requantization (kernels/pp_m0.h) needs |accumulator| < 2^30
+    if isinstance(layer, DepthwiseConv2D):
+        # one fast kernel for dense, sparse and auto: a depthwise layer has few weights per output (9 for
+        # 3x3), so skipping zeros saves little next to the per-output requantization
+        taps = layer.weights.shape[1] * layer.weights.shape[2]
+        if 4 * (layer.weights.size + taps * len(depthwise_groups(layer, inp))) > DENSE_CONV_WEIGHTS_MAX:
+            return "tflmref"  # the int32 weight stream would crowd the 2 MB of flash
+        return "dense"
     if isinstance(layer, FullyConnected) and inp.size >= 2**24:
         return "dense"  # input indices would not fit the 24 bits of a sparse entry
     if kernels == "dense":
@@ -375,10 +384,19 @@ def _sparse_offsets(layer: Conv2D, inp: TensorInfo) -> tuple[np.ndarray, np.ndar
     return np.broadcast_to(offs, (o, offs.size)), layer.weights.reshape(o, -1)
 
 
-def _folded_bias(layer: Conv2D | FullyConnected, rq, extra_offset: int = 0) -> np.ndarray:
+def _channel_weights(layer: Conv2D | DepthwiseConv2D | FullyConnected) -> np.ndarray:
+    """The weights as int64 (output channels, weights of each): a depthwise layer's (1, KH, KW, O)
+    holds output channel o in its last axis."""
+    w = layer.weights.astype(np.int64)
+    if isinstance(layer, DepthwiseConv2D):
+        return w.reshape(-1, w.shape[-1]).T
+    return w.reshape(w.shape[0], -1)
+
+
+def _folded_bias(layer: Conv2D | DepthwiseConv2D | FullyConnected, rq, extra_offset: int = 0) -> np.ndarray:
     """bias + (input_offset + extra_offset) * sum(w): the input offset leaves the inner loop.
     ``extra_offset`` = -128 for kernels that read the input with its sign bit flipped (x + 128)."""
-    sums = layer.weights.reshape(layer.weights.shape[0], -1).astype(np.int64).sum(axis=1)
+    sums = _channel_weights(layer).sum(axis=1)
     folded = layer.bias.astype(np.int64) + (rq.input_offset + extra_offset) * sums
     if np.abs(folded).max(initial=0) >= 2**31:
         raise CodegenError("folded bias overflows int32")
@@ -398,9 +416,9 @@ _CONV_GROUP_CYCLES = {1: 8, 2: 11, 3: 14, 4: 17, 5: 21, 6: 24}
 Word = int | str      # a stream word: a number, or a C address expression such as "(int32_t)(layer0_t + 6)"
 
 
-def accumulator_bound(layer: Conv2D | FullyConnected, rq) -> int:
+def accumulator_bound(layer: Conv2D | DepthwiseConv2D | FullyConnected, rq) -> int:
     """Largest |accumulator| (bias + sum of w * (x - input zero point)) any int8 input can produce."""
-    w = np.abs(layer.weights.reshape(layer.weights.shape[0], -1).astype(np.int64)).sum(axis=1)
+    w = np.abs(_channel_weights(layer)).sum(axis=1)
     x = max(abs(-128 + rq.input_offset), abs(127 + rq.input_offset))
     return int((np.abs(layer.bias.astype(np.int64)) + x * w).max(initial=0))
 
@@ -426,12 +444,13 @@ class Requantizer:
         return (folded - np.broadcast_to(xs, folded.shape) + 2**31) % 2**32 - 2**31
 
 
-def requantizer(name: str, layer: Conv2D | FullyConnected, rq, channels: int, tables: bool = True) -> Requantizer:
+def requantizer(name: str, layer: Conv2D | DepthwiseConv2D | FullyConnected, rq, channels: int,
+                tables: bool = True) -> Requantizer:
     """Threshold tables where they exist for every channel and fit TABLE_MAX_BYTES, else arithmetic.
     ``tables`` = False for a layer whose data stay in flash: table lookups land anywhere in the table,
     and a miss in the XIP cache costs more than the arithmetic saves."""
-    m = np.broadcast_to(np.asarray(rq.multiplier, np.int64), (layer.weights.shape[0],))[:channels]
-    shift = np.broadcast_to(np.asarray(rq.shift, np.int64), (layer.weights.shape[0],))[:channels]
+    m = np.broadcast_to(np.asarray(rq.multiplier, np.int64), (len(layer.bias),))[:channels]
+    shift = np.broadcast_to(np.asarray(rq.shift, np.int64), (len(layer.bias),))[:channels]
     lo, hi = layer.activation.min, layer.activation.max
     bound = accumulator_bound(layer, rq)
     built = [rqtable.build(int(m[c]), int(shift[c]), rq.output_offset, lo, hi, bound)
@@ -498,6 +517,90 @@ def dense_conv_stream(layer: Conv2D, inp: TensorInfo, rq, rqz: Requantizer, stag
     return [*stream, 0]
 
 
+# The dense depthwise convolution (kernels/dense_dw.c) takes the output channels of a pixel in groups
+# of K <= 6 (accumulators r8-r12, lr). "Separate" groups (depth multiplier 1) multiply K neighbouring
+# input bytes by one weight each; "shared" groups (multiplier > 1) multiply one input byte by the
+# weights of K output channels. Cycles per window tap of each (loads, MULS + ADD per channel, the
+# tap's step and loop branch), and per group (dispatch, biases, requantization set-up): the groups
+# are chosen to minimize them.
+DW_SEPARATE, DW_SHARED = 0, 6   # a group's code in the stream: K, or 6 + K (DW_CODE_* in dense_dw.c)
+_DW_TAP_CYCLES = {DW_SEPARATE: {1: 10, 2: 15, 3: 20, 4: 25, 5: 31, 6: 36},
+                  DW_SHARED: {1: 10, 2: 13, 3: 16, 4: 19, 5: 23, 6: 26}}
+_DW_GROUP_CYCLES = 25
+
+
+def depthwise_groups(layer: DepthwiseConv2D, inp: TensorInfo) -> list[tuple[int, int, int]]:
+    """(mode, first output channel, K) of each group of one pixel, in output channel order: separate
+    groups over the channels for a depth multiplier of 1, else shared groups within each input
+    channel's multiplier outputs."""
+    _, kh, kw, o = layer.weights.shape
+    c = inp.shape[2]
+    dm = o // c
+    mode, span = (DW_SEPARATE, c) if dm == 1 else (DW_SHARED, dm)
+    cost = _DW_TAP_CYCLES[mode]
+    best: list[tuple[int, int, list[int]]] = [(0, 0, [])]
+    for n in range(1, span + 1):
+        best.append(min((best[n - k][0] + kh * kw * cost[k] + _DW_GROUP_CYCLES, best[n - k][1] + 1,
+                         best[n - k][2] + [k]) for k in range(1, min(n, CONV_GROUP_MAX) + 1)))
+    sizes = sorted(best[span][2], reverse=True)
+    groups = []
+    for base in range(0, o, span):  # one block of sizes (dm = 1: the only block)
+        start = base
+        for k in sizes:
+            groups.append((mode, start, k))
+            start += k
+    return groups
+
+
+def dense_depthwise_stream(layer: DepthwiseConv2D, inp: TensorInfo, rq, rqz: Requantizer) -> list[Word]:
+    """The record kind, then per group of K output channels: its code (K separate, 6 + K shared), K
+    folded biases (the input is read with its sign bit flipped), the window taps from the last to the
+    first, each as K weights (int32) and the step to the next tap's bytes, and K requantization
+    records; a 0 ends the list. The kernel reads the padded input (row = padded width x channels)
+    from the group's last tap backwards: every step but a group's last is negative, which is how
+    the loop knows the group's last tap (the addition carries); the last step moves to the next
+    group's last tap (0 after the pixel's last group)."""
+    _, kh, kw, o = layer.weights.shape
+    c = inp.shape[2]
+    dm = o // c
+    row = _depthwise_row(layer, inp)
+    offsets = [ky * row + kx * c for ky in range(kh) for kx in range(kw)]   # increasing
+    w = layer.weights[0].reshape(kh * kw, o).astype(np.int64)
+    bias = rqz.bias(_folded_bias(layer, rq, -128))
+    groups = depthwise_groups(layer, inp)
+    stream: list[Word] = [rqz.kind]
+    for g, (mode, start, k) in enumerate(groups):
+        chans = slice(start, start + k)
+        byte = start if mode == DW_SEPARATE else start // dm   # input channel byte of the group
+        stream += [mode + k, *bias[chans].tolist()]
+        for t in reversed(range(len(offsets))):
+            stream += w[t, chans].tolist()
+            if t > 0:
+                stream.append(offsets[t - 1] - offsets[t])
+            elif g + 1 < len(groups):
+                nxt_mode, nxt_start, _ = groups[g + 1]
+                nxt = nxt_start if nxt_mode == DW_SEPARATE else nxt_start // dm
+                stream.append(nxt - byte + offsets[-1])
+            else:
+                stream.append(0)
+        for ch in range(start, start + k):
+            stream += rqz.records[ch]
+    return [*stream, 0]
+
+
+def _depthwise_row(layer: DepthwiseConv2D, inp: TensorInfo) -> int:
+    """Bytes per row of the padded, sign-flipped input copy the dense depthwise kernel reads: the
+    padded width (exactly the columns the windows touch) times the channels. Mirrors
+    pp_padded_flipped() in kernels/dense_dw.c."""
+    kw = layer.weights.shape[2]
+    return ((layer.output.shape[1] - 1) * layer.stride[1] + kw) * inp.shape[2]
+
+
+def _depthwise_scratch(layer: DepthwiseConv2D, inp: TensorInfo) -> int:
+    kh = layer.weights.shape[1]
+    return _align4(((layer.output.shape[0] - 1) * layer.stride[0] + kh) * _depthwise_row(layer, inp))
+
+
 def fc_groups(rows: int) -> list[int]:
     """Rows per pass of the dense FC kernel: 8 while more than 4 are left, then 4 (a group is padded
     with zero rows when fewer are left)."""
@@ -554,6 +657,8 @@ def _weight_arrays(name: str, layer: Conv2D | DepthwiseConv2D | FullyConnected, 
         rqz = requantizer(name, layer, rq, len(mult), tables=sram)
         if impl == "sparse":
             stream = sparse_fc_stream(layer, rq, rqz)
+        elif isinstance(layer, DepthwiseConv2D):
+            stream = dense_depthwise_stream(layer, inp, rq, rqz)
         elif isinstance(layer, Conv2D):
             stream = dense_conv_stream(layer, inp, rq, rqz, staged=sram)
         else:
@@ -762,6 +867,8 @@ def _scratch_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
         return _align4(2 * 2 * layer.weights[0].size)
     if generated_conv(layer, impl):
         return _flipped_geometry(layer, inp)[1]
+    if impl == "dense" and isinstance(layer, DepthwiseConv2D):
+        return _depthwise_scratch(layer, inp)  # the padded input with its sign bits flipped
     if impl in ("dense", "sparse") and isinstance(layer, Conv2D):
         return _padded_row(layer, inp)[1]
     if impl in ("dense", "sparse") and isinstance(layer, FullyConnected):
@@ -885,11 +992,13 @@ RQ_TABLE_SAVES = 26           # cycles per output of a threshold table (22) inst
 
 def kernel_data_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
     """Bytes of the arrays a dense or sparse kernel streams through (0 for every other kernel)."""
-    if impl == "dense" and isinstance(layer, Conv2D | FullyConnected):
+    if impl == "dense" and isinstance(layer, WEIGHTED):
         rq = requantization(layer, inp)
-        channels = layer.weights.shape[0] if len(layer.weight_scales) > 1 or isinstance(layer, Conv2D) else 1
+        channels = len(layer.bias) if len(layer.weight_scales) > 1 or not isinstance(layer, FullyConnected) else 1
         rqz = requantizer("", layer, rq, channels)
-        if isinstance(layer, Conv2D):
+        if isinstance(layer, DepthwiseConv2D):
+            stream = dense_depthwise_stream(layer, inp, rq, rqz)
+        elif isinstance(layer, Conv2D):
             stream = dense_conv_stream(layer, inp, rq, rqz)
         else:
             stream = dense_fc_stream(layer, rq, rqz)

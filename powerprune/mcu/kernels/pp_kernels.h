@@ -182,6 +182,11 @@ void pp_avgpool_cmsisnn(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_
 void pp_conv2d_dense(const pp_conv_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch);
 void pp_fc_dense(const pp_fc_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch);
 void pp_maxpool_dense(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+/* dense depthwise convolution and average pooling (kernels/dense_dw.c), which sparse and auto use too:
+ * the input padded and sign-flipped in scratch, groups of up to six output channels per pass, tap
+ * steps in the weight stream; average pooling with TFLM's rounding by a per-pixel reciprocal. */
+void pp_depthwise_dense(const pp_conv_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch);
+void pp_avgpool_dense(const pp_pool_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
 
 /* sparse: only nonzero weights are stored and visited. A convolution is normally generated
  * straight-line code (powerprune/mcu/sparsegen.py, called from model.c), pp_conv2d_sparse the

@@ -1,0 +1,151 @@
+"""The dense depthwise convolution and average pooling (kernels/dense_dw.c), which the dense, sparse and
+auto sets share: graphs drawn to reach every path (separate groups for a depth multiplier of 1 and
+shared ones above it, every group size 1-6, 1x1 to 5x5 windows, strides, SAME and VALID, channel
+counts that leave partial groups, both requantizations, staged or not; padded and global average
+pools), compared bit for bit with the host reference, which test_int8 holds to TFLM; the keyword
+spotters that motivated them against TFLM itself."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from powerprune.ir import Activation, DepthwiseConv2D, Graph, Pool2D, TensorInfo
+from powerprune.ir import output_size as out_size
+from powerprune.mcu import codegen, rqtable
+from powerprune.mcu.profile import run_on_rp2040
+from powerprune.oracle import tflm_run
+from powerprune.reference import run
+from powerprune.tflite import load_tflite
+
+FIXTURES = Path(__file__).parent / "fixtures" / "real_models"
+
+
+@st.composite
+def depthwise_pool_graph(draw):
+    """A depthwise convolution, then (usually) an average pool, with shapes drawn to reach every path."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    c = draw(st.sampled_from([1, 2, 3, 4, 5, 7, 8, 13]))
+    dm = draw(st.sampled_from([1, 1, 2, 3, 5, 8]))
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    padding = draw(st.sampled_from(["SAME", "VALID"]))
+    least = (kh, kw) if padding == "VALID" else (1, 1)
+    h, w = draw(st.integers(least[0], 8)), draw(st.integers(least[1], 9))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    oh, _ = out_size(h, kh, stride[0], padding)
+    ow, _ = out_size(w, kw, stride[1], padding)
+    oc = c * dm
+    steep = draw(st.booleans())  # effective scales near or above 1: no table, arithmetic requantization
+
+    def info(shape):
+        return TensorInfo(shape, float(np.float32(10 ** rng.uniform(-2.5, -0.5))), int(rng.integers(-128, 128)))
+
+    q = rng.choice(np.array([-128, -127, -64, -1, 1, 2, 64, 127], np.int8), size=(1, kh, kw, oc))
+    weights = np.where(rng.random(q.shape) < 0.5, rng.integers(-128, 128, size=q.shape), q).astype(np.int8)
+    weights = (weights * (rng.random(q.shape) < draw(st.sampled_from([1.0, 0.5])))).astype(np.int8)
+    scales = (10.0 ** rng.uniform(*((-1.5, 1.5) if steep else (-4, -1.5)), size=oc)).astype(np.float32)
+    inp, out = info((h, w, c)), info((oh, ow, oc))
+    act = Activation.for_output(draw(st.sampled_from(["NONE", "RELU", "RELU6"])), out)
+    layers = [DepthwiseConv2D(weights, rng.integers(-(2**15), 2**15, size=oc).astype(np.int32), scales, stride,
+                              padding, act, out)]
+    if draw(st.integers(0, 3)):
+        ph, pw = draw(st.integers(1, oh)), draw(st.integers(1, ow))
+        pstride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+        ppad = draw(st.sampled_from(["SAME", "VALID"]))
+        if draw(st.booleans()):  # a global pool, as DS-CNN ends
+            (ph, pw), pstride, ppad = (oh, ow), (1, 1), "VALID"
+        pout = TensorInfo((out_size(oh, ph, pstride[0], ppad)[0], out_size(ow, pw, pstride[1], ppad)[0], oc),
+                          out.scale, out.zero_point)
+        pact = Activation.for_output(draw(st.sampled_from(["NONE", "RELU", "RELU6"])), pout)
+        layers.append(Pool2D("AVERAGE", (ph, pw), pstride, ppad, pact, pout))
+    return Graph(inp, layers)
+
+
+@pytest.mark.parametrize("kernels", ["dense", "sparse", "auto"])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(g=depthwise_pool_graph(), staged=st.booleans(), tables=st.booleans(), seed=st.integers(0, 1000))
+def test_depthwise_and_avgpool_bit_exact_on_the_virtual_pico(kernels, g, staged, tables, seed):
+    """Both requantizations, stream in SRAM or read from flash: the virtual Pico's outputs equal the
+    host reference's, and the fast kernels are the ones that ran."""
+    assert set(codegen.layer_kernels(g, kernels)) == {"dense"}
+    x = np.random.default_rng(seed).integers(-128, 128, size=(2,) + g.input.shape).astype(np.int8)
+    with pytest.MonkeyPatch.context() as mp:
+        if not staged:
+            mp.setattr(codegen, "STAGING_BUDGET", 0)
+        if not tables:
+            mp.setattr(rqtable, "TABLE_MAX_BYTES", 0)
+        got = run_on_rp2040(g, x, kernels=kernels).outputs.reshape(2, -1)
+    assert np.array_equal(got, run(g, x).reshape(2, -1))
+
+
+def test_depthwise_groups_reach_every_path():
+    """Separate groups of every size 1-6 (depth multiplier 1) and shared ones of 2-6 (multiplier > 1; a
+    shared group of 1 runs the separate one), and a
+    stream whose steps end each group's tap loop: negative inside a group, not negative at its end."""
+    def layer(c, dm, kh, kw=3):
+        out = TensorInfo((4, 4, c * dm), 0.05, 0)
+        return DepthwiseConv2D(np.ones((1, kh, kw, c * dm), np.int8), np.zeros(c * dm, np.int32),
+                               np.full(c * dm, 0.01, np.float32), (1, 1), "SAME", Activation("NONE", -128, 127), out)
+
+    sizes = set()
+    for c in range(1, 14):
+        sizes |= {(mode, k) for mode, _, k in codegen.depthwise_groups(layer(c, 1, 3), TensorInfo((4, 4, c), 0.02, 0))}
+    assert sizes == {(codegen.DW_SEPARATE, k) for k in range(1, 7)}
+    for dm in range(2, 14):
+        sizes |= {(mode, k) for mode, _, k in codegen.depthwise_groups(layer(1, dm, 3), TensorInfo((4, 4, 1), 0.02, 0))}
+    assert {k for mode, k in sizes if mode == codegen.DW_SHARED} == set(range(2, 7))  # 1: as separate
+    # walk the stream of a 2x3 window over 7 channels as the kernel does
+    lay, inp = layer(7, 1, 2), TensorInfo((4, 4, 7), 0.02, 0)
+    rq = codegen.requantization(lay, inp)
+    stream = codegen.dense_depthwise_stream(lay, inp, rq, codegen.requantizer("l", lay, rq, 7, tables=False))
+    at, groups = 1, 0
+    while stream[at]:
+        k = stream[at] % 6 or 6
+        at += 1 + k
+        steps = []
+        for _ in range(6):
+            at += k
+            steps.append(stream[at])
+            at += 1
+        assert all(s < 0 for s in steps[:-1]) and steps[-1] >= 0
+        at += k * 9
+        groups += 1
+    assert groups == len(codegen.depthwise_groups(lay, inp)) and at == len(stream) - 1
+
+
+def test_avgpool_reciprocal_is_exact_up_to_361_taps():
+    """pp_avgpool_dense divides n = |sum| + count / 2 by multiplying with ceil(2^24 / count): equal to
+    the integer division for every n an int8 window can give (|sum| <= 128 count), and within 32 bits."""
+    for count in range(1, 362):
+        n = np.arange(0, 128 * count + count // 2 + 1, dtype=np.uint64)
+        recip = np.uint64(-(-(1 << 24) // count))
+        assert int(n[-1] * recip) < 2**32
+        assert np.array_equal((n * recip) >> np.uint64(24), n // np.uint64(count)), count
+
+
+def test_depthwise_falls_back_only_past_the_accumulator_bound():
+    """A bias that can push the accumulator past 2^30 leaves the fast requantization's range: tflm-ref."""
+    out = TensorInfo((3, 3, 2), 0.05, 0)
+    inp = TensorInfo((3, 3, 2), 0.02, 0)
+
+    def dw(bias):
+        return DepthwiseConv2D(np.ones((1, 3, 3, 2), np.int8), np.array([bias, 0], np.int32),
+                               np.full(2, 0.01, np.float32), (1, 1), "SAME", Activation("NONE", -128, 127), out)
+    assert codegen.choose_kernel(dw(2**29), inp, "dense") == "dense"
+    assert codegen.choose_kernel(dw(2**30), inp, "dense") == "tflmref"
+
+
+@pytest.mark.parametrize("name", ["kws_ref_model", "micro_speech_quantized"])
+def test_keyword_spotters_on_dense_match_tflm(name):
+    """MLPerf Tiny's DS-CNN (four 3x3 depthwise layers, a global average pool) and micro_speech (one
+    10x8 depthwise layer with depth multiplier 8) on the fast kernels, one row against TFLM."""
+    path = FIXTURES / f"{name}.tflite"
+    g = load_tflite(path)
+    plan = codegen.layer_kernels(g, "dense")
+    assert all(k == "dense" for (_, layer, _), k in zip(g.steps(), plan, strict=True)
+               if isinstance(layer, DepthwiseConv2D | Pool2D))
+    x = np.random.default_rng(3).integers(-128, 128, size=(1,) + g.input.shape, dtype=np.int8)
+    got = run_on_rp2040(g, x, kernels="dense").outputs.reshape(1, -1)
+    assert np.array_equal(got, tflm_run(path.read_bytes(), x).reshape(1, -1))
