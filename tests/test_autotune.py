@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from powerprune.mcu import autotune
-from powerprune.mcu.autotune import tuned_plan, tuning_input
+from powerprune.mcu.autotune import cached_plan, tuned_plan, tuning_input
 from powerprune.mcu.build import build_firmware
 from powerprune.mcu.codegen import CodegenError, auto_choices, generate, kernel_plan
 from powerprune.mcu.emulator import run_firmware
@@ -68,7 +68,9 @@ def test_the_measured_candidates_are_the_dense_and_sparse_sets_themselves(own_ca
 
 def test_plans_are_measured_once_then_read_from_the_cache(own_cache, monkeypatch):
     g = real("hello_world_int8")
+    assert cached_plan(g) is None  # what inspect asks: nothing measured yet, so nothing is
     first = tuned_plan(g)
+    assert cached_plan(g) == first
 
     def no_emulator(*args, **kwargs):
         raise AssertionError("a cached plan was measured again")

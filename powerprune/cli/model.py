@@ -171,15 +171,18 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from ..api import load_graph
-    from ..mcu.autotune import tuned_plan
+    from ..mcu.autotune import cached_plan
     from ..mcu.codegen import kernel_sets, layer_kernels
 
     graph = load_graph(args.model, calibration_data=calibration_data(args))
     rows = graph.layer_stats()
     sets = kernel_sets(graph.dtype)  # a float32 model runs on the sets with float kernels only
     kernels = {k: layer_kernels(graph, k) for k in sets}  # the C implementation of each layer
-    if "auto" in kernels:  # what auto really runs: the plan measured on the virtual Pico (cached)
-        kernels["auto"] = layer_kernels(graph, "auto", tuned_plan(graph).impls)
+    # auto runs the plan measured on the virtual Pico; inspect stays instant, so it shows that plan once
+    # a profile or deploy has measured it, and the cost model's prediction until then
+    measured = cached_plan(graph) if "auto" in kernels else None
+    if measured is not None:
+        kernels["auto"] = layer_kernels(graph, "auto", measured.impls)
     for r in rows:
         r["kernels"] = {k: kernels[k][r["index"]] for k in sets}
         # the one kernel every set shares ("stock"), None when each set has its own
@@ -206,6 +209,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     for boundary, tensor in (("input", graph.input), ("output", graph.output)):
         if tensor.is_float and graph.dtype == "int8":
             print(f"model {boundary} is float32 (converted by its {'first' if boundary == 'input' else 'last'} layer)")
+    if "auto" in kernels and measured is None:
+        print("auto: the cost model's prediction; the first profile or deploy measures auto's plan on the "
+              "virtual Pico (dense vs sparse per layer) and inspect shows that from then on")
     for r in rows:
         if r["kernel"] == "stock":
             print(f"layer {r['index']} ({r['op']}): one stock kernel serves every kernel set "

@@ -60,22 +60,36 @@ def _plans_dir() -> Path:
     return cache_dir().parent / "auto-plans"
 
 
-def tuned_plan(graph: Graph, layout: str = "flash", cflags: tuple[str, ...] = DEFAULT_CFLAGS,
-               xip_miss_cycles: int = DEFAULT_XIP_MISS_CYCLES) -> TunedPlan:
-    """The measured plan of ``auto`` for ``graph`` on the virtual Pico's ``layout`` (see the module's
-    docstring). Costs up to three emulated inferences the first time, a file read after that."""
+def _candidates(graph: Graph) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """auto's two whole-model candidates: every layer as the dense set runs it, and as sparse does."""
     choices = auto_choices(graph)
-    dense = tuple(c[0] for c in choices)
-    sparse = tuple(c[-1] for c in choices)
+    return tuple(c[0] for c in choices), tuple(c[-1] for c in choices)
+
+
+def cached_plan(graph: Graph, layout: str = "flash", cflags: tuple[str, ...] = DEFAULT_CFLAGS,
+                xip_miss_cycles: int = DEFAULT_XIP_MISS_CYCLES) -> TunedPlan | None:
+    """The plan ``tuned_plan`` would return, if it needs no measuring (nothing to choose, or measured
+    before); None otherwise. For commands that must stay instant, such as ``inspect``."""
+    dense, sparse = _candidates(graph)
     if dense == sparse:
         return TunedPlan(dense, "only")
     path = _plans_dir() / f"{_key(graph, dense, sparse, layout, cflags, xip_miss_cycles)}.json"
-    if path.exists():
-        try:
-            cached = json.loads(path.read_text())
-            return TunedPlan(tuple(cached["impls"]), cached["chosen"], cached["cycles"])
-        except (json.JSONDecodeError, KeyError, TypeError):
-            pass  # a damaged cache entry is measured again and rewritten
+    try:
+        cached = json.loads(path.read_text())
+        return TunedPlan(tuple(cached["impls"]), cached["chosen"], cached["cycles"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return None  # not measured yet, or a damaged entry (measured again and rewritten)
+
+
+def tuned_plan(graph: Graph, layout: str = "flash", cflags: tuple[str, ...] = DEFAULT_CFLAGS,
+               xip_miss_cycles: int = DEFAULT_XIP_MISS_CYCLES) -> TunedPlan:
+    """The measured plan of ``auto`` for ``graph`` on the virtual Pico's ``layout`` (see the module's
+    docstring). Costs up to three emulated firmwares the first time, a file read after that."""
+    known = cached_plan(graph, layout, cflags, xip_miss_cycles)
+    if known is not None:
+        return known
+    dense, sparse = _candidates(graph)
+    path = _plans_dir() / f"{_key(graph, dense, sparse, layout, cflags, xip_miss_cycles)}.json"
     x = tuning_input(graph)
 
     def measure(plan: tuple[str, ...]) -> list[int]:
