@@ -6,6 +6,8 @@ and they hold for a model trained for one short epoch just as for a converged on
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -15,6 +17,12 @@ from powerprune.seqnet import SeqNet
 from powerprune.train import Recipe, fit, seed_everything
 
 torch.set_num_threads(2)
+
+# `auto` measures its plan on the virtual Pico (powerprune/mcu/autotune.py): three extra firmwares per
+# model. Tests that check kernels, not plans, run auto on the cost model's plan, which mixes dense and
+# sparse layers just the same; tests/test_autotune.py switches measuring back on and checks the
+# measured plans, their cycles and their outputs.
+os.environ.setdefault("POWERPRUNE_AUTO_PLAN", "predicted")
 
 
 @pytest.fixture(scope="session")

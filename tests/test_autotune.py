@@ -20,6 +20,12 @@ def real(name: str):
     return load_tflite(FIXTURES / f"{name}.tflite")
 
 
+@pytest.fixture(autouse=True)
+def measured_plans(monkeypatch):
+    """This file checks the measured plans users get (the suite's default elsewhere is the prediction)."""
+    monkeypatch.setenv("POWERPRUNE_AUTO_PLAN", "measured")
+
+
 @pytest.fixture
 def own_cache(tmp_path, monkeypatch):
     """A plan cache of this test's own, so a plan is measured here and not read from an earlier run."""
@@ -32,7 +38,9 @@ def test_auto_costs_no_more_than_dense_or_sparse_on_real_models(name):
     # the tuning input and three others: the choice must hold beyond the input it was measured on
     x = np.concatenate([tuning_input(g), np.random.default_rng(1).integers(-128, 128, (3,) + g.input.shape,
                                                                             dtype=np.int8)])
-    cycles = {k: sum(profile(g, x, k).cycles) for k in ("dense", "sparse", "auto")}
+    profiles = {k: profile(g, x, k) for k in ("dense", "sparse", "auto")}
+    assert all(p.bit_exact for p in profiles.values())
+    cycles = {k: sum(p.cycles) for k, p in profiles.items()}
     assert cycles["auto"] <= min(cycles["dense"], cycles["sparse"])
 
 
@@ -87,3 +95,13 @@ def test_a_plan_auto_cannot_run_is_refused_naming_the_layer():
         generate(g, "auto", bad)
     with pytest.raises(CodegenError, match="only the auto kernel set takes a per-layer plan"):
         generate(g, "dense", [c[0] for c in choices])
+
+
+def test_the_prediction_mode_runs_the_cost_models_plan_without_measuring(monkeypatch):
+    monkeypatch.setenv("POWERPRUNE_AUTO_PLAN", "predicted")
+    monkeypatch.setattr(autotune, "run_firmware", lambda *a, **k: pytest.fail("predicted plans are not measured"))
+    g = real("hello_world_int8")
+    assert list(autotune.auto_plan(g)) == kernel_plan(g, "auto")
+    monkeypatch.setenv("POWERPRUNE_AUTO_PLAN", "guessed")
+    with pytest.raises(ValueError, match="POWERPRUNE_AUTO_PLAN='guessed': use 'measured'"):
+        autotune.auto_plan(g)

@@ -32,12 +32,12 @@ def lenets(trained, train_small, quick_finetune):
 
 
 @pytest.mark.parametrize("name", ["dense", "magnitude", "apoz"])
-def test_lenet_bit_identical_on_100_images(lenets, test_small, name):
+def test_lenet_bit_identical_on_30_images(lenets, test_small, name):
     g = lenets[name]
-    x = quantize_images(g, test_small.images[:100])
+    x = quantize_images(g, test_small.images[:30])
     p = profile(g, x, "tflm-ref", "flash")
     assert p.bit_exact
-    assert len(p.cycles) == 100
+    assert len(p.cycles) == 30
     assert p.xip_misses > 0 and p.xip_hits > p.xip_misses
     assert sum(p.cycles_per_layer) <= np.mean(p.cycles)
     assert 0 < p.flash_bytes < 2 * 1024 * 1024 and 0 < p.sram_bytes < 264 * 1024

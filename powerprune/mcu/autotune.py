@@ -14,12 +14,17 @@ other inputs they move only by the requantization's few branches.
 
 Plans are cached on disk next to the firmware cache, keyed by everything that decides the cycles (the
 two firmwares' sources, layout, flags, XIP miss cost), so a sweep or a rerun measures each model once.
+
+``POWERPRUNE_AUTO_PLAN=predicted`` skips the measuring: ``auto`` then runs the cost model's plan, as
+it did before plans were measured (no emulator needed; no promise against dense or sparse). The test
+suite uses it where a test checks kernels rather than plans (tests/conftest.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,9 +33,10 @@ import numpy as np
 from ..atomic import write_json
 from ..ir import Graph
 from .build import DEFAULT_CFLAGS, build_firmware, cache_dir, firmware_sources
-from .codegen import auto_choices
+from .codegen import auto_choices, kernel_plan
 from .emulator import DEFAULT_XIP_MISS_CYCLES, run_firmware
 
+PLAN_ENV = "POWERPRUNE_AUTO_PLAN"  # "measured" (the default) or "predicted"
 TUNING_SEED = 0  # the tuning input: one seeded uniform row over the input's whole range
 PLAN_VERSION = 2  # bump when the way plans are chosen changes: old cached plans are then ignored
 
@@ -113,3 +119,15 @@ def tuned_plan(graph: Graph, layout: str = "flash", cflags: tuple[str, ...] = DE
     result = TunedPlan(plans[chosen], chosen, totals)
     write_json(path, asdict(result))
     return result
+
+
+def auto_plan(graph: Graph, layout: str = "flash", cflags: tuple[str, ...] = DEFAULT_CFLAGS,
+              xip_miss_cycles: int = DEFAULT_XIP_MISS_CYCLES) -> tuple[str, ...]:
+    """What ``auto`` runs ``graph`` as: the measured plan, or the cost model's with
+    ``POWERPRUNE_AUTO_PLAN=predicted`` (see the module's docstring)."""
+    mode = os.environ.get(PLAN_ENV, "measured")
+    if mode == "predicted":
+        return tuple(kernel_plan(graph, "auto"))
+    if mode != "measured":
+        raise ValueError(f"{PLAN_ENV}={mode!r}: use 'measured' (the default) or 'predicted'")
+    return tuned_plan(graph, layout, cflags, xip_miss_cycles).impls

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..atomic import write_bytes, write_text
 from ..ir import Graph
-from .autotune import tuned_plan
+from .autotune import auto_plan
 from .build import IMAGES, Firmware, FitError, build_firmware, firmware_sources
 from .elf import read_elf
 from .protocol import check_frame_sizes
@@ -56,7 +56,7 @@ def _plan(graph: Graph, kernels: str, image: str) -> tuple[str, ...] | None:
     if kernels != "auto":
         return None
     try:
-        return tuned_plan(graph, PROFILED_AS[image]).impls
+        return auto_plan(graph, PROFILED_AS[image])
     except FitError:
         return None
 

@@ -19,7 +19,7 @@ import numpy as np
 from ..ir import Graph, Softmax
 from ..reference import expf, softmax_arguments, softmax_from_exponentials
 from ..reference import run as reference_run
-from .autotune import tuned_plan
+from .autotune import auto_plan
 from .build import DEFAULT_CFLAGS, Firmware, build_expf_firmware, build_firmware
 from .elf import read_elf
 from .emulator import DEFAULT_CYCLE_BUDGET, DEFAULT_XIP_MISS_CYCLES, EmulatorRun, run_firmware
@@ -74,7 +74,7 @@ def _softmax_input_probe(graph: Graph, fw: Firmware) -> tuple[tuple[int, int, in
 def _build_and_run(graph: Graph, x: np.ndarray, kernels: str, layout: str, xip_miss_cycles: int,
                    cycle_budget: int, cflags: tuple[str, ...]) -> tuple[Firmware, EmulatorRun]:
     # auto runs the plan measured for it (mcu/autotune.py), so it never loses to dense or sparse
-    plan = tuned_plan(graph, layout, cflags, xip_miss_cycles).impls if kernels == "auto" else None
+    plan = auto_plan(graph, layout, cflags, xip_miss_cycles) if kernels == "auto" else None
     fw = build_firmware(graph, kernels, layout, cflags, plan=plan)
     x = np.ascontiguousarray(x, graph.input.np_dtype)  # the bytes the firmware reads
     run = run_firmware(fw, x, graph.output.size, output_dtype=graph.output.np_dtype,
