@@ -14,11 +14,13 @@ from hypothesis import strategies as st
 
 from powerprune.ir import Activation, DepthwiseConv2D, Graph, Pool2D, TensorInfo
 from powerprune.ir import output_size as out_size
-from powerprune.mcu import codegen, rqtable
+from powerprune.mcu import codegen
 from powerprune.mcu.profile import run_on_rp2040
 from powerprune.oracle import tflm_run
 from powerprune.reference import run
 from powerprune.tflite import load_tflite
+
+from .test_fast_kernels import pico_outputs_on_paths
 
 FIXTURES = Path(__file__).parent / "fixtures" / "real_models"
 
@@ -71,12 +73,7 @@ def test_depthwise_and_avgpool_bit_exact_on_the_virtual_pico(kernels, g, staged,
     host reference's, and the fast kernels are the ones that ran."""
     assert set(codegen.layer_kernels(g, kernels)) == {"dense"}
     x = np.random.default_rng(seed).integers(-128, 128, size=(2,) + g.input.shape).astype(np.int8)
-    with pytest.MonkeyPatch.context() as mp:
-        if not staged:
-            mp.setattr(codegen, "STAGING_BUDGET", 0)
-        if not tables:
-            mp.setattr(rqtable, "TABLE_MAX_BYTES", 0)
-        got = run_on_rp2040(g, x, kernels=kernels).outputs.reshape(2, -1)
+    got = pico_outputs_on_paths(g, x, kernels, staged=staged, tables=tables)
     assert np.array_equal(got, run(g, x).reshape(2, -1))
 
 

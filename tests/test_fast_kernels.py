@@ -89,6 +89,13 @@ def test_fast_kernels_bit_exact_on_the_virtual_pico(kernels, g, staged, tables, 
     """Both requantizations, data staged in SRAM or read from flash, sparse convolutions generated or
     data-driven: the virtual Pico's outputs equal the host reference's."""
     x = np.random.default_rng(seed).integers(-128, 128, size=(2,) + g.input.shape).astype(np.int8)
+    got = pico_outputs_on_paths(g, x, kernels, staged=staged, tables=tables, generated=generated)
+    assert np.array_equal(got, run(g, x).reshape(2, -1))
+
+
+def pico_outputs_on_paths(g, x, kernels: str, *, staged: bool, tables: bool, generated: bool = True) -> np.ndarray:
+    """The virtual Pico's outputs (one row per input) with the fast kernels' other paths forced where
+    asked: nothing staged in SRAM, no requantization tables, no generated sparse code."""
     with pytest.MonkeyPatch.context() as mp:
         if not staged:
             mp.setattr(codegen, "STAGING_BUDGET", 0)
@@ -96,8 +103,7 @@ def test_fast_kernels_bit_exact_on_the_virtual_pico(kernels, g, staged, tables, 
             mp.setattr(rqtable, "TABLE_MAX_BYTES", 0)
         if not generated:
             mp.setattr(codegen, "GENERATED_CODE_MAX", 0)
-        got = run_on_rp2040(g, x, kernels=kernels).outputs.reshape(2, -1)
-    assert np.array_equal(got, run(g, x).reshape(2, -1))
+        return run_on_rp2040(g, x, kernels=kernels).outputs.reshape(len(x), -1)
 
 
 def test_paths_are_reached():
