@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import base64
 import json
+import queue
 import shutil
 import subprocess
+import threading
+import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -33,6 +36,7 @@ DEFAULT_CYCLE_BUDGET = 500_000_000  # per inference: 4 s of Pico time; a runaway
 # per second here, so allowing 1 M per second of the whole budget is never reached by a working run.
 MIN_CYCLES_PER_WALL_SECOND = 1_000_000
 RUNNER_START_SECONDS = 60
+EXIT_GRACE_SECONDS = 10  # after its result, how long the runner may take to exit before it is killed
 
 
 class EmulatorError(RuntimeError):
@@ -109,14 +113,7 @@ def run_firmware(fw: Firmware, inputs: np.ndarray, output_size: int, *, output_d
     }
     total_budget = int(cycle_budget) * (len(inputs) + 1)  # +1: boot and the way to the first marker
     timeout = RUNNER_START_SECONDS + total_budget / MIN_CYCLES_PER_WALL_SECOND
-    try:
-        proc = subprocess.run([node_executable(), str(runner_dir() / "run.mjs")], input=json.dumps(job),
-                              capture_output=True, text=True, timeout=timeout)
-        stdout, stderr, status = proc.stdout, proc.stderr, f"exit {proc.returncode}"
-    except subprocess.TimeoutExpired as exc:
-        # A runner that wrote its whole result and then failed to exit has still done its job.
-        stdout, stderr = _text(exc.stdout), _text(exc.stderr)
-        status = f"no exit within {timeout:.0f} s of wall-clock time, killed"
+    stdout, stderr, status = _run_runner(json.dumps(job), timeout)
     try:
         res = json.loads(stdout.strip().splitlines()[-1])
     except (json.JSONDecodeError, IndexError) as exc:
@@ -133,8 +130,49 @@ def run_firmware(fw: Firmware, inputs: np.ndarray, output_size: int, *, output_d
     return run
 
 
-def _text(data: bytes | str | None) -> str:
-    """What a timed-out subprocess had written (bytes or str, depending on where it stopped)."""
-    if data is None:
-        return ""
-    return data.decode(errors="replace") if isinstance(data, bytes) else data
+def _run_runner(job: str, timeout: float) -> tuple[str, str, str]:
+    """Run run.mjs on ``job``: (stdout, stderr, how it ended). The runner writes one JSON line, its
+    result, and exits. Node 20 has been seen to hang for good while exiting after that line (every
+    thread parked on a futex), so the result is taken as soon as its line is complete and the process
+    gets EXIT_GRACE_SECONDS to go before it is killed; a runner with no result within ``timeout``
+    seconds of wall-clock time is killed, too."""
+    proc = subprocess.Popen([node_executable(), str(runner_dir() / "run.mjs")], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str | None] = queue.Queue()
+    errors: list[str] = []
+
+    def pump_stdout() -> None:
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    readers = [threading.Thread(target=pump_stdout, daemon=True),
+               threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)]
+    for t in readers:
+        t.start()
+    try:
+        proc.stdin.write(job)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass  # the runner died before reading its job: its stderr says why
+    out, status, deadline = [], "", time.monotonic() + timeout
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            status = f"no result within {timeout:.0f} s of wall-clock time, killed"
+            break
+        if line is None:
+            break
+        out.append(line)
+        if line.endswith("\n"):
+            break  # the runner's one line: its result
+    try:
+        code = proc.wait(timeout=EXIT_GRACE_SECONDS)
+        status = status or f"exit {code}"
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        status = status or "hung after writing its result, killed"
+    readers[1].join(timeout=1)
+    return "".join(out), "".join(errors), status
