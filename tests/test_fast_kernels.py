@@ -124,3 +124,15 @@ def test_paths_are_reached():
                  Activation("NONE", -128, 127), TensorInfo((9, 12, 6), 0.05, 4))
     assert "adcs r3, r2" in codegen.generate(Graph(inp, [few]), "sparse").model_c
     assert "layer0_t" in codegen.generate(Graph(inp, [few]), "dense").model_c
+
+
+def test_no_literal_pool_lands_between_a_conditional_branch_and_its_label():
+    """A pool there pushed `beq` past its 256-byte reach ("branch out of range"; hypothesis found a
+    many-channel 1x1 sparse conv that did it)."""
+    from powerprune.mcu.sparsegen import _with_literal_pools
+
+    lines = [f"ldr r{i % 4}, ={i}" for i in range(400)]  # 2 bytes each: a pool falls due at the beq
+    branchy = lines[:399] + ["cmp r0, #1", "beq 4f"] + [f"adds r1, #{i % 8}" for i in range(8)] + ["4:"] + lines
+    out = _with_literal_pools(branchy)
+    beq, label = out.index("beq 4f"), out.index("4:")
+    assert ".ltorg" in out and ".ltorg" not in out[beq:label]

@@ -25,6 +25,7 @@ block, not once per pixel.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -210,15 +211,25 @@ def _add_constant(reg: str, value: int) -> list[str]:
     return [*_literal("r1", value), f"adds {reg}, r1"]
 
 
+_SHORT_BRANCH = re.compile(r"b(eq|ne|cs|cc|hs|lo|mi|pl|vs|vc|hi|ls|ge|lt|gt|le) (\d)f")
+
+
 def _with_literal_pools(lines: list[str], reach: int = 800) -> list[str]:
     """Insert literal pools (jumped over) so that no ``ldr rX, =value`` is farther than ``reach``
-    bytes from its pool (Thumb's PC-relative LDR reaches 1020 bytes forward)."""
-    out, pos, pending = [], 0, None
+    bytes from its pool (Thumb's PC-relative LDR reaches 1020 bytes forward). Never between a
+    conditional branch and its local label: a conditional branch reaches only 256 bytes, less than a
+    pool of a few dozen literals (the margin left by ``reach`` covers the short wait)."""
+    out, pos, pending, open_label = [], 0, None, None
     for ln in lines:
-        if pending is not None and pos - pending > reach:
+        if pending is not None and pos - pending > reach and open_label is None:
             out += ["b 3f", ".ltorg", "3:"]
             pos, pending = pos + 2, None
         out.append(ln)
+        branch = _SHORT_BRANCH.fullmatch(ln)
+        if branch:
+            open_label = branch.group(2)
+        elif ln == f"{open_label}:":
+            open_label = None
         if ln == ".ltorg":
             pending = None
         elif not ln.endswith(":") and not ln.startswith("."):
