@@ -72,30 +72,36 @@ def _candidates(graph: Graph) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(c[0] for c in choices), tuple(c[-1] for c in choices)
 
 
+def _lookup(graph: Graph, layout: str, cflags: tuple[str, ...], xip_miss_cycles: int
+            ) -> tuple[tuple[str, ...], tuple[str, ...], Path, TunedPlan | None]:
+    """The two candidates, where their measured plan is kept, and that plan if it needs no measuring
+    (nothing to choose, or measured before). Generating the candidates' sources for the key is the
+    costly part, so tuned_plan does this once."""
+    dense, sparse = _candidates(graph)
+    if dense == sparse:
+        return dense, sparse, _plans_dir(), TunedPlan(dense, "only")  # nothing to measure or keep
+    path = _plans_dir() / f"{_key(graph, dense, sparse, layout, cflags, xip_miss_cycles)}.json"
+    try:
+        cached = json.loads(path.read_text())
+        return dense, sparse, path, TunedPlan(tuple(cached["impls"]), cached["chosen"], cached["cycles"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return dense, sparse, path, None  # not measured yet, or a damaged entry (measured again, rewritten)
+
+
 def cached_plan(graph: Graph, layout: str = "flash", cflags: tuple[str, ...] = DEFAULT_CFLAGS,
                 xip_miss_cycles: int = DEFAULT_XIP_MISS_CYCLES) -> TunedPlan | None:
     """The plan ``tuned_plan`` would return, if it needs no measuring (nothing to choose, or measured
     before); None otherwise. For commands that must stay instant, such as ``inspect``."""
-    dense, sparse = _candidates(graph)
-    if dense == sparse:
-        return TunedPlan(dense, "only")
-    path = _plans_dir() / f"{_key(graph, dense, sparse, layout, cflags, xip_miss_cycles)}.json"
-    try:
-        cached = json.loads(path.read_text())
-        return TunedPlan(tuple(cached["impls"]), cached["chosen"], cached["cycles"])
-    except (OSError, json.JSONDecodeError, KeyError, TypeError):
-        return None  # not measured yet, or a damaged entry (measured again and rewritten)
+    return _lookup(graph, layout, cflags, xip_miss_cycles)[3]
 
 
 def tuned_plan(graph: Graph, layout: str = "flash", cflags: tuple[str, ...] = DEFAULT_CFLAGS,
                xip_miss_cycles: int = DEFAULT_XIP_MISS_CYCLES) -> TunedPlan:
     """The measured plan of ``auto`` for ``graph`` on the virtual Pico's ``layout`` (see the module's
     docstring). Costs up to three emulated firmwares the first time, a file read after that."""
-    known = cached_plan(graph, layout, cflags, xip_miss_cycles)
+    dense, sparse, path, known = _lookup(graph, layout, cflags, xip_miss_cycles)
     if known is not None:
         return known
-    dense, sparse = _candidates(graph)
-    path = _plans_dir() / f"{_key(graph, dense, sparse, layout, cflags, xip_miss_cycles)}.json"
     x = tuning_input(graph)
 
     def measure(plan: tuple[str, ...]) -> list[int]:
