@@ -1,0 +1,53 @@
+"""The op registry: one module per op holds everything the host side knows about it (the IR layer
+class, what ``Graph.validate`` checks of it, its int8 and float32 reference kernels, its .tflite import
+and export, its arity, float32 support, weights and MACs) in one ``Op`` record, and the lines below
+register them. ``Graph.validate``, ``reference`` and ``tflite`` loop over the registry instead of
+asking each layer's type in turn; docs/adding-an-op.md lists the steps for a new op.
+
+Registration order is the order the importer names the supported ops in.
+"""
+
+from __future__ import annotations
+
+from . import (
+    add,
+    conv2d,
+    depthwise_conv2d,
+    dequantize,
+    fully_connected,
+    logistic,
+    mean,
+    pad,
+    pool2d,
+    quantize,
+    reshape,
+    softmax,
+)
+from .base import REGISTRY, Op, op_of
+from .tflite_io import OP_NAMES
+
+
+def register(op: Op) -> None:
+    """Make ``op`` known by its layer class, its op names (those of its TFLite builtins) and builtin codes."""
+    REGISTRY.register(op, tuple(OP_NAMES[b.code] for b in op.builtins))
+
+
+register(conv2d.OP)
+register(depthwise_conv2d.OP)
+register(fully_connected.OP)
+register(pool2d.OP)
+register(reshape.OP)
+register(add.OP)
+register(softmax.OP)
+register(logistic.OP)
+register(mean.OP)
+register(pad.OP)
+register(quantize.OP)
+register(dequantize.OP)
+
+OPS: list[Op] = REGISTRY.ops                        # every registered op, in registration order
+BY_NAME: dict[str, Op] = REGISTRY.by_name           # by a layer's ``op`` ("MAX_POOL_2D", ...)
+BY_CLASS: dict[type, Op] = REGISTRY.by_class        # by layer class
+BY_BUILTIN = REGISTRY.by_builtin                    # by TFLite builtin code: (op, its Builtin record)
+
+__all__ = ["BY_BUILTIN", "BY_CLASS", "BY_NAME", "OPS", "Op", "op_of", "register"]
