@@ -18,9 +18,9 @@ so an imported, exported or generated model can never disagree with its own scal
 
 The same layers also describe a float32 graph, what the paper deployed: every tensor's ``dtype`` is
 "float32" (scale 0 and zero point 0: no quantization), weights and biases are float32 and there are
-no weight scales. Such a graph holds only the ops with a float32 kernel (``Op.float32``: no converting
-ops, no ADD, so it is a chain). ``Graph.dtype`` tells the two kinds apart (float32 = every tensor is float32) and
-``Graph.validate`` checks both.
+no weight scales. Such a graph holds only the ops with a float32 kernel (``Op.float32``: no
+converting ops, no ADD, so it is a chain). ``Graph.dtype`` tells the two kinds apart (float32 = every
+tensor is float32) and ``Graph.validate`` checks both.
 
 Everything about one op (its layer class, its own checks, kernels, .tflite form) lives in its module
 of ``powerprune.ops``; this module keeps what concerns the graph as a whole and re-exports the layer
