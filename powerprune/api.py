@@ -36,6 +36,10 @@ def load_graph(path: str | Path, calibration: int = DEFAULT_CALIBRATION,
 def int8_accuracy(graph: Graph, data: Dataset) -> float:
     """Top-1 accuracy of the deployed graph (int8, or float32 for a float32 graph), computed by the
     bit-exact host reference."""
+    # the shape first: test images that do not fit the model make any label complaint beside the point
+    if data.images.shape[1:] != tuple(graph.input.shape):
+        raise ValueError(f"the model takes inputs of shape {tuple(graph.input.shape)}, the test images are "
+                         f"{data.images.shape[1:]}")
     check_labels(data, graph.output.size)
     logits = run(graph, quantize_images(graph, data.images))
     return float((logits.reshape(len(data), -1).argmax(1) == data.labels).mean())

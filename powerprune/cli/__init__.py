@@ -12,7 +12,7 @@ import sys
 
 from .. import __version__
 from . import device, experiment, model
-from .options import OneLineParser, one_line
+from .options import OneLineParser, UsageError, one_line, report_error
 
 __all__ = ["build_parser", "main"]
 
@@ -27,23 +27,35 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _means_json(arg: str) -> bool:
+    """``--json`` or an abbreviation argparse would take for it (no other option starts ``--js``)."""
+    return len(arg) > 3 and "--json".startswith(arg)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command. Bad input ends with exactly one line on stderr and exit 2; anything we did not
-    foresee too (with its type and a pointer to --debug), so a user never has to read a traceback."""
-    args = build_parser().parse_args(argv)
+    foresee too (with its type and a pointer to --debug), so a user never has to read a traceback.
+    With --json, stdout is one JSON document either way: the result, or ``{"error": "<that line>"}``."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:  # no namespace yet: --json anywhere on the line asks for the JSON form
+        report_error(exc.line, any(_means_json(a) for a in argv))
+        return exc.code
+    as_json = bool(getattr(args, "json", False))
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        print("powerprune: interrupted", file=sys.stderr)
+        report_error("powerprune: interrupted", as_json)
         return 130
     except (ValueError, RuntimeError, OSError) as exc:
         if args.debug:
             raise
-        print(f"powerprune {args.command}: error: {one_line(exc)}", file=sys.stderr)
+        report_error(f"powerprune {args.command}: error: {one_line(exc)}", as_json)
         return 2
     except Exception as exc:  # the last resort: a bug or a check we missed, still one line
         if args.debug:
             raise
-        print(f"powerprune {args.command}: error: {type(exc).__name__}: {one_line(exc)} "
-              "(run with --debug for the traceback)", file=sys.stderr)
+        report_error(f"powerprune {args.command}: error: {type(exc).__name__}: {one_line(exc)} "
+                     "(run with --debug for the traceback)", as_json)
         return 2

@@ -5,7 +5,6 @@ CLI, not in ``mcu``, so the MCU package never reaches back into the command line
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
@@ -15,7 +14,16 @@ from ..mcu.build import DEFAULT_CFLAGS, LAYOUTS
 from ..mcu.codegen import KERNEL_SETS, kernel_plan
 from ..mcu.deploy import IMAGE_CHOICES
 from ..mcu.emulator import CLOCK_HZ, DEFAULT_CYCLE_BUDGET, DEFAULT_XIP_MISS_CYCLES
-from .options import add_data_option, calibration_data, images_for_model, non_negative_int, positive_float, positive_int
+from .options import (
+    add_data_option,
+    calibration_data,
+    images_for_model,
+    non_negative_int,
+    note,
+    positive_float,
+    positive_int,
+    print_json,
+)
 
 
 def _graph(args: argparse.Namespace):
@@ -35,8 +43,8 @@ def _test_inputs(args: argparse.Namespace, graph, n: int) -> np.ndarray:
     images = images_for_model(args, n, tuple(graph.input.shape))
     if images is not None:
         return quantize_images(graph, images)
-    print(f"note: input shape {graph.input.shape} is not FashionMNIST's and no --data was given; "
-          f"using random {graph.input.dtype} inputs")
+    note(f"input shape {graph.input.shape} is not FashionMNIST's and no --data was given; "
+         f"using random {graph.input.dtype} inputs")
     return random_inputs(graph, n)
 
 
@@ -57,8 +65,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
     for k in kernels:
         p = profile(graph, x, k, args.layout, args.xip_miss_cycles, args.cycle_budget, cflags)
         report["kernels"][k] = p.summary()
-    if args.json:
-        print(json.dumps(report))
+    if args.json:  # one document: the report, or (from main) the error of a firmware that is not bit-exact
+        _fail_unless_bit_exact(report["kernels"])
+        print_json(report)
         return 0
     print(f"{args.model}: {args.images} test image(s), layout {args.layout}, {CLOCK_HZ / 1e6:.0f} MHz")
     print(f"{'kernels':<10} {'cycles':>12} {'ms':>8} {'flash B':>9} {'SRAM B':>8} {'XIP miss':>9}  bit-exact")
@@ -123,8 +132,10 @@ def cmd_measure(args: argparse.Namespace) -> int:
         report["energy"] = energy_from_csv(args.energy_csv)
     if not report:
         raise ValueError("give --port (and --model) to run inferences, and/or --energy-csv to analyse a trace")
+    bit_exact = report.get("board", {}).get("bit_exact", True)
     if args.json:
-        print(json.dumps(report))
+        if bit_exact:  # else the error below is the one document
+            print_json(report)
     else:
         if "board" in report:
             b = report["board"]
@@ -135,7 +146,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
             e = report["energy"]
             print(f"{e['inferences']} marked inferences: {e['energy_mj_mean']:.4f} ± {e['energy_mj_std']:.4f} mJ, "
                   f"{e['duration_ms_mean']:.2f} ms each")
-    if not report.get("board", {}).get("bit_exact", True):
+    if not bit_exact:
         raise RuntimeError(f"bit-exact check failed: {report['board']['mismatches']} of the board's outputs "
                            "differ from the host reference")
     return 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +21,7 @@ from .options import (
     non_negative_int,
     positive_float,
     positive_int,
+    print_json,
     refuse_overwrite_input,
 )
 
@@ -123,7 +123,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     r = evaluate_file(args.model, data_split(args, "test"))
     if args.json:
-        print(json.dumps(r))
+        print_json(r)
     else:
         for k, v in r.items():
             print(f"{k:>18}: {v:.4f}" if isinstance(v, float) else f"{k:>18}: {v}")
@@ -188,7 +188,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         # the one kernel every set shares ("stock"), None when each set has its own
         r["kernel"] = "stock" if set(r["kernels"].values()) == {"stock"} else None
     if args.json:
-        print(json.dumps([{**r, "input": list(r["input"]), "output": list(r["output"])} for r in rows]))
+        print_json([{**r, "input": list(r["input"]), "output": list(r["output"])} for r in rows])
         return 0
     head = (f"{'#':>2}  {'op':<18} {'input':<14} {'output':<14} {'params':>8} {'nonzeros':>9} {'MACs':>9} "
             f"{'sparsity':>8}  kernel in {'/'.join(sets)}")

@@ -4,7 +4,9 @@ and the one-line error form. Kept apart from the commands so each command group 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,12 +56,42 @@ non_negative_float = _float_where(lambda v: v >= 0, "a finite number >= 0")
 
 # --- errors: one line, whatever went wrong --------------------------------------------------------
 
+class UsageError(SystemExit):
+    """A command line argparse refused, as its one line. A SystemExit with argparse's status 2, so a
+    caller of ``parse_args`` that expects argparse's behaviour still gets it; ``main`` reports the
+    line (on stderr, and as JSON for --json) the way it reports every other error."""
+
+    def __init__(self, line: str) -> None:
+        super().__init__(2)
+        self.line = line
+
+
 class OneLineParser(argparse.ArgumentParser):
     """Usage errors as the one line every other error is (``powerprune CMD: error: ...``); --help
     still shows the usage."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        raise UsageError(f"{self.prog}: error: {message}")
+
+
+def note(text: str) -> None:
+    """A remark beside a command's result (e.g. that inputs were made up): on stderr, so the result
+    on stdout stays what a pipeline reads, one JSON document with --json."""
+    print(f"note: {text}", file=sys.stderr, flush=True)
+
+
+def print_json(document: object) -> None:
+    """A --json result: one document on one line of stdout, strict JSON (NaN or infinity would be
+    refused by jq and most parsers, so they fail here as an error instead)."""
+    print(json.dumps(document, allow_nan=False), flush=True)
+
+
+def report_error(line: str, as_json: bool) -> None:
+    """A failed command's one line on stderr; with --json also as ``{"error": line}`` on stdout, so a
+    pipeline reading stdout gets a JSON document whatever happened."""
+    print(line, file=sys.stderr, flush=True)
+    if as_json:
+        print_json({"error": line})
 
 
 def one_line(exc: BaseException) -> str:
