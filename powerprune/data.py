@@ -143,6 +143,18 @@ def check_labels(data: Dataset, classes: int) -> None:
                            f"(labels 0..{classes - 1})")
 
 
+def check_images(data: Dataset, input_shape: tuple[int, ...] | None) -> None:
+    """The images must have the shape the model takes (``input_shape``: channels, height, width, as a
+    SeqNet records it; None for a model that does not say). Without this, a test split of another size
+    than the training split fails deep inside torch with a matrix-shape message."""
+    if input_shape is None or not len(data):
+        return
+    c, h, w = input_shape
+    if data.images.shape[1:] != (h, w, c):
+        got = "x".join(map(str, data.images.shape[1:]))
+        raise DatasetError(f"images are {got} (height x width x channels) but the model takes {h}x{w}x{c}")
+
+
 def from_torch_dataset(dataset, limit: int | None = None) -> Dataset:
     """Wrap a ``torch.utils.data.Dataset`` of (image, label) pairs: images as CHW/HW tensors or
     arrays (float in [0, 1] or uint8), or PIL images; read once into memory."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -123,6 +124,32 @@ class ModelInfo:
     energy_budget: float | None = None
     accuracy_budget: float | None = None
 
+    def check(self) -> ModelInfo:
+        """Every field within what the code that writes it can produce. A file saved before content hashes
+        existed is trusted whole otherwise, and a negative ``reference_params`` would come out as a negative
+        compression with exit 0. Raises ValueError naming the field."""
+        def bad(name: str, want: str) -> ValueError:
+            return ValueError(f"info.{name} is {getattr(self, name)!r}; it must be {want}")
+
+        def number(v: Any) -> bool:
+            return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+        if not isinstance(self.method, str) or not self.method:
+            raise bad("method", "a method name")
+        if not number(self.compression_requested) or self.compression_requested <= 0:
+            raise bad("compression_requested", "a number > 0")
+        if not isinstance(self.history, list) or not all(isinstance(h, dict) for h in self.history):
+            raise bad("history", "a list of records")
+        for name in ("reference_params", "reference_weights"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise bad(name, "a whole number >= 1 (or absent)")
+        if self.energy_budget is not None and not (number(self.energy_budget) and 0 < self.energy_budget < 1):
+            raise bad("energy_budget", "a fraction in (0, 1) (or absent)")
+        if self.accuracy_budget is not None and not (number(self.accuracy_budget) and 0 <= self.accuracy_budget < 1):
+            raise bad("accuracy_budget", "a fraction in [0, 1) (or absent)")
+        return self
+
 
 def save_model(model: SeqNet, path: str | Path, info: ModelInfo | None = None) -> None:
     """Write atomically: a crash mid-write never leaves a truncated model behind. The network is stored
@@ -203,7 +230,7 @@ def load_model(path: str | Path) -> tuple[SeqNet, ModelInfo]:
             state, masks = _renamed(payload["state_dict"]), _renamed(payload["masks"])
         model.load_state_dict(state)
         model.masks = masks
-        info = ModelInfo(**payload["info"])
+        info = ModelInfo(**payload["info"]).check()
     except (TypeError, KeyError, ValueError, RuntimeError) as exc:
         raise ModelFileError(f"{path} is damaged: {exc}") from exc
     model.eval()

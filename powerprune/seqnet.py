@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import numbers
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,6 +59,42 @@ class Add(nn.Module):
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return a + b
+
+
+# what every field of a spec entry must hold: sizes (>= 1), windows and strides (pairs >= 1), paddings
+# (two or four numbers >= 0); a file written by hand or damaged gets one line naming the field, not torch's
+_SIZES = ("in", "out", "groups")
+_WINDOWS = ("kernel", "stride")
+
+
+def _whole(v: Any) -> bool:
+    """An integer of any kind (Python's, numpy's), but not a bool."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _check_entry(i: int, entry: Any) -> None:
+    """One spec entry's fields, before torch sees them."""
+    if not isinstance(entry, dict) or entry.get("type") not in _PREFIX:
+        kind = entry.get("type") if isinstance(entry, dict) else type(entry).__name__
+        raise ConversionError(f"model spec entry {i}: unknown layer type {kind!r}; known: {', '.join(_PREFIX)}")
+    where = f"model spec entry {i} ({entry['type']})"
+
+    def ints(name: str, n: tuple[int, ...], least: int) -> None:
+        v = entry.get(name)
+        seq = v if isinstance(v, list | tuple) else [v]
+        if (len(seq) not in n or any(not _whole(x) or x < least for x in seq)):
+            size = " or ".join(map(str, n))
+            raise ConversionError(f"{where}: {name} is {v!r}; it must be {size} whole number(s) >= {least}")
+
+    fields = {"conv": (*_SIZES, *_WINDOWS, "padding"), "linear": ("in", "out"), "maxpool": _WINDOWS,
+              "avgpool": _WINDOWS, "pad": ("padding",)}.get(entry["type"], ())
+    for name in fields:
+        if name in _SIZES:
+            ints(name, (1,), 1)
+        elif name in _WINDOWS:
+            ints(name, (2,), 1)
+        else:
+            ints(name, (2,) if entry["type"] == "conv" else (4,), 0)
 
 
 def _build(entry: dict) -> nn.Module:
@@ -116,6 +153,11 @@ class SeqNet(nn.Module):
 
     def __init__(self, spec: list[dict], input_shape: tuple[int, int, int]):
         super().__init__()
+        for i, e in enumerate(spec):
+            _check_entry(i, e)
+        if len(input_shape) != 3 or any(not _whole(v) or v < 1 for v in input_shape):
+            raise ConversionError(f"input_shape is {list(input_shape)}; it must be (channels, height, width), "
+                                  "three whole numbers >= 1")
         self.spec = [{k: list(v) if isinstance(v, list) else v for k, v in e.items()} for e in spec]
         self._input_shape = tuple(int(v) for v in input_shape)
         self.sources = tuple(entry_sources(self.spec))

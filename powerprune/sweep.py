@@ -39,7 +39,7 @@ from .mcu.profile import profile
 from .metrics import model_stats, reference_params, widths
 from .model import ARCHS, DEFAULT_ARCH, ModelInfo, build_arch, load_model, save_model
 from .progress import Progress, format_seconds
-from .prune import prune
+from .prune import CollapseError, prune
 from .prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE, METHODS, SCHEDULES, SCOPES
 from .quantize import DEFAULT_CALIBRATION, float32_graph, quantize, quantize_images
 from .schema import COUNT, NON_NEGATIVE, POSITIVE, Limits, check_fields, toml_repr
@@ -301,12 +301,18 @@ def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: flo
         def do_prune(stem: Path) -> dict:
             base, _ = load_model(base_record["model"])
             compression, budget = (None, 1 / rate) if method == "energy" else (rate, None)
-            res = prune(base, method, compression, train, None, finetune=recipe, schedule=cfg.magnitude_schedule,
-                        scope=cfg.magnitude_scope, energy_budget=budget, cycles=auto_cycles, progress=False)
+            try:
+                res = prune(base, method, compression, train, None, finetune=recipe, schedule=cfg.magnitude_schedule,
+                            scope=cfg.magnitude_scope, energy_budget=budget, cycles=auto_cycles, progress=False)
+            except CollapseError as exc:  # cached too: a resumed run does not search again
+                return {"refused": str(exc)}
             save_model(res.model, stem.with_suffix(".pt"), res.info)
             return {"model": str(stem.with_suffix(".pt")), "accuracy": accuracy(res.model, test)}
 
         model_rec = cached(cache_dir, model_key, do_prune)
+        if "refused" in model_rec:  # no model to measure: a problem of this budget, never a finding
+            print(f"{model_label(method, rate)}: refused: {model_rec['refused']}", file=sys.stderr, flush=True)
+            return []
 
     # the deployed graph: int8 (calibrated), or float32 as the paper deployed it, ending in its SOFTMAX
     if cfg.dtype == "int8":

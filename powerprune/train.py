@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import Dataset, DatasetError, check_labels
+from .data import Dataset, DatasetError, check_images, check_labels
 from .progress import Progress
 
 OPTIMIZERS = ("adam", "rmsprop")
@@ -80,6 +80,7 @@ def fit(model: nn.Module, data: Dataset, recipe: Recipe, *, desc: str = "train",
     re-applied, so a pruning schedule can update the masks there."""
     if len(data) == 0:
         raise DatasetError("no training images")
+    check_images(data, getattr(model, "input_shape", None))
     x, y = _tensors(data)
     with torch.no_grad():  # eval mode: one forward that changes no statistics, to know the classes
         model.eval()
@@ -116,6 +117,7 @@ def fit(model: nn.Module, data: Dataset, recipe: Recipe, *, desc: str = "train",
 @torch.no_grad()
 def predict_logits(model: nn.Module, data: Dataset, batch_size: int = 1000) -> np.ndarray:
     model.eval()
+    check_images(data, getattr(model, "input_shape", None))
     x, _ = _tensors(data)
     return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]).numpy()
 

@@ -4,5 +4,6 @@
 """
 
 from .api import PruneError, PruneResult, prune
+from .energy import CollapseError
 
-__all__ = ["PruneError", "PruneResult", "prune"]
+__all__ = ["CollapseError", "PruneError", "PruneResult", "prune"]

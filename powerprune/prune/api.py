@@ -15,7 +15,7 @@ from ..model import ModelInfo
 from ..seqnet import SeqNet, from_torch, rebuild_seqnet
 from ..train import Recipe, accuracy, fit
 from .apoz import current_widths, keep_indices, measure_apoz, nearest_reachable, plan_channels, prunable
-from .energy import Budget, LayerCycles, energy_prune
+from .energy import Budget, CollapseError, LayerCycles, energy_prune
 from .magnitude import magnitude_masks
 from .schedule import PolynomialDecay
 
@@ -205,6 +205,8 @@ def prune(model: nn.Module, method: str, compression: float | None, train_data: 
         budget = Budget(compression=compression, energy=energy_budget, accuracy_drop=accuracy_budget)
         try:
             model, steps = energy_prune(model, train_data, budget, finetune, reference.params, cycles, progress)
+        except CollapseError:
+            raise  # kept apart from other refusals: a sweep records it as a problem of that budget
         except ValueError as exc:
             raise PruneError(str(exc)) from exc
         history += steps

@@ -20,6 +20,14 @@ The stopping rule is the budget: a compression rate (the parameter budget the pa
 the three are compared at equal size), an energy budget (a fraction of the starting model's predicted
 kernel cycles), or an accuracy budget (the largest validation accuracy drop allowed; the smallest
 model found within it is returned).
+
+The search never buys cycles with a network that no longer carries information. A cheap plan can empty a
+layer: its last channels never fire on the validation images, the network outputs a constant, and
+fine-tuning cannot bring it back (a LeNet at widths [1, 5, 18, 57] ended at 10.00 %, chance, and was once
+reported as a finding). So an action is refused when it leaves a layer with no channel that is active on
+the validation images, or leaves the validation accuracy within ``CHANCE_MARGIN`` of chance; and the
+validation accuracy is checked again after every fine-tuning, where a budget that ends at chance is
+refused in one line (``CollapseError``) instead of returning a dead model.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..data import Dataset
-from ..metrics import layer_outputs, model_stats
+from ..metrics import layer_outputs, model_stats, widths
 from ..seqnet import SeqNet, pixels, rebuild_seqnet
 from ..train import Recipe, fit
 from .apoz import keep_indices, measure_apoz, prunable
@@ -44,6 +52,18 @@ WEIGHT_STEP = 0.2    # a weight action drops this fraction of a layer's remainin
 CHANNEL_STEP = 0.125  # a channel action removes this fraction of a layer's channels (at least one)
 MIN_LOSS = 1e-4      # loss increases below this count as free, so the bigger saving wins
 VALIDATION = 2000    # training images held out to score actions (never the test set)
+CHANCE_MARGIN = 0.02  # validation accuracy within this of chance (the majority class) counts as collapsed
+
+
+class CollapseError(ValueError):
+    """The budget cannot be met without collapsing the network to chance accuracy."""
+
+
+def chance_accuracy(labels: np.ndarray) -> float:
+    """The accuracy of always answering the most common label: what a network that lost every input
+    dependence scores (1/classes on balanced data)."""
+    counts = np.bincount(np.asarray(labels, np.int64))
+    return float(counts.max() / counts.sum()) if counts.size else 0.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +84,14 @@ class Budget:
         if self.accuracy_drop is not None and not 0 <= self.accuracy_drop < 1:
             raise ValueError(f"accuracy budget must be a fraction in [0, 1), got {self.accuracy_drop}")
         return self
+
+    def describe(self) -> str:
+        """The budget as a user asked for it, for messages."""
+        if self.compression is not None:
+            return f"compression {self.compression:g}x"
+        if self.energy is not None:
+            return f"energy budget {self.energy:g} (E/{1 / self.energy:.3g})"
+        return f"accuracy budget {self.accuracy_drop:g}"
 
 
 class LayerCycles(Protocol):
@@ -145,6 +173,7 @@ class _Search:
         self.val = val
         self.x = torch.from_numpy(val.as_float())
         self.y = torch.from_numpy(val.labels)
+        self.chance = chance_accuracy(val.labels)
         self.start_cycles = self.cycles(model)
         self.start_params = _nonzero_params(model)
         self.target_params = reference_params / budget.compression if budget.compression else None
@@ -172,6 +201,10 @@ class _Search:
             return math.log(self.start_cycles / self.cycles(model)) / math.log(1 / self.budget.energy)
         return 0.0
 
+    def collapsed(self, accuracy: float) -> bool:
+        """Whether a validation accuracy is indistinguishable from answering the majority class."""
+        return accuracy <= self.chance + CHANCE_MARGIN
+
     def candidates(self, model: SeqNet) -> list[tuple[str, str, SeqNet]]:
         out: list[tuple[str, str, SeqNet]] = []
         params = _nonzero_params(model)
@@ -184,6 +217,9 @@ class _Search:
                 remove = max(1, round(CHANNEL_STEP * width))
                 if width - remove < 1:
                     continue
+                kept = np.sort(apoz[name])[:width - remove]  # the most active channels stay
+                if kept.min() >= 1.0:
+                    continue  # every channel left would be zero on every validation image: a dead layer
                 cand = _drop_channels(model, name, remove, apoz)
                 if room is not None and params - _nonzero_params(cand) > room * 1.002 + 1:
                     continue  # would overshoot the parameter budget
@@ -215,6 +251,8 @@ class _Search:
         best = None
         for kind, name, cand in self.candidates(model):
             loss, acc = _loss_and_accuracy(cand, self.x, self.y)
+            if self.collapsed(acc):
+                continue  # at chance the network carries no information, whatever it saves
             cycles, params = self.cycles(cand), _nonzero_params(cand)
             benefit = (cycles0 - cycles) / self.start_cycles
             if self.target_params is not None:
@@ -251,6 +289,14 @@ def energy_prune(model: SeqNet, train_data: Dataset, budget: Budget, finetune: R
                 desc=f"finetune energy {tag}", progress=progress)
             epoch += epochs
 
+    def refuse_collapsed(m: SeqNet, when: str) -> None:
+        """One line instead of a dead model: fine-tuning could not keep ``m`` above chance."""
+        _, acc = _loss_and_accuracy(m, search.x, search.y)
+        if search.collapsed(acc):
+            raise CollapseError(
+                f"{budget.describe()} collapses the network: validation accuracy {acc:.2%} {when} is within "
+                f"{CHANCE_MARGIN:.0%} of chance ({search.chance:.2%}) at widths {widths(m)}; choose a larger budget")
+
     bar = tqdm(desc="energy-aware pruning", unit="action", disable=None if progress else True, leave=False)
     if budget.accuracy_drop is not None:
         # phases that each cut predicted cycles by 15%, a fine-tuning epoch after each; stop at the
@@ -268,7 +314,7 @@ def energy_prune(model: SeqNet, train_data: Dataset, budget: Budget, finetune: R
             tune(model, 1, f"phase {phase}")
             _, acc = _loss_and_accuracy(model, search.x, search.y)
             history.append({"step": f"phase {phase}", "val_accuracy": round(acc, 4)})
-            over = acc_start - acc > budget.accuracy_drop
+            over = acc_start - acc > budget.accuracy_drop or search.collapsed(acc)
             if over:
                 model = accepted
             if over or exhausted:
@@ -276,6 +322,7 @@ def energy_prune(model: SeqNet, train_data: Dataset, budget: Budget, finetune: R
             accepted = copy.deepcopy(model)
         bar.close()
         tune(model, max(1, finetune.epochs), "final")
+        refuse_collapsed(model, "after the final fine-tuning")
         return model, history
 
     next_phase = 1
@@ -295,9 +342,11 @@ def energy_prune(model: SeqNet, train_data: Dataset, budget: Budget, finetune: R
         if next_phase <= intermediate and search.progress(model) >= next_phase / (intermediate + 1) \
                 and not search.done(model):
             tune(model, 1, f"step {next_phase}/{intermediate}")
+            refuse_collapsed(model, f"after fine-tuning step {next_phase}/{intermediate}")
             next_phase += 1
     bar.close()
     tune(model, finetune.epochs - epoch, "final")
+    refuse_collapsed(model, "after the final fine-tuning")
     history.append({"step": "energy done", "predicted_cycles": round(search.cycles(model)),
                     "start_cycles": round(search.start_cycles)})
     return model, history
