@@ -62,3 +62,21 @@ def test_images_of_another_size_than_the_model_takes_are_named_by_the_check():
         accuracy(model, small)
     with pytest.raises(DatasetError, match="but the model takes 28x28x1"):
         fit(model, small, Recipe(epochs=1), progress=False)
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path, monkeypatch):
+    """Checked with a probe file, since root ignores permission bits: a read-only mount once surfaced only
+    after training, losing it. The probe's failure is simulated here (a test cannot mount)."""
+    from powerprune.cli.options import refuse_unwritable
+
+    refuse_unwritable(tmp_path / "new" / "deeper" / "m.pt")  # missing folders are created later: fine
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match=r"--out .*file/m\.pt: .*file is a file, not a folder"):
+        refuse_unwritable(tmp_path / "file" / "m.pt")
+
+    def read_only(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr("tempfile.mkstemp", read_only)
+    with pytest.raises(ValueError, match=r"--out .*m\.pt cannot be written: Read-only file system"):
+        refuse_unwritable(tmp_path / "m.pt")

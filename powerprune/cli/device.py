@@ -23,6 +23,7 @@ from .options import (
     positive_float,
     positive_int,
     print_json,
+    refuse_unwritable,
 )
 
 
@@ -94,6 +95,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
     if args.kernels not in KERNEL_SETS:
         raise ValueError(f"unknown kernel set {args.kernels!r}; available: {', '.join(KERNEL_SETS)}")
+    refuse_unwritable(args.out)
     res = deploy(_graph(args), args.out, args.kernels, args.board, args.image)
     if res["image"] == "flash":
         print(f"{res['uf2']}: flash UF2 ({res['uf2_bytes']} bytes; {res['flash_bytes']} B of the 2 MB flash, "

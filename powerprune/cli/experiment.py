@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from .options import positive_float, positive_int, refuse_overwrite_input
+from .options import positive_float, positive_int, refuse_overwrite_input, refuse_unwritable
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -21,6 +21,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     seeds = tuple(range(args.seeds)) if args.seeds is not None else None
     cfg = load_config(args.config, quick=args.quick, seeds=seeds, jobs=args.jobs, board=args.board)
     out = Path(args.out)
+    refuse_unwritable(out)
     t0 = time.time()
     rows = run_sweep(cfg, out, backend=args.backend, address=args.address)
     res = write_outputs(rows, out, load_board(cfg.board), config=cfg,

@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -100,10 +102,29 @@ def one_line(exc: BaseException) -> str:
 
 
 def refuse_overwrite_input(out: str | Path, *inputs: str | Path | None, option: str = "--out") -> None:
-    """An output that names one of the command's inputs would destroy it (and often fail afterwards)."""
+    """Checks an output before any work: one that names one of the command's inputs would destroy it (and
+    often fail afterwards), and one that cannot be written would lose minutes of training at the end."""
     for i in inputs:
         if i is not None and Path(out).resolve() == Path(i).resolve():
             raise ValueError(f"{option} {out} would overwrite the input {i}; choose another path")
+    refuse_unwritable(out, option)
+
+
+def refuse_unwritable(out: str | Path, option: str = "--out") -> None:
+    """The output's nearest existing folder must take a file. Permission bits are not enough to ask (root
+    ignores them; a read-only mount does not), so a probe file is created there and removed again."""
+    target = Path(out).resolve()
+    folder = target if target.is_dir() else target.parent
+    while not folder.is_dir():
+        if folder.exists():
+            raise ValueError(f"{option} {out}: {folder} is a file, not a folder")
+        folder = folder.parent
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".powerprune-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ValueError(f"{option} {out} cannot be written: {exc.strerror or exc} ({folder})") from None
 
 
 # --- data: --data FILE.npz, else FashionMNIST -----------------------------------------------------
