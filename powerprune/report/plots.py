@@ -18,13 +18,14 @@ KERNEL_COLORS = {"tflm-ref": "#888", "cmsis-nn": "#8c564b", "dense": "#1f77b4", 
                  "auto": "#2ca02c", "tflm-skip": "#17becf"}
 
 
-def finish_energy_axes(fig, ax):
-    """Accuracy over log energy, the axes every accuracy-vs-energy plot shares."""
+def finish_energy_axes(fig, ax, outside: bool = False):
+    """Accuracy over log energy, the axes every accuracy-vs-energy plot shares; ``outside`` puts the
+    legend right of the axes, so that it hides no point or label."""
     ax.set_xscale("log")
     ax.set_xlabel("energy per inference (mJ, log)")
     ax.set_ylabel("int8 test accuracy (%)")
     ax.grid(True, alpha=0.3)
-    legend(ax)
+    legend(ax, **({"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)} if outside else {}))
     return fig
 
 
@@ -32,6 +33,33 @@ def legend(ax, **kw) -> None:
     """A legend when the axes have labelled artists (a run with one model may have none)."""
     if ax.get_legend_handles_labels()[0]:
         ax.legend(**{"fontsize": 7, **kw})
+
+
+# where a label may sit around its point (offset in points, horizontal alignment), nearest first
+_LABEL_SPOTS = [((4, -10), "left"), ((4, 4), "left"), ((-4, 4), "right"), ((-4, -10), "right"),
+                ((4, -22), "left"), ((4, 16), "left"), ((-4, 16), "right"), ((-4, -22), "right"),
+                ((12, -34), "left"), ((12, 28), "left"), ((-12, 28), "right"), ((-12, -34), "right")]
+
+
+def place_labels(ax, points: list[tuple[tuple[float, float], str]], fontsize: float = 6) -> list:
+    """Label each point at the first spot around it where the text overlaps no label placed before and
+    stays inside the axes; a point with no free spot stays unlabelled (the report's table names every
+    point) rather than piling text on another label. Returns the annotations placed."""
+    renderer = ax.figure.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    placed: list = []
+    for xy, text in points:
+        for offset, align in _LABEL_SPOTS:
+            ann = ax.annotate(text, xy, fontsize=fontsize, xytext=offset, textcoords="offset points", ha=align,
+                              va="bottom", annotation_clip=True)
+            ann.set_in_layout(False)
+            box = ann.get_window_extent(renderer)
+            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+            if inside and not any(box.overlaps(other.get_window_extent(renderer)) for other in placed):
+                placed.append(ann)
+                break
+            ann.remove()
+    return placed
 
 
 def plots(agg: list[dict], run_dir: Path, paper_measured: bool = False) -> dict[str, str]:
@@ -55,21 +83,22 @@ def plots(agg: list[dict], run_dir: Path, paper_measured: bool = False) -> dict[
         write_bytes(run_dir / name, buf.getvalue())
         return name
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig, ax = plt.subplots(figsize=(9, 4.8))
     for a in agg:
         ax.scatter(a["energy_mj"], 100 * a["int8_accuracy"], marker=markers.get(a["method"], "x"),
                    color=colors[a["kernels"]], s=40, alpha=0.85)
     front = pareto(agg)
     ax.plot([p["energy_mj"] for p in front], [100 * p["int8_accuracy"] for p in front], "k--", lw=1,
             label="Pareto front (sweet spots)")
-    for p in front:
-        ax.annotate(f"{label(p)}\n{p['kernels']}", (p["energy_mj"], 100 * p["int8_accuracy"]), fontsize=6,
-                    xytext=(4, -8), textcoords="offset points")
     for k in kernels:
         ax.scatter([], [], color=colors[k], label=f"kernels: {k}")
     for m, mk in markers.items():
         ax.scatter([], [], marker=mk, color="k", label=m)
-    out["Pareto: accuracy vs energy"] = save(finish_energy_axes(fig, ax), "pareto.png")
+    finish_energy_axes(fig, ax, outside=True)
+    fig.tight_layout()  # before placing: labels go into the final axes and leave the layout alone
+    place_labels(ax, [((p["energy_mj"], 100 * p["int8_accuracy"]), f"{label(p)}\n{p['kernels']}") for p in front])
+    out["Pareto: accuracy vs energy (the dashed front holds the sweet spots; up and left is better)"] = save(
+        fig, "pareto.png")
 
     curves = method_curves(agg)
     if any(m in curves for m in NEW_METHODS):
