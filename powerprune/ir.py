@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .counts import layer_macs
 from .fixedpoint import (
     ADD_LEFT_SHIFT,
     LOGISTIC_INPUT_INTEGER_BITS,
@@ -609,8 +610,7 @@ class Graph:
                 w = layer.weights
                 params = w.size + layer.bias.size
                 nonzeros = int(np.count_nonzero(w)) + int(np.count_nonzero(layer.bias))
-                pixels = 1 if isinstance(layer, FullyConnected) else layer.output.shape[0] * layer.output.shape[1]
-                macs = w.size * pixels
+                macs = layer_macs(w.size, layer.output.shape, layer.op)
             rows.append({
                 "index": i, "op": layer.op, "reads": list(self.reads[i]), "input": inp.shape,
                 "output": layer.output.shape,
