@@ -23,7 +23,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     t0 = time.time()
     rows = run_sweep(cfg, out, backend=args.backend, address=args.address)
-    res = write_outputs(rows, out, load_board(cfg.board), config=cfg,
+    res = write_outputs(rows, out, load_board(cfg.board), arch=cfg.arch, dtype=cfg.dtype,
                         title="powerprune run" + (" (--quick preset)" if args.quick else "")
                         + (f" ({args.config})" if args.config in bundled_configs() else ""))
     print(terminal_summary(res["aggregate"], cfg.dtype))
