@@ -52,17 +52,15 @@ def __dir__() -> list[str]:
 
 
 class _Package(ModuleType):
-    """This package's module object. ``powerprune.prune`` is the function, as the API promises, although
-    a subpackage has the same name: importing ``powerprune.prune.*`` makes Python bind the subpackage
-    to this attribute, and the setter below keeps it from hiding the function."""
+    """This package's module object. Two names of the API are also names of submodules (``prune``,
+    ``quantize``), and importing a submodule makes Python bind it to the package's attribute of that
+    name, which would hide the function. The API keeps its names; the submodules stay reachable as every
+    import finds them, in ``sys.modules``."""
 
-    @property
-    def prune(self) -> object:
-        return __getattr__("prune")
-
-    @prune.setter
-    def prune(self, _subpackage: ModuleType) -> None:
-        pass  # the subpackage stays reachable as sys.modules["powerprune.prune"], as every import finds it
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _HOME and isinstance(value, ModuleType):
+            return
+        super().__setattr__(name, value)
 
 
 sys.modules[__name__].__class__ = _Package

@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 
 from .api import int8_accuracy
 from .atomic import write_bytes, write_json
-from .board import Board, load_board
+from .board import DEFAULT_BOARD, Board, load_board
 from .data import load_fashion_mnist
 from .ir import DTYPES
 from .mcu.build import LAYOUTS
@@ -80,7 +80,7 @@ class SweepConfig:
     magnitude_scope: Annotated[str, Limits(one_of=SCOPES)] = DEFAULT_SCOPE
     kernels: Annotated[tuple[str, ...], Limits(non_empty=True, one_of=KERNEL_SETS)] = DEFAULT_KERNELS
     layout: Annotated[str, Limits(one_of=LAYOUTS)] = "flash"
-    board: str = "pico"
+    board: str = DEFAULT_BOARD
     calibration: Annotated[int, COUNT] = DEFAULT_CALIBRATION
     profile_images: Annotated[int, COUNT] = 3
     xip_miss_cycles: Annotated[int, NON_NEGATIVE] = DEFAULT_XIP_MISS_CYCLES

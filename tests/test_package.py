@@ -32,11 +32,12 @@ def test_every_exported_name_resolves_to_what_its_module_defines():
     assert prune is prune_function and powerprune.run_reference is reference.run
 
 
-def test_prune_stays_the_function_when_the_subpackage_of_that_name_is_imported_first():
-    run = _fresh_python("import powerprune.prune.energy, powerprune.sweep\n"
-                        "from powerprune import prune\n"
-                        "from powerprune.prune.api import prune as f\n"
-                        "assert prune is f, prune")
+def test_prune_and_quantize_stay_functions_when_their_namesake_submodules_are_imported_first():
+    run = _fresh_python("import powerprune.prune.energy, powerprune.quantize, powerprune.sweep\n"
+                        "from powerprune import prune, quantize\n"
+                        "from powerprune.prune.api import prune as p\n"
+                        "from powerprune.quantize import quantize as q\n"
+                        "assert (prune, quantize) == (p, q), (prune, quantize)")
     assert run.returncode == 0, run.stderr
 
 
