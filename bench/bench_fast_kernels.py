@@ -28,6 +28,7 @@ from bench_cmsis_nn import layer_names
 from lenet import options
 
 from powerprune.atomic import write_json
+from powerprune.counts import layer_macs
 from powerprune.data import load_fashion_mnist
 from powerprune.ir import Conv2D, FullyConnected
 from powerprune.mcu import codegen
@@ -83,9 +84,8 @@ def work(graph) -> dict[int, dict[str, int]]:
     out = {}
     for i, layer in enumerate(graph.layers):
         if isinstance(layer, Conv2D | FullyConnected):
-            pixels = 1 if isinstance(layer, FullyConnected) else layer.output.shape[0] * layer.output.shape[1]
-            out[i] = {"macs": int(layer.weights.size * pixels),
-                      "nonzero_macs": int(np.count_nonzero(layer.weights) * pixels)}
+            out[i] = {"macs": layer_macs(layer.weights.size, layer.output.shape, layer.op),
+                      "nonzero_macs": layer_macs(np.count_nonzero(layer.weights), layer.output.shape, layer.op)}
     return out
 
 

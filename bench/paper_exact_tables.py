@@ -19,7 +19,7 @@ from pathlib import Path
 from powerprune.mcu.elf import read_elf
 from powerprune.mcu.emulator import CLOCK_HZ
 from powerprune.report.analysis import aggregate, label, paper_side_by_side
-from powerprune.sweep import Row
+from powerprune.results import Row
 
 # libgcc's soft-float entry points and helpers, newlib's expf and what it calls
 LIBRARY = re.compile(r"^(__aeabi_[fdil]|__aeabi_cf|__.*sf2$|__clzsi2$|expf$|__ieee754_expf$|finitef$|__math_)")

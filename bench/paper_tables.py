@@ -15,7 +15,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from powerprune.report.analysis import aggregate, label, paper_comparison
-from powerprune.sweep import Row
+from powerprune.results import Row
 
 STOCK, CMSIS = "tflm-ref", "cmsis-nn"
 

@@ -16,20 +16,51 @@ from ``powerprune.mcu.costmodel``); see examples/digits/README.md.
 
 __version__ = "0.1.0"
 
-from .api import evaluate_file, int8_accuracy, load_graph  # noqa: E402
-from .data import Dataset, from_arrays, from_torch_dataset, load_fashion_mnist, load_npz  # noqa: E402
-from .ir import Graph  # noqa: E402
-from .model import ARCHS, LeNetArch, build_arch, lenet5, load_model, paper_cnn, save_model  # noqa: E402
-from .prune import prune  # noqa: E402
-from .quantize import float32_graph, quantize  # noqa: E402
-from .reference import run as run_reference  # noqa: E402
-from .seqnet import SeqNet, from_torch  # noqa: E402
-from .tflite import export_tflite, import_tflite, load_tflite  # noqa: E402
-from .train import PAPER_TRAINING, Recipe, accuracy, fit  # noqa: E402
+import sys  # noqa: E402
+from importlib import import_module  # noqa: E402
+from types import ModuleType  # noqa: E402
 
-__all__ = [
-    "ARCHS", "PAPER_TRAINING", "Dataset", "Graph", "LeNetArch", "Recipe", "SeqNet", "accuracy", "build_arch",
-    "evaluate_file", "export_tflite", "fit", "float32_graph", "from_arrays", "from_torch", "from_torch_dataset",
-    "import_tflite", "int8_accuracy", "lenet5", "load_fashion_mnist", "load_graph", "load_model", "load_npz",
-    "load_tflite", "paper_cnn", "prune", "quantize", "run_reference", "save_model",
-]
+# The public API by the module that defines it. Names load on first use (PEP 562), so that importing a
+# torch-free part of the package (the report, the IR, the .tflite reader) does not import torch.
+_API = {
+    "api": ("evaluate_file", "int8_accuracy", "load_graph"),
+    "data": ("Dataset", "from_arrays", "from_torch_dataset", "load_fashion_mnist", "load_npz"),
+    "ir": ("Graph",),
+    "model": ("ARCHS", "LeNetArch", "build_arch", "lenet5", "load_model", "paper_cnn", "save_model"),
+    "prune.api": ("prune",),
+    "quantize": ("float32_graph", "quantize"),
+    "reference": ("run_reference",),
+    "seqnet": ("SeqNet", "from_torch"),
+    "tflite": ("export_tflite", "import_tflite", "load_tflite"),
+    "train": ("PAPER_TRAINING", "Recipe", "accuracy", "fit"),
+}
+_RENAMED = {"run_reference": "run"}  # exported under another name than its module's
+_HOME = {name: module for module, names in _API.items() for name in names}
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> object:
+    if name not in _HOME:
+        raise AttributeError(f"module 'powerprune' has no attribute {name!r}")
+    value = getattr(import_module(f".{_HOME[name]}", __name__), _RENAMED.get(name, name))
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+class _Package(ModuleType):
+    """This package's module object. Two names of the API are also names of submodules (``prune``,
+    ``quantize``), and importing a submodule makes Python bind it to the package's attribute of that
+    name, which would hide the function. The API keeps its names; the submodules stay reachable as every
+    import finds them, in ``sys.modules``."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _HOME and isinstance(value, ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -18,6 +18,8 @@ from typing import Annotated
 from .atomic import write_text
 from .schema import NON_NEGATIVE, POSITIVE, check_fields
 
+DEFAULT_BOARD = "pico"  # the Raspberry Pi Pico's profile (boards/pico.toml): what a run and calibrate start from
+
 
 class BoardError(ValueError):
     pass

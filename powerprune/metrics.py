@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
-from .seqnet import SeqNet, output_shapes, pixels
+from .counts import layer_macs
+from .seqnet import SeqNet, output_shapes
 
 
 @dataclass(frozen=True)
@@ -28,8 +30,8 @@ class ModelStats:
 
 @torch.no_grad()
 def layer_outputs(model: SeqNet) -> dict[str, tuple[int, ...]]:
-    """Output shape (without batch) of every weight layer (a layer's MACs = its weights x output
-    pixels): a SeqNet knows them from its spec, any other network runs one forward pass with hooks."""
+    """Output shape (without batch, in PyTorch's (C, H, W)) of every weight layer, which its MACs depend
+    on: a SeqNet knows them from its spec, any other network runs one forward pass with hooks."""
     if isinstance(model, SeqNet):
         shapes = output_shapes(model)
         return {n: shapes[n] for n in model.layer_names}
@@ -49,7 +51,7 @@ def layer_outputs(model: SeqNet) -> dict[str, tuple[int, ...]]:
 
 def model_stats(model: SeqNet) -> ModelStats:
     params = nonzero = weights = nonzero_w = macs = nz_macs = 0
-    per_layer = {n: pixels(shape) for n, shape in layer_outputs(model).items()}
+    shapes = layer_outputs(model)
     for name in model.layer_names:
         layer = getattr(model, name)
         w, b = layer.weight.detach(), layer.bias.detach()
@@ -58,8 +60,9 @@ def model_stats(model: SeqNet) -> ModelStats:
         nonzero_w += nzw
         params += w.numel() + b.numel()
         nonzero += nzw + int(torch.count_nonzero(b))
-        macs += w.numel() * per_layer[name]
-        nz_macs += nzw * per_layer[name]
+        op = "FULLY_CONNECTED" if isinstance(layer, nn.Linear) else "CONV_2D"
+        macs += layer_macs(w.numel(), shapes[name], op, "CHW")
+        nz_macs += layer_macs(nzw, shapes[name], op, "CHW")
     return ModelStats(params, nonzero, weights, nonzero_w, macs, nz_macs)
 
 

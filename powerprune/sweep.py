@@ -18,7 +18,7 @@ import tomllib
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 
 from .api import int8_accuracy
 from .atomic import write_bytes, write_json
-from .board import Board, load_board
+from .board import DEFAULT_BOARD, Board, load_board
 from .data import load_fashion_mnist
 from .ir import DTYPES
 from .mcu.build import LAYOUTS
@@ -40,8 +40,9 @@ from .metrics import model_stats, reference_params, widths
 from .model import ARCHS, DEFAULT_ARCH, ModelInfo, build_arch, load_model, save_model
 from .progress import Progress, format_seconds
 from .prune import CollapseError, prune
-from .prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE, METHODS, SCHEDULES, SCOPES
+from .prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE, SCHEDULES, SCOPES
 from .quantize import DEFAULT_CALIBRATION, float32_graph, quantize, quantize_images
+from .results import CMSIS_KERNELS, METHOD_ORDER, METHODS, STOCK_KERNELS, Measurement, Row, model_label
 from .schema import COUNT, NON_NEGATIVE, POSITIVE, Limits, check_fields, toml_repr
 from .tflite import load_tflite, save_tflite
 from .train import DEFAULT_TRAINING, OPTIMIZERS, Recipe, accuracy, fit, seed_everything
@@ -79,7 +80,7 @@ class SweepConfig:
     magnitude_scope: Annotated[str, Limits(one_of=SCOPES)] = DEFAULT_SCOPE
     kernels: Annotated[tuple[str, ...], Limits(non_empty=True, one_of=KERNEL_SETS)] = DEFAULT_KERNELS
     layout: Annotated[str, Limits(one_of=LAYOUTS)] = "flash"
-    board: str = "pico"
+    board: str = DEFAULT_BOARD
     calibration: Annotated[int, COUNT] = DEFAULT_CALIBRATION
     profile_images: Annotated[int, COUNT] = 3
     xip_miss_cycles: Annotated[int, NON_NEGATIVE] = DEFAULT_XIP_MISS_CYCLES
@@ -141,70 +142,6 @@ def load_config(path: str | Path | None, quick: bool = False, **overrides: Any) 
         cfg = replace(cfg, **{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     return cfg.validate()
-
-
-# --- the result row -------------------------------------------------------------------------------
-
-NOT_IN_CSV = {"csv": False}  # field metadata: per-layer lists and artifact paths stay in results.json only
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """One model on one kernel set as a sweep job measures it: sizes, accuracies, and what the virtual
-    Pico counted. Energy needs the board and the seed's dense baseline, so ``Row`` adds it later."""
-
-    seed: int
-    method: str                  # "dense" or one of prune.api.METHODS
-    rate: float                  # compression rate asked for (energy method: the energy divisor R)
-    kernels: str                 # one of mcu.codegen.KERNEL_SETS
-    compression: float           # achieved: dense parameters / nonzero parameters
-    params: int
-    nonzero_params: int
-    macs: int
-    nonzero_macs: int
-    widths: tuple[int, ...] = field(metadata=NOT_IN_CSV)
-    float_accuracy: float
-    int8_accuracy: float
-    cycles: float                # mean over the profiled images
-    cycles_per_layer: tuple[float, ...] = field(metadata=NOT_IN_CSV)
-    layer_ops: tuple[str, ...] = field(metadata=NOT_IN_CSV)
-    flash_bytes: int
-    sram_bytes: int
-    xip_misses: float            # per inference
-    bit_exact: bool              # the virtual Pico's outputs equal the host reference's
-    tflite: str = field(metadata=NOT_IN_CSV)
-    elf: str = field(metadata=NOT_IN_CSV)
-
-
-@dataclass(frozen=True)
-class Row(Measurement):
-    """One line of results.json: a measurement with its latency, energy, and deltas against the same
-    seed's dense model on the stock kernels. The sweep produces these; the report consumes them.
-
-    Savings are quoted against both stock runtimes: TFLM's reference kernels (the paper's baseline,
-    ``energy_delta_pct``) and CMSIS-NN (what pico-tflmicro runs, ``energy_delta_cmsis_pct``; None
-    when the run did not profile it)."""
-
-    latency_ms: float
-    energy_mj: float
-    energy_delta_pct: float
-    accuracy_delta_pp: float
-    energy_delta_cmsis_pct: float | None = None
-
-
-STOCK_KERNELS = "tflm-ref"      # the paper's "stock TFLM"
-CMSIS_KERNELS = "cmsis-nn"      # the second stock baseline
-
-
-def model_label(method: str, rate: float) -> str:
-    """'magnitude 4x' (compression); the energy method is asked for energy: 'energy E/4'."""
-    if method == "dense":
-        return "dense"
-    return f"energy E/{rate:g}" if method == "energy" else f"{method} {rate:g}x"
-
-
-CSV_COLUMNS = tuple(f.name for f in fields(Row) if f.metadata.get("csv", True))
-METHOD_ORDER = ("dense", *METHODS)  # rows and reports list models in this order
 
 
 # --- cache ----------------------------------------------------------------------------------------

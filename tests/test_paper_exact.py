@@ -39,8 +39,9 @@ from powerprune.quantize import float32_graph, quantize_images
 from powerprune.reference import run
 from powerprune.report import write_outputs
 from powerprune.report.analysis import paper_measurements, paper_side_by_side
+from powerprune.results import Row
 from powerprune.seqnet import ConversionError
-from powerprune.sweep import ConfigError, Row, SweepConfig, load_config, train_key
+from powerprune.sweep import ConfigError, SweepConfig, load_config, train_key
 from powerprune.tflite import export_tflite, import_tflite
 from powerprune.train import DEFAULT_TRAINING, PAPER_TRAINING, Recipe, recipe_for
 
@@ -393,7 +394,8 @@ def test_a_paper_run_reports_the_measured_table_and_ratios_beside_ours(tmp_path)
     rows = [_paper_row("dense", 1.0, "tflm-ref", 150e6, 0.90), _paper_row("dense", 1.0, ADAPTED_KERNELS, 152e6, 0.90),
             _paper_row("magnitude", 4.0, "tflm-ref", 150e6, 0.88),
             _paper_row("magnitude", 4.0, ADAPTED_KERNELS, 60e6, 0.88), _paper_row("apoz", 4.0, "tflm-ref", 40e6, 0.86)]
-    res = write_outputs(rows, tmp_path, board, title="paper run", config=load_config("paper-exact"))
+    paper = load_config("paper-exact")
+    res = write_outputs(rows, tmp_path, board, title="paper run", arch=paper.arch, dtype=paper.dtype)
     md = (tmp_path / "report.md").read_text()
     assert "## The paper's measurements beside ours (its network, float32)" in md and "| float32 acc |" in md
     side = {(r["paper_method"], r["runtime"], r["rate"]): r for r in paper_side_by_side(res["aggregate"])}
@@ -405,5 +407,5 @@ def test_a_paper_run_reports_the_measured_table_and_ratios_beside_ours(tmp_path)
     assert side[("structured", "stock", 8.0)]["ours"] is None  # not in this run: n/a, not a made-up number
     for name in ("paper_energy.png", "paper_accuracy.png"):
         assert (tmp_path / name).stat().st_size > 10_000 and name in md
-    lenet = write_outputs(rows, tmp_path / "lenet", board, config=SweepConfig())
+    lenet = write_outputs(rows, tmp_path / "lenet", board, arch=SweepConfig().arch)
     assert "measurements beside ours" not in (tmp_path / "lenet" / "report.md").read_text() and lenet

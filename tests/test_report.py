@@ -12,7 +12,7 @@ import pytest
 
 from powerprune.board import load_board
 from powerprune.report import aggregate, equal_energy_comparison, terminal_summary, write_outputs
-from powerprune.sweep import CSV_COLUMNS, Row
+from powerprune.results import CSV_COLUMNS, Row
 
 
 def _row(method: str, rate: float, kernels: str, energy: float, acc: float, seed: int = 0) -> Row:
@@ -106,7 +106,8 @@ def test_equal_energy_comparison_interpolates_along_each_paper_method():
 def test_savings_are_quoted_against_both_stock_runtimes(tmp_path):
     """Every row's energy delta against the dense model on tflm-ref and on cmsis-nn, and the report
     shows both; without cmsis-nn in the run the second delta is n/a, never made up."""
-    from powerprune.sweep import Measurement, add_energy_and_deltas
+    from powerprune.results import Measurement
+    from powerprune.sweep import add_energy_and_deltas
 
     board = load_board("pico")
     keep = {f.name for f in fields(Measurement)}

@@ -18,6 +18,7 @@ from .options import (
     add_data_option,
     calibration_data,
     images_for_model,
+    library_default,
     non_negative_int,
     note,
     positive_float,
@@ -181,11 +182,18 @@ def cmd_emulate(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
+    """The device commands, with the defaults the library uses (so the CLI and the API cannot drift)."""
+    from ..mcu.deploy import deploy
+    from ..mcu.measure import measure_board
+    from ..mcu.profile import profile
+    from ..sweep import SweepConfig
+
     p = sub.add_parser("deploy", help="UF2 and C sources to run a model on a physical Raspberry Pi Pico")
     p.add_argument("model", help=".pt or .tflite")
-    p.add_argument("--board", default="pico")
-    p.add_argument("--kernels", default="auto", help=f"kernel set ({', '.join(KERNEL_SETS)}; default auto)")
-    p.add_argument("--image", choices=IMAGE_CHOICES, default="auto",
+    p.add_argument("--board", default=library_default(deploy, "board"))
+    p.add_argument("--kernels", default=library_default(deploy, "kernels"),
+                   help=f"kernel set ({', '.join(KERNEL_SETS)}; default {library_default(deploy, 'kernels')})")
+    p.add_argument("--image", choices=IMAGE_CHOICES, default=library_default(deploy, "image"),
                    help="flash: boots from flash through our boot2, code and weights execute in place (any model "
                         "up to 2 MB, survives power cycles); ram: RAM-only, everything in SRAM (faster, must fit "
                         "264 KB, lost at power-off); auto (default): ram when it fits, else flash")
@@ -198,7 +206,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="the deployed model (.pt or .tflite), to check outputs")
     p.add_argument("--images", type=positive_int, default=20, help="test images to stream (default 20)")
     p.add_argument("--baud", type=positive_int, default=115200)
-    p.add_argument("--timeout", type=positive_float, default=10.0, help="seconds to wait for each response")
+    p.add_argument("--timeout", type=positive_float, default=library_default(measure_board, "timeout"),
+                   help="seconds to wait for each response")
     p.add_argument("--energy-csv", help="power analyzer export with columns time_s,current_a,voltage_v,marker")
     p.add_argument("--json", action="store_true")
     add_data_option(p)
@@ -210,9 +219,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("profile", help="cycles, per-layer cycles and footprint on the virtual Raspberry Pi Pico")
     p.add_argument("model", help=".pt or .tflite")
-    p.add_argument("--kernels", default="tflm-ref", help=f"comma-separated kernel sets ({', '.join(KERNEL_SETS)})")
-    p.add_argument("--images", type=positive_int, default=3, help="test images to run (default 3)")
-    p.add_argument("--layout", choices=LAYOUTS, default="flash",
+    p.add_argument("--kernels", default=library_default(profile, "kernels"),
+                   help=f"comma-separated kernel sets ({', '.join(KERNEL_SETS)})")
+    p.add_argument("--images", type=positive_int, default=SweepConfig.profile_images,
+                   help=f"test images to run (default {SweepConfig.profile_images}, as a run profiles)")
+    p.add_argument("--layout", choices=LAYOUTS, default=library_default(profile, "layout"),
                    help="flash: code and weights execute in place from QSPI flash (default); sram: all in SRAM")
     p.add_argument("--xip-miss-cycles", type=non_negative_int, default=DEFAULT_XIP_MISS_CYCLES,
                    help=f"cycles one XIP cache miss costs (default {DEFAULT_XIP_MISS_CYCLES})")

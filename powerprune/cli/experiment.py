@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from .options import positive_float, positive_int, refuse_overwrite_input, refuse_unwritable
+from .options import library_default, positive_float, positive_int, refuse_overwrite_input, refuse_unwritable
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -24,7 +24,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     refuse_unwritable(out)
     t0 = time.time()
     rows = run_sweep(cfg, out, backend=args.backend, address=args.address)
-    res = write_outputs(rows, out, load_board(cfg.board), config=cfg,
+    res = write_outputs(rows, out, load_board(cfg.board), arch=cfg.arch, dtype=cfg.dtype,
                         title="powerprune run" + (" (--quick preset)" if args.quick else "")
                         + (f" ({args.config})" if args.config in bundled_configs() else ""))
     print(terminal_summary(res["aggregate"], cfg.dtype))
@@ -48,6 +48,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
+    """The experiment commands; what an option leaves unset is the run config's (``SweepConfig``)."""
+    from ..board import DEFAULT_BOARD
+    from ..sweep import BACKENDS, SweepConfig, run_sweep
+
     p = sub.add_parser("run", help="the paper's experiment end to end: train, prune, int8, virtual Pico, report")
     p.add_argument("--config", help="TOML file with any of the sweep settings (see README), or the name of a bundled "
                                     "one: paper-exact (the paper's network, float32, its runtimes and rates)")
@@ -55,16 +59,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/paper", help="run directory (default runs/paper); rerun to resume")
     p.add_argument("--seeds", type=positive_int, default=None, metavar="K",
                    help="repeat with seeds 0..K-1, report mean ± std")
-    p.add_argument("--jobs", type=positive_int, default=None, help="parallel worker processes (default 2)")
-    p.add_argument("--board", default=None, help="board profile name or TOML path (default pico)")
-    p.add_argument("--backend", choices=("local", "ray"), default="local",
+    p.add_argument("--jobs", type=positive_int, default=None,
+                   help=f"parallel worker processes (default {SweepConfig.jobs})")
+    p.add_argument("--board", default=None, help=f"board profile name or TOML path (default {SweepConfig.board})")
+    p.add_argument("--backend", choices=BACKENDS, default=library_default(run_sweep, "backend"),
                    help="run the model jobs in local processes (default) or as tasks on a Ray cluster")
     p.add_argument("--address", default=None,
                    help="Ray cluster address (e.g. ray://head:10001 or auto); default: start a local Ray")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("calibrate", help="write a board profile that reproduces a hardware energy measurement")
-    p.add_argument("--profile", default="pico", help="profile to start from (default pico)")
+    p.add_argument("--profile", default=DEFAULT_BOARD, help=f"profile to start from (default {DEFAULT_BOARD})")
     p.add_argument("--measured-mj", type=positive_float, required=True, help="measured energy of one inference (mJ)")
     p.add_argument("--cycles", type=positive_float, required=True, help="cycles of that inference (from `profile`)")
     p.add_argument("--name", default=None, help="name of the new profile (default PROFILE-calibrated)")

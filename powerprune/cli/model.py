@@ -17,6 +17,7 @@ from .options import (
     calibration_data,
     data_split,
     finite_float,
+    library_default,
     non_negative_float,
     non_negative_int,
     positive_float,
@@ -221,9 +222,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """The model commands, with the defaults the library uses (so the CLI and the API cannot drift)."""
+    from ..api import load_graph
     from ..ir import DTYPES
     from ..mcu.build import LAYOUTS
     from ..mcu.codegen import KERNEL_SETS
+    from ..mcu.profile import run_on_rp2040
     from ..model import ARCHS
     from ..prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE, METHODS, SCHEDULES, SCOPES
     from ..quantize import DEFAULT_CALIBRATION
@@ -287,7 +290,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="model (.pt)")
     add_data_option(p)
     p.add_argument("--out", required=True, help=".tflite file to write")
-    p.add_argument("--dtype", choices=tuple(DTYPES), default="int8",
+    p.add_argument("--dtype", choices=tuple(DTYPES), default=library_default(load_graph, "dtype"),
                    help="int8 (default): full-integer quantization; float32: the weights as they are, as the paper "
                         "deployed its network")
     p.add_argument("--softmax", action="store_true",
@@ -303,8 +306,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--inputs", required=True, help="X.npy: int8 (already quantized), float32 or uint8 pixels")
     p.add_argument("--output", required=True, help="Y.npy: the model's outputs (int8 or float32), one row per input")
     p.add_argument("--on", choices=("host", "rp2040"), default="host")
-    p.add_argument("--kernels", choices=KERNEL_SETS, default="tflm-ref", help="kernel set on rp2040")
-    p.add_argument("--layout", choices=LAYOUTS, default="flash")
+    p.add_argument("--kernels", choices=KERNEL_SETS, default=library_default(run_on_rp2040, "kernels"),
+                   help="kernel set on rp2040")
+    p.add_argument("--layout", choices=LAYOUTS, default=library_default(run_on_rp2040, "layout"))
     p.add_argument("--calibration", type=positive_int, default=DEFAULT_CALIBRATION, metavar="N")
     add_data_option(p)
     p.set_defaults(func=cmd_infer)

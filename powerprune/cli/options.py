@@ -4,6 +4,7 @@ and the one-line error form. Kept apart from the commands so each command group 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import os
@@ -11,6 +12,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +56,17 @@ def _float_where(test: Callable[[float], bool], what: str) -> Callable[[str], fl
 finite_float = _float_where(lambda v: True, "a finite number")
 positive_float = _float_where(lambda v: v > 0, "a finite number > 0")
 non_negative_float = _float_where(lambda v: v >= 0, "a finite number >= 0")
+
+
+# --- defaults: the library's, never typed in again -------------------------------------------------
+
+def library_default(function: Callable, parameter: str) -> Any:
+    """The default ``function`` gives ``parameter``. An option that stands for that parameter takes its
+    default from here (and its help text quotes it), so the command line and the API cannot drift."""
+    default = inspect.signature(function).parameters[parameter].default
+    if default is inspect.Parameter.empty:
+        raise TypeError(f"{function.__qualname__}() has no default for {parameter!r}")
+    return default
 
 
 # --- errors: one line, whatever went wrong --------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..counts import layer_macs
 from ..ir import Conv2D, FullyConnected, Layer
 
 # (a: cycles per MAC performed, b: per output element, c: per layer), from bench/results/kernels.json
@@ -33,8 +34,7 @@ def density(layer: Layer) -> float:
 
 
 def macs(layer: Conv2D | FullyConnected) -> int:
-    pixels = 1 if isinstance(layer, FullyConnected) else layer.output.shape[0] * layer.output.shape[1]
-    return layer.weights.size * pixels
+    return layer_macs(layer.weights.size, layer.output.shape, layer.op)
 
 
 def kernel_cycles(op: str, impl: str, macs: float, nonzero_macs: float, outputs: int) -> float:

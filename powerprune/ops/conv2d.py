@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
+from ..counts import layer_macs
 from .base import Activation, Builtin, Op, Site, TensorInfo, check_weights, check_window
 from .kernels import activate_f32, finish, pad_for_window, windows
 from .tflite_io import Subgraph, Writer, export_conv, import_conv
@@ -62,8 +63,8 @@ def run_f32(layer: Conv2D, args: list[np.ndarray], inputs: tuple[TensorInfo, ...
 
 
 def macs(layer: Conv2D, inputs: tuple[TensorInfo, ...]) -> int:
-    """Every weight once per output pixel."""
-    return layer.weights.size * layer.output.shape[0] * layer.output.shape[1]
+    """Every weight once per output pixel (``counts.layer_macs``, the one MAC formula)."""
+    return layer_macs(layer.weights.size, layer.output.shape, layer.op)
 
 
 def export(layer: Conv2D, w: Writer, i: int, reads: list[int], inputs: tuple[TensorInfo, ...], out: int) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
+from ..counts import layer_macs
 from .base import Activation, Builtin, Op, Site, TensorInfo, check_weights
 from .kernels import activate_f32, finish
 from .tflite_io import ACT_CODE, Subgraph, Writer, fused_activation, read_bias, read_weights, weighted_inputs
@@ -49,8 +50,8 @@ def run_f32(layer: FullyConnected, args: list[np.ndarray], inputs: tuple[TensorI
 
 
 def macs(layer: FullyConnected, inputs: tuple[TensorInfo, ...]) -> int:
-    """Every weight once."""
-    return layer.weights.size
+    """Every weight once (``counts.layer_macs``, the one MAC formula)."""
+    return layer_macs(layer.weights.size, layer.output.shape, layer.op)
 
 
 def export(layer: FullyConnected, w: Writer, i: int, reads: list[int], inputs: tuple[TensorInfo, ...],

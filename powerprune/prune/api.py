@@ -12,6 +12,7 @@ from torch import nn
 from ..data import Dataset
 from ..metrics import dense_reference, model_stats
 from ..model import ModelInfo
+from ..results import METHODS  # the names every result row and report use
 from ..seqnet import SeqNet, from_torch, rebuild_seqnet
 from ..train import Recipe, accuracy, fit
 from .apoz import current_widths, keep_indices, measure_apoz, nearest_reachable, plan_channels, prunable
@@ -19,11 +20,6 @@ from .energy import Budget, CollapseError, LayerCycles, energy_prune
 from .magnitude import magnitude_masks
 from .schedule import PolynomialDecay
 
-# The paper's two methods and the two this project adds; every list of methods (the CLI, the sweep,
-# the report's tables and plots) is in this order.
-PAPER_METHODS = ("magnitude", "apoz")
-NEW_METHODS = ("hybrid", "energy")
-METHODS = PAPER_METHODS + NEW_METHODS
 TOLERANCE = 0.01  # achieved compression within 1% of the request
 # Defaults shared by the CLI, the Python API and `powerprune run` (BENCHMARKS.md measures these).
 DEFAULT_FINETUNE = Recipe(epochs=10, lr=1e-3)

@@ -42,9 +42,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..counts import layer_macs
 from ..data import Dataset
 from ..metrics import layer_outputs, model_stats, widths
-from ..seqnet import SeqNet, pixels, rebuild_seqnet
+from ..seqnet import SeqNet, rebuild_seqnet
 from ..train import Recipe, fit
 from .apoz import keep_indices, measure_apoz, prunable
 
@@ -109,9 +110,9 @@ def model_cycles(model: SeqNet, cycles: LayerCycles) -> dict[str, float]:
         w = layer.weight
         nz = int(model.masks[name].sum()) if name in model.masks else int(torch.count_nonzero(w))
         op = "FULLY_CONNECTED" if isinstance(layer, nn.Linear) else "CONV_2D"
-        macs = w.numel() * pixels(shape)
+        macs = layer_macs(w.numel(), shape, op, "CHW")
         depthwise = isinstance(layer, nn.Conv2d) and layer.groups > 1
-        out[name] = cycles(op, macs, macs if depthwise else nz * pixels(shape), int(np.prod(shape)))
+        out[name] = cycles(op, macs, macs if depthwise else layer_macs(nz, shape, op, "CHW"), int(np.prod(shape)))
     return out
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..atomic import write_json, write_text
 from ..board import Board
-from ..sweep import CSV_COLUMNS, Row, SweepConfig
+from ..results import CSV_COLUMNS, Row
 from .analysis import aggregate, equal_energy_comparison, pareto
 from .html import to_html
 from .markdown import markdown, terminal_summary
@@ -25,10 +25,11 @@ __all__ = ["aggregate", "equal_energy_comparison", "pareto", "terminal_summary",
 
 
 def write_outputs(rows: list[Row], run_dir: Path, board: Board, title: str = "powerprune run",
-                  config: SweepConfig | None = None) -> dict:
+                  arch: str | None = None, dtype: str = "int8") -> dict:
     """Write every output of a run into ``run_dir``; returns the aggregate and the plots' files.
     results.json has every field of every row, results.csv the one-number fields (``CSV_COLUMNS``).
-    ``config`` (the run's) adds what depends on it: the paper's measured table for its own network."""
+    The run's network (``arch``, as a run config names it) and ``dtype`` add what depends on them: the
+    paper's measured table for its own network, the accuracy column's name."""
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "results.json", [asdict(r) for r in rows])
     buf = io.StringIO()
@@ -37,9 +38,9 @@ def write_outputs(rows: list[Row], run_dir: Path, board: Board, title: str = "po
     w.writerows([getattr(r, c) for c in CSV_COLUMNS] for r in rows)
     write_text(run_dir / "results.csv", buf.getvalue())
     agg = aggregate(rows)
-    paper = config is not None and config.arch == "paper"
+    paper = arch == "paper"
     figures = plots(agg, run_dir, paper_measured=paper)
-    md = markdown(agg, board, figures, title, seeds=len({r.seed for r in rows}), config=config)
+    md = markdown(agg, board, figures, title, seeds=len({r.seed for r in rows}), arch=arch, dtype=dtype)
     write_text(run_dir / "report.md", md)
     write_text(run_dir / "report.html", to_html(md, title))
     return {"aggregate": agg, "plots": figures}

@@ -14,8 +14,7 @@ from dataclasses import fields
 from importlib import resources
 
 from ..mcu.codegen import ADAPTED_KERNELS
-from ..prune.api import NEW_METHODS, PAPER_METHODS
-from ..sweep import CMSIS_KERNELS, STOCK_KERNELS, Row, model_label
+from ..results import CMSIS_KERNELS, NEW_METHODS, PAPER_METHODS, STOCK_KERNELS, Row, model_label
 
 # "Pruning for Power" (Widmann et al., EANN 2023), abstract: energy and accuracy change at 4x.
 PAPER = [

@@ -8,8 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from ..board import Board
-from ..prune.api import PAPER_METHODS
-from ..sweep import STOCK_KERNELS, SweepConfig
+from ..results import PAPER_METHODS, STOCK_KERNELS
 from .analysis import COMPARE_KERNELS, equal_energy_comparison, label, paper_comparison, paper_side_by_side, pareto
 
 
@@ -87,11 +86,10 @@ def _paper_measured_section(agg: list[dict], board: Board, dtype: str) -> list[s
 
 
 def markdown(agg: list[dict], board: Board, plots: dict[str, str], title: str, seeds: int,
-             config: SweepConfig | None = None) -> str:
+             arch: str | None = None, dtype: str = "int8") -> str:
     """report.md: the energy formula with every constant, the paper beside us, all models, the Pareto
     front, and the plots (``plots``: caption -> file name in the run directory). A run of the paper's
-    own network (``config.arch`` "paper") also gets the paper's measured table beside ours."""
-    dtype = config.dtype if config is not None else "int8"
+    own network (``arch`` "paper") also gets the paper's measured table beside ours."""
     lines = [f"# {title}", ""]
     lines += ["Energy per inference = cycles / f x V x I" + (" + XIP misses x E_miss" if board.flash_miss_energy_nj
                                                              else ""),
@@ -114,7 +112,7 @@ def markdown(agg: list[dict], board: Board, plots: dict[str, str], title: str, s
         lines.append(f"| {c['finding']} | {c['energy']} | {c['accuracy']} | {c['method']} 4x, {c['kernels']} "
                      f"| {e} | {_pct(c['ours_energy_cmsis'], '.2f')} | {a} |")
     lines += ["", "Paper: Widmann et al., *Pruning for Power*, EANN 2023 (abstract).", ""]
-    if config is not None and config.arch == "paper":
+    if arch == "paper":
         lines += _paper_measured_section(agg, board, dtype)
     lines += _new_methods_section(agg)
     lines += [f"## All models ({seeds} seed{'s' if seeds > 1 else ''}; mean ± std where several)", "",

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from ..atomic import write_bytes
 from ..mcu.codegen import KERNEL_SETS
-from ..prune.api import NEW_METHODS, PAPER_METHODS
-from ..sweep import STOCK_KERNELS
+from ..results import NEW_METHODS, PAPER_METHODS, STOCK_KERNELS
 from .analysis import COMPARE_KERNELS, label, method_curves, paper_side_by_side, pareto
 
 MARKERS = {"dense": "*", "magnitude": "o", "apoz": "s", "hybrid": "D", "energy": "^"}

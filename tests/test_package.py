@@ -1,0 +1,48 @@
+"""The package's one-screen API: every name in ``powerprune.__all__`` loads on first use."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _fresh_python(code: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_importing_the_package_loads_none_of_its_api():
+    run = _fresh_python("import sys, powerprune; assert 'torch' not in sys.modules; "
+                        "assert not [m for m in sys.modules if m.startswith('powerprune.')], sorted(sys.modules)")
+    assert run.returncode == 0, run.stderr
+
+
+def test_every_exported_name_resolves_to_what_its_module_defines():
+    import powerprune
+    from powerprune import prune, reference
+    from powerprune.prune.api import prune as prune_function
+
+    assert set(powerprune.__all__) <= set(dir(powerprune))
+    assert all(getattr(powerprune, name) is not None for name in powerprune.__all__)
+    assert prune is prune_function and powerprune.run_reference is reference.run
+
+
+def test_prune_and_quantize_stay_functions_when_their_namesake_submodules_are_imported_first():
+    run = _fresh_python("import powerprune.prune.energy, powerprune.quantize, powerprune.sweep\n"
+                        "from powerprune import prune, quantize\n"
+                        "from powerprune.prune.api import prune as p\n"
+                        "from powerprune.quantize import quantize as q\n"
+                        "assert (prune, quantize) == (p, q), (prune, quantize)")
+    assert run.returncode == 0, run.stderr
+
+
+def test_an_unknown_name_is_an_attribute_error():
+    import powerprune
+
+    with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
+        powerprune.no_such_name  # noqa: B018
