@@ -20,6 +20,10 @@ import sys  # noqa: E402
 from importlib import import_module  # noqa: E402
 from types import ModuleType  # noqa: E402
 
+from . import numerics  # noqa: E402
+
+numerics.pin_environment()  # before anything imports torch: the same numbers on every machine
+
 # The public API by the module that defines it. Names load on first use (PEP 562), so that importing a
 # torch-free part of the package (the report, the IR, the .tflite reader) does not import torch.
 _API = {

@@ -34,6 +34,10 @@ from torch import nn
 from torch.fx.node import map_arg
 from torch.nn import functional as F
 
+from . import numerics
+
+numerics.pin_torch()  # this module brings torch in: the same numbers on every machine
+
 INPUT = -1  # the index by which an entry's "inputs" names the network's input
 
 

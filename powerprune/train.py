@@ -16,8 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import numerics
 from .data import Dataset, DatasetError, check_images, check_labels
 from .progress import Progress
+
+numerics.pin_torch()  # this module brings torch in: the same numbers on every machine
 
 OPTIMIZERS = ("adam", "rmsprop")
 
