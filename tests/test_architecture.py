@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parent.parent / "powerprune"
 # -> model -> train -> prune -> the IR -> quantize (which builds IR graphs) -> the IR's consumers -> api
 # -> sweep -> report -> the ``cli`` package, which only uses them (the device commands live there, not in mcu).
 STAGES = [{"atomic", "progress", "schema"}, {"data"}, {"model", "seqnet", "metrics"}, {"train"}, {"prune"},
-          {"fixedpoint", "ops", "ir"}, {"quantize"}, {"reference", "tflite", "oracle", "mcu", "board"}, {"api"},
+          {"fixedpoint", "ops", "ir"}, {"quantize", "tflite_to_seqnet"}, {"reference", "tflite", "oracle", "mcu", "board"}, {"api"},
           {"sweep"}, {"report"}, {"cli", "__init__"}]
 RANK = {name: i for i, names in enumerate(STAGES) for name in names}
 
