@@ -5,11 +5,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent / "powerprune"
 # A module may use what comes before it: utilities (atomic writes, progress, config checks) -> data
-# -> model -> train -> prune -> the IR -> quantize (which builds IR graphs) -> the IR's consumers -> api
+# -> model -> train -> prune -> the IR -> quantize (which builds IR graphs) and tflite_to_seqnet (which
+# reads them back into SeqNets) -> the IR's consumers -> api
 # -> sweep -> report -> the ``cli`` package, which only uses them (the device commands live there, not in mcu).
 STAGES = [{"atomic", "progress", "schema"}, {"data"}, {"model", "seqnet", "metrics"}, {"train"}, {"prune"},
-          {"fixedpoint", "ops", "ir"}, {"quantize", "tflite_to_seqnet"}, {"reference", "tflite", "oracle", "mcu", "board"}, {"api"},
-          {"sweep"}, {"report"}, {"cli", "__init__"}]
+          {"fixedpoint", "ops", "ir"}, {"quantize", "tflite_to_seqnet"},
+          {"reference", "tflite", "oracle", "mcu", "board"}, {"api"}, {"sweep"}, {"report"}, {"cli", "__init__"}]
 RANK = {name: i for i, names in enumerate(STAGES) for name in names}
 
 
