@@ -63,6 +63,7 @@ class Imported:
     softmax: Softmax | None = None
     dequantize_last: Dequantize | None = None
     notes: list[str] = field(default_factory=list)
+    entries: dict[int, int] = field(default_factory=dict)  # IR tensor id -> the SeqNet entry holding its value
 
     @property
     def ops(self) -> set[str]:
@@ -249,7 +250,7 @@ def to_seqnet(graph: Graph) -> Imported:
     if any(isinstance(layer, FullyConnected) and layer.weight_scales.size > 1 for layer in layers):
         notes.append("per-channel fully connected weights are exported per tensor (as quantize does)")
     return Imported(net, graph, body_input, layers[last - 1].output, quantize_first, reshaped_from, softmax,
-                    dequantize_last, notes)
+                    dequantize_last, notes, dict(b.entry))
 
 
 # --- data ---------------------------------------------------------------------------------------------
@@ -298,25 +299,29 @@ class Agreement:
 
 
 @torch.no_grad()
-def float_outputs(imp: Imported, net: SeqNet, data: Dataset) -> np.ndarray:
-    """What ``net`` computes for ``data`` with the original's trailing SOFTMAX applied: comparable with
-    the graph's (dequantized) outputs."""
+def float_outputs(imp: Imported, net: SeqNet, x: np.ndarray) -> np.ndarray:
+    """What ``net`` computes for real-valued inputs ``x`` (N, any layout of the model's input values) with
+    the original's trailing SOFTMAX applied: comparable with the graph's (dequantized) outputs."""
     net.eval()
-    x = torch.from_numpy(fit_data(data, net).as_float())
-    y = torch.cat([net(x[i:i + 500]) for i in range(0, len(x), 500)])
+    c, h, w = net.input_shape
+    t = torch.from_numpy(np.ascontiguousarray(x.reshape(len(x), h, w, c).transpose(0, 3, 1, 2), np.float32))
+    y = torch.cat([net(t[i:i + 500]) for i in range(0, len(t), 500)]) if len(t) else net(t)
     if imp.softmax is not None:
         y = torch.softmax(y * imp.softmax.beta, dim=-1)
     return y.numpy()
 
 
-def agreement(imp: Imported, data: Dataset, graph_outputs: np.ndarray) -> Agreement:
-    """Compare the imported float model with the original graph's outputs on ``data``
-    (``graph_outputs``: what ``reference.run`` returned for ``graph_inputs(imp.graph, data.images)``)."""
-    out = imp.graph.output
-    real = out.dequantize(np.asarray(graph_outputs)).reshape(len(data), -1)
-    mine = float_outputs(imp, imp.net, data).reshape(len(data), -1)
-    top1 = float((real.argmax(1) == mine.argmax(1)).mean()) if len(data) else 1.0
-    return Agreement(len(data), top1, float(np.abs(real - mine).max()) if len(data) else 0.0, out.scale)
+def agreement(imp: Imported, x: np.ndarray, graph_outputs: np.ndarray) -> Agreement:
+    """Compare the imported float model with the original graph on the graph's inputs ``x`` (int8 codes,
+    or floats for a float-input model; ``graph_inputs`` makes them from pixels) and ``graph_outputs``,
+    what ``reference.run`` returned for them. The float model is given the values the int8 model sees
+    (the inputs dequantized), so what differs is the arithmetic, not the input encoding's rounding."""
+    graph = imp.graph
+    seen = imp.body_input.dequantize(imp.body_input.quantize(x) if graph.input.is_float else x)
+    real = graph.output.dequantize(np.asarray(graph_outputs)).reshape(len(x), -1)
+    mine = float_outputs(imp, imp.net, seen).reshape(len(x), -1)
+    top1 = float((real.argmax(1) == mine.argmax(1)).mean()) if len(x) else 1.0
+    return Agreement(len(x), top1, float(np.abs(real - mine).max()) if len(x) else 0.0, graph.output.scale)
 
 
 # --- back to a graph -----------------------------------------------------------------------------------

@@ -143,8 +143,9 @@ def _prune_tflite(args: argparse.Namespace) -> int:
     imported = to_seqnet(original)
     train = fit_data(data_split(args, "train"), imported.net)
     test = fit_data(data_split(args, "test"), imported.net)
-    before = run(original, graph_inputs(original, test.images))
-    print(f"imported {args.model}: {agreement(imported, test, before)}")
+    x = graph_inputs(original, test.images)
+    before = run(original, x)
+    print(f"imported {args.model}: {agreement(imported, x, before)}")
     for note in imported.notes:
         print(f"note: {note}")
     recipe = Recipe(epochs=args.finetune_epochs, lr=args.lr, seed=args.seed, optimizer=args.optimizer)
