@@ -340,6 +340,42 @@ def _append(graph: Graph, layer: Layer) -> Graph:
     return Graph(graph.input, [*graph.layers, layer], graph.name, [*graph.reads, (len(graph.layers),)])
 
 
+def _bypass(graph: Graph, i: int, replacement: Layer | None = None) -> Graph:
+    """``graph`` without layer i + 1, a one-input layer whose readers now read what it read; layer i
+    becomes ``replacement`` when given (which then writes the dropped layer's output)."""
+    layers = list(graph.layers)
+    if replacement is not None:
+        layers[i] = replacement
+    (source,) = graph.reads[i + 1]
+    moved = i + 2  # the dropped layer's output tensor
+
+    def remap(t: int) -> int:
+        return source if t == moved else t - 1 if t > moved else t
+
+    reads = [tuple(remap(t) for t in r) for r in graph.reads]
+    return Graph(graph.input, layers[:i + 1] + layers[i + 2:], graph.name, reads[:i + 1] + reads[i + 2:])
+
+
+def _global_pools_as_mean(graph: Graph) -> Graph:
+    """Global average pools (and a flatten after one) written as the MEAN the original held; ``quantize``
+    writes a SeqNet's global pool as AVERAGE_POOL_2D."""
+    i = 0
+    while i < len(graph.layers):
+        layer, inp = graph.layers[i], graph.tensor(graph.reads[i][0])
+        if isinstance(layer, Pool2D) and layer.kind == "AVERAGE" and tuple(layer.size) == inp.shape[:2] \
+                and layer.output.shape[:2] == (1, 1):
+            nxt = graph.layers[i + 1] if i + 1 < len(graph.layers) else None
+            flat = isinstance(nxt, Reshape) and graph.readers(i + 1) == [i + 1] and len(nxt.output.shape) == 1
+            if flat:
+                graph = _bypass(graph, i, Mean(False, nxt.output))
+            else:
+                layers = list(graph.layers)
+                layers[i] = Mean(True, layer.output)
+                graph = Graph(graph.input, layers, graph.name, graph.reads)
+        i += 1
+    return graph
+
+
 def to_graph(imp: Imported, net: SeqNet, calibration: Dataset, name: str | None = None) -> Graph:
     """``net`` (``imp.net`` pruned and fine-tuned) as a graph that replaces the original: int8 with the
     original's input and output quantization kept, or float32 for a float32 original; the boundary
@@ -352,6 +388,8 @@ def to_graph(imp: Imported, net: SeqNet, calibration: Dataset, name: str | None 
         graph = quantize(net, fit_data(calibration, net), name, keep_input=imp.body_input, keep_output=keep_output)
         if imp.softmax is not None:
             graph = _append(graph, Softmax(imp.softmax.beta, imp.softmax.output))
+    if "MEAN" in imp.ops and "AVERAGE_POOL_2D" not in imp.ops:
+        graph = _global_pools_as_mean(graph)
     body = imp.body_input
     if graph.input.shape != body.shape:
         # a flat input went in as (1, 1, n) plus a flatten: the graph reads the n values directly

@@ -11,11 +11,12 @@ import torch
 
 from powerprune.api import random_inputs
 from powerprune.data import DatasetError, from_arrays, load_fashion_mnist
-from powerprune.ir import Activation, FullyConnected, Graph, Logistic, Quantize, Softmax, TensorInfo
+from powerprune.ir import Activation, Dequantize, FullyConnected, Graph, Logistic, Mean, Quantize, Softmax, TensorInfo
 from powerprune.ops import op_of
+from powerprune.oracle import tflm_run
 from powerprune.reference import run
 from powerprune.seqnet import ConversionError
-from powerprune.tflite import load_tflite
+from powerprune.tflite import export_tflite, load_tflite
 from powerprune.tflite_to_seqnet import agreement, fit_data, graph_inputs, to_graph, to_seqnet
 from powerprune.train import accuracy
 
@@ -176,3 +177,39 @@ def test_data_of_another_size_is_one_clear_error():
     imported = to_seqnet(load_tflite(LENET))
     with pytest.raises(DatasetError, match="784 values"):
         fit_data(from_arrays(np.zeros((2, 10, 10), np.uint8), np.zeros(2, int)), imported.net)
+
+
+def _kws_with_mean() -> Graph:
+    """kws_ref_model with its global AVERAGE_POOL_2D + RESHAPE written as one MEAN, as other converters do."""
+    graph = load_tflite(FIXTURES / "real_models" / "kws_ref_model.tflite")
+    pool, flat = graph.layers[9], graph.layers[10]
+    mean = Mean(False, TensorInfo(flat.output.shape, pool.output.scale, pool.output.zero_point))
+    layers = [*graph.layers[:9], mean, *graph.layers[11:]]
+    return Graph(graph.input, layers, "kws_mean")
+
+
+def test_a_mean_is_trained_as_a_global_pool_and_exported_as_a_mean_again():
+    graph = _kws_with_mean()
+    imported = to_seqnet(graph)
+    assert [e["type"] for e in imported.net.spec][-3:] == ["avgpool", "flatten", "linear"]
+    x = random_inputs(graph, 4)
+    data = from_arrays(np.random.default_rng(3).integers(0, 256, (16, 49, 10, 1), dtype=np.uint8), np.zeros(16, int))
+    again = to_graph(imported, imported.net, data)
+    assert [layer.op for layer in again.layers] == [layer.op for layer in graph.layers]
+    np.testing.assert_array_equal(tflm_run(export_tflite(again), x, arena_size=2_000_000), run(again, x))
+
+
+def test_a_float_boundary_is_kept_out_of_training_and_put_back():
+    """A float-in, float-out model (first QUANTIZE, last DEQUANTIZE, as the converter writes without
+    inference_input_type=int8): the SeqNet is the int8 body, the export has the same float ends."""
+    body = load_tflite(LENET)
+    layers = [Quantize(body.input), *body.layers, Dequantize(TensorInfo.float32(body.output.shape))]
+    graph = Graph(TensorInfo.float32(body.input.shape), layers, "float_ends")
+    imported = to_seqnet(graph)
+    assert imported.quantize_first is not None and imported.dequantize_last is not None
+    assert imported.net.spec[0]["type"] == "conv" and imported.body_input == body.input
+    again = to_graph(imported, imported.net, load_fashion_mnist("train", 200))
+    assert again.input == graph.input and again.output == graph.output
+    assert [layer.op for layer in again.layers] == [layer.op for layer in graph.layers]
+    x = graph_inputs(again, load_fashion_mnist("test", 3).images)
+    np.testing.assert_array_equal(tflm_run(export_tflite(again), x), run(again, x))
