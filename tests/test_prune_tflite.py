@@ -102,3 +102,13 @@ def test_pruning_a_tflite_to_a_pt_file_is_refused_in_one_line(tmp_path, capsys):
                  "--out", str(tmp_path / "x.pt")]) != 0
     err = capsys.readouterr().err.strip()
     assert "writes a .tflite" in err and "\n" not in err
+
+
+def test_data_that_does_not_fit_the_tflite_is_refused_in_one_line(tmp_path, capsys):
+    data = tmp_path / "small.npz"
+    images, labels = np.zeros((4, 10, 10), np.uint8), np.zeros(4, np.int64)
+    np.savez(data, x_train=images, y_train=labels, x_test=images, y_test=labels)
+    assert main(["prune", str(LENET), "--data", str(data), "--method", "magnitude", "--compression", "4",
+                 "--out", str(tmp_path / "x.tflite")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "784 values" in err and "\n" not in err
