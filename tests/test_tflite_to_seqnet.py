@@ -12,8 +12,10 @@ import torch
 from powerprune.api import random_inputs
 from powerprune.data import DatasetError, from_arrays, load_fashion_mnist
 from powerprune.ir import Activation, Dequantize, FullyConnected, Graph, Logistic, Mean, Quantize, Softmax, TensorInfo
+from powerprune.model import lenet5
 from powerprune.ops import op_of
 from powerprune.oracle import tflm_run
+from powerprune.quantize import float32_graph
 from powerprune.reference import run
 from powerprune.seqnet import ConversionError
 from powerprune.tflite import export_tflite, load_tflite
@@ -213,3 +215,14 @@ def test_a_float_boundary_is_kept_out_of_training_and_put_back():
     assert [layer.op for layer in again.layers] == [layer.op for layer in graph.layers]
     x = graph_inputs(again, load_fashion_mnist("test", 3).images)
     np.testing.assert_array_equal(tflm_run(export_tflite(again), x), run(again, x))
+
+
+def test_a_float32_tflite_imports_to_the_same_function_and_exports_float32_again():
+    net = lenet5()
+    graph = float32_graph(net, softmax=True)
+    imported = to_seqnet(graph)
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(imported.net(x), net(x), atol=1e-5, rtol=1e-5)
+    again = to_graph(imported, imported.net, load_fashion_mnist("train", 10))
+    assert again.dtype == "float32" and [layer.op for layer in again.layers] == [layer.op for layer in graph.layers]
