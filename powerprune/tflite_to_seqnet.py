@@ -159,16 +159,13 @@ def to_seqnet(graph: Graph) -> Imported:
     if len(body_input.shape) == 1:
         b.entry[first] = b.add({"type": "flatten"}, INPUT)  # (n, 1, 1) -> n features
 
-    def tensor_of(t: int) -> TensorInfo:
-        return graph.tensor(t)
-
     for i in range(first, last):
         layer, ids = layers[i], reads[i]
-        inp = tensor_of(ids[0])
+        inp = graph.tensor(ids[0])
         src = b.entry.get(ids[0])
         if src is None or any(t not in b.entry for t in ids):
             raise _refuse(i, layer, "reads a tensor the boundary layers consume; cannot train through it")
-        kind = getattr(layer, "activation", None)
+        act = getattr(layer, "activation", None)  # the fused one, on the layers that have it
         if isinstance(layer, Conv2D | DepthwiseConv2D):
             depthwise = isinstance(layer, DepthwiseConv2D)
             w, bias = _float_weights(layer, inp, 3 if depthwise else 0)
@@ -183,7 +180,7 @@ def to_seqnet(graph: Graph) -> Imported:
                 entry["depthwise"] = True  # a one-channel depthwise conv is groups=1 to PyTorch; keep its op
             at = b.add(entry, src)
             b.weights[at] = (np.ascontiguousarray(torch_w), bias)
-            out = b.activation(kind.kind, at)
+            out = b.activation(act.kind, at)
         elif isinstance(layer, FullyConnected):
             flat_from = b.flattened_from.get(ids[0])
             if len(inp.shape) == 3:  # TFLite's FC flattens a 3-D input itself; a SeqNet says so
@@ -191,7 +188,7 @@ def to_seqnet(graph: Graph) -> Imported:
             w, bias = _float_weights(layer, inp, 0)
             at = b.add({"type": "linear", "in": int(w.shape[1]), "out": int(w.shape[0])}, src)
             b.weights[at] = (np.ascontiguousarray(nhwc_columns(w, flat_from, inverse=True)), bias)
-            out = b.activation(kind.kind, at)
+            out = b.activation(act.kind, at)
         elif isinstance(layer, Pool2D):
             if layer.activation.kind != "NONE":
                 raise _refuse(i, layer, f"a fused {layer.activation.kind} on a pool has no SeqNet form")
