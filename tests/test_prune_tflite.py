@@ -4,6 +4,7 @@ quantization and op set (``tflite_to_seqnet`` + ``prune`` + ``quantize``, and ``
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,7 @@ def test_every_real_model_prunes_from_its_tflite_and_replaces_it_bit_exact(name,
 
 @pytest.mark.slow
 def test_the_prune_command_takes_a_tflite_and_writes_one_that_evaluate_and_profile_read(tmp_path, capsys):
+    """The user's flow: prune the deployed file, evaluate it, profile it on every kernel set (bit-exact)."""
     train, test = load_fashion_mnist("train", 500), load_fashion_mnist("test", 100)
     data = tmp_path / "d.npz"
     np.savez(data, x_train=train.images, y_train=train.labels, x_test=test.images, y_test=test.labels)
@@ -93,8 +95,11 @@ def test_the_prune_command_takes_a_tflite_and_writes_one_that_evaluate_and_profi
     assert pruned.input == original.input and pruned.output == original.output
     assert main(["evaluate", str(out), "--data", str(data), "--json"]) == 0
     assert '"accuracy"' in capsys.readouterr().out
-    assert main(["profile", str(out), "--kernels", "dense", "--images", "1", "--data", str(data)]) == 0
-    assert "True" in capsys.readouterr().out  # bit-exact on the virtual Pico
+    sets = ["tflm-ref", "cmsis-nn", "dense", "sparse", "auto", "tflm-skip"]
+    assert main(["profile", str(out), "--kernels", ",".join(sets), "--images", "1", "--data", str(data), "--json"]) == 0
+    profiled = json.loads(capsys.readouterr().out)["kernels"]
+    assert sorted(profiled) == sorted(sets)
+    assert all(row["bit_exact"] for row in profiled.values())  # on the virtual Pico, every kernel set
 
 
 def test_pruning_a_tflite_to_a_pt_file_is_refused_in_one_line(tmp_path, capsys):
