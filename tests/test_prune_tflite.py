@@ -117,3 +117,13 @@ def test_data_that_does_not_fit_the_tflite_is_refused_in_one_line(tmp_path, caps
                  "--out", str(tmp_path / "x.tflite")]) != 0
     err = capsys.readouterr().err.strip()
     assert "784 values" in err and "\n" not in err
+
+
+def test_labels_beyond_the_tflites_outputs_are_refused_in_one_line(tmp_path, capsys):
+    data = tmp_path / "labels.npz"
+    images, labels = np.zeros((4, 28, 28), np.uint8), np.array([0, 1, 2, 12])
+    np.savez(data, x_train=images, y_train=labels, x_test=images, y_test=labels)
+    assert main(["prune", str(LENET), "--data", str(data), "--method", "magnitude", "--compression", "4",
+                 "--out", str(tmp_path / "x.tflite")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "label 12 is out of range" in err and "\n" not in err
