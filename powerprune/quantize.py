@@ -202,22 +202,31 @@ def _graph(net: SeqNet, inp: TensorInfo, name: str,
     return Graph(inp, layers, name, reads)
 
 
-def _nhwc_columns(w: np.ndarray, flattened_from: tuple[int, ...] | None) -> np.ndarray:
+def nhwc_columns(w: np.ndarray, flattened_from: tuple[int, ...] | None, inverse: bool = False) -> np.ndarray:
     """A linear layer's weights after a flatten: PyTorch flattens NCHW, TFLite NHWC, so the input
-    columns are reordered to match."""
+    columns are reordered to match (``flattened_from``: the NHWC shape the flatten read). ``inverse``
+    goes the other way, from a .tflite's columns back to a SeqNet's (``tflite_to_seqnet``): the one
+    place this permutation is written."""
     if flattened_from is None or len(flattened_from) != 3:
         return w
     fh, fw, fc = flattened_from
+    if inverse:
+        return w.reshape(w.shape[0], fh, fw, fc).transpose(0, 3, 1, 2).reshape(w.shape[0], -1)
     return w.reshape(w.shape[0], fc, fh, fw).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
 
 
-def quantize(model: nn.Module, calibration: Dataset, name: str = "lenet5") -> Graph:
+def quantize(model: nn.Module, calibration: Dataset, name: str = "lenet5", *,
+             keep_input: TensorInfo | None = None, keep_output: TensorInfo | None = None) -> Graph:
     """Full-integer quantization of ``model`` (a SeqNet such as ``lenet5()``, or any PyTorch network of
     supported layers, chain or residual) with ranges from ``calibration`` (a few hundred training images
     are enough; TFLite's converter typically uses 100-500).
 
     A ReLU is fused into the conv, linear or add it follows (TFLite int8 has no standalone ReLU here),
-    and a ZeroPad2d into the conv after it; each of those must be the only reader of what it fuses."""
+    and a ZeroPad2d into the conv after it; each of those must be the only reader of what it fuses.
+
+    ``keep_input`` / ``keep_output``: quantization (scale, zero point) the model's input / output must
+    keep instead of the default input encoding and the calibrated output range, so that a pruned copy
+    of an application's ``.tflite`` fits its pre- and post-processing unchanged."""
     if len(calibration) == 0:
         raise ValueError("calibration needs at least one image")
     h, w_, c = calibration.images.shape[1:]
@@ -226,23 +235,30 @@ def quantize(model: nn.Module, calibration: Dataset, name: str = "lenet5") -> Gr
         raise ConversionError(f"the model takes images of shape {net.input_shape} (C, H, W), "
                               f"the calibration data has {(c, h, w_)}")
     ranges, shapes = activation_ranges(net, calibration)
+    last = net.names[-1]
+    if keep_output is not None:
+        if net.spec[-1]["type"] not in ("conv", "linear", "add", "relu", "relu6"):
+            raise ConversionError(f"layer {last}: the output quantization can be kept only when a conv, linear or "
+                                  "add layer computes the output (a pool or flatten copies its input's)")
 
     def layer_for(st: _Step, prev: TensorInfo, flattened_from: tuple[int, ...] | None) -> Layer:
         entry = st.entry
         if st.kind in ("conv", "linear", "add"):
             out_name = net.names[st.out]
             out = activation_quant(_nhwc(shapes[out_name]), *ranges[out_name])
+            if keep_output is not None and out_name == last:
+                out = TensorInfo(out.shape, keep_output.scale, keep_output.zero_point)
             act = Activation.for_output(st.activation, out)
         if st.kind == "add":
             return Add(act, out)
         if st.kind in ("conv", "linear"):
             w, bias = getattr(net, st.name).weight.detach().numpy(), getattr(net, st.name).bias.detach().numpy()
             if st.kind == "linear":
-                w = _nhwc_columns(w, flattened_from)
+                w = nhwc_columns(w, flattened_from)
                 scales = _weight_scales(w, per_channel=False)
                 return FullyConnected(_quant_weights(w, scales), _quant_bias(bias, prev.scale, scales), scales, act,
                                       out)
-            depthwise = entry["groups"] > 1
+            depthwise = _depthwise(entry)
             scales = _weight_scales(w, per_channel=True)
             padding = _tflite_padding(entry, st.pad, prev.shape[:2], out.shape[:2], f"layer {st.name}")
             q = _quant_weights(w, scales)
@@ -256,7 +272,15 @@ def quantize(model: nn.Module, calibration: Dataset, name: str = "lenet5") -> Gr
                           tuple(entry["stride"]), "VALID", Activation("NONE", -128, 127), out)
         return Reshape(TensorInfo((prev.size,), prev.scale, prev.zero_point))  # flatten
 
-    return _graph(net, TensorInfo((h, w_, c), INPUT_SCALE, INPUT_ZERO_POINT), name, layer_for)
+    inp = keep_input or TensorInfo((h, w_, c), INPUT_SCALE, INPUT_ZERO_POINT)
+    return _graph(net, TensorInfo((h, w_, c), inp.scale, inp.zero_point), name, layer_for)
+
+
+def _depthwise(entry: dict) -> bool:
+    """A conv entry is a DEPTHWISE_CONV_2D when it is grouped per channel, or when it says so: a depthwise
+    conv of a one-channel input (a channel multiplier, as in TFLM's micro_speech) is an ordinary conv to
+    PyTorch, and an imported ``.tflite`` marks it to keep its op."""
+    return entry["groups"] > 1 or bool(entry.get("depthwise", False))
 
 
 @torch.no_grad()
@@ -289,9 +313,9 @@ def float32_graph(model: nn.Module, input_shape: tuple[int, int, int] | None = N
             act = Activation.for_output(st.activation, out)
             no_scales = np.zeros(0, np.float32)
             if st.kind == "linear":
-                return FullyConnected(np.ascontiguousarray(_nhwc_columns(w, flattened_from)), bias, no_scales, act,
+                return FullyConnected(np.ascontiguousarray(nhwc_columns(w, flattened_from)), bias, no_scales, act,
                                       out)
-            depthwise = entry["groups"] > 1
+            depthwise = _depthwise(entry)
             padding = _tflite_padding(entry, st.pad, prev.shape[:2], out.shape[:2], f"layer {st.name}")
             cls = DepthwiseConv2D if depthwise else Conv2D
             fw = w.transpose(1, 2, 3, 0) if depthwise else w.transpose(0, 2, 3, 1)  # -> 1HWO / OHWI

@@ -6,11 +6,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent / "powerprune"
 # A module may use what comes before it: utilities (atomic writes, progress, config checks, the MAC count,
 # the result rows and the names in them, which prune, sweep and report share) -> data -> model -> train
-# -> prune -> the IR -> quantize (which builds IR graphs) -> the IR's consumers -> api -> sweep -> report
+# -> prune -> the IR -> quantize (which builds IR graphs) and tflite_to_seqnet (which reads them back into
+# SeqNets) -> the IR's consumers -> api -> sweep -> report
 # -> the ``cli`` package, which only uses them (the device commands live there, not in mcu).
 STAGES = [{"atomic", "progress", "schema", "counts", "results", "numerics"}, {"data"},
-          {"model", "seqnet", "metrics"}, {"train"}, {"prune"}, {"fixedpoint", "ops", "ir"}, {"quantize"},
-          {"reference", "tflite", "oracle", "mcu", "board"}, {"api"}, {"sweep"}, {"report"}, {"cli", "__init__"}]
+          {"model", "seqnet", "metrics"}, {"train"}, {"prune"}, {"fixedpoint", "ops", "ir"},
+          {"quantize", "tflite_to_seqnet"}, {"reference", "tflite", "oracle", "mcu", "board"}, {"api"}, {"sweep"},
+          {"report"}, {"cli", "__init__"}]
 RANK = {name: i for i, names in enumerate(STAGES) for name in names}
 
 

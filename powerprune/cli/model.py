@@ -101,6 +101,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from ..train import Recipe
 
     refuse_overwrite_input(args.out, args.model, args.data)
+    if Path(args.model).suffix == ".tflite":
+        return _prune_tflite(args)
     model, _ = load_model(args.model)
     train, test = data_split(args, "train"), data_split(args, "test")
     recipe = Recipe(epochs=args.finetune_epochs, lr=args.lr, seed=args.seed, optimizer=args.optimizer)
@@ -116,6 +118,47 @@ def cmd_prune(args: argparse.Namespace) -> int:
     print(f"{args.method} {request}: achieved {res.compression:.3f}x "
           f"(weights only {res.weight_compression:.3f}x); accuracy before fine-tuning "
           f"{before_text}, after {res.accuracy_after_finetune:.2%} -> {args.out}")
+    return 0
+
+
+def _graph_accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
+    return float((outputs.reshape(len(labels), -1).argmax(1) == labels).mean())
+
+
+def _prune_tflite(args: argparse.Namespace) -> int:
+    """A deployed ``.tflite`` in, a pruned ``.tflite`` out: imported to a float SeqNet (checked against the
+    original on the test data), pruned and fine-tuned on ``--data``, quantized with the original's input
+    and output quantization and op set."""
+    from ..mcu.costmodel import auto_cycles
+    from ..prune import prune
+    from ..quantize import DEFAULT_CALIBRATION
+    from ..reference import run
+    from ..tflite import load_tflite, save_tflite
+    from ..tflite_to_seqnet import agreement, fit_data, graph_inputs, to_graph, to_seqnet
+    from ..train import Recipe
+
+    if Path(args.out).suffix != ".tflite":
+        raise ValueError(f"--out {args.out}: pruning a .tflite writes a .tflite (the original's quantization "
+                         "and ops are kept there)")
+    original = load_tflite(args.model)
+    imported = to_seqnet(original)
+    train = fit_data(data_split(args, "train"), imported.net)
+    test = fit_data(data_split(args, "test"), imported.net)
+    x = graph_inputs(original, test.images)
+    before = run(original, x)
+    print(f"imported {args.model}: {agreement(imported, x, before)}")
+    for note in imported.notes:
+        print(f"note: {note}")
+    recipe = Recipe(epochs=args.finetune_epochs, lr=args.lr, seed=args.seed, optimizer=args.optimizer)
+    res = prune(imported.net, args.method, args.compression, train, test, finetune=recipe, cycles=auto_cycles,
+                schedule=args.schedule, scope=args.scope, energy_budget=args.energy_budget,
+                accuracy_budget=None if args.accuracy_budget is None else args.accuracy_budget / 100)
+    pruned = to_graph(imported, res.model, train.take(DEFAULT_CALIBRATION))
+    after = run(pruned, graph_inputs(pruned, test.images))
+    save_tflite(pruned, args.out)
+    print(f"{args.method}: achieved {res.compression:.3f}x; {original.dtype} test accuracy "
+          f"{_graph_accuracy(before, test.labels):.2%} -> {_graph_accuracy(after, test.labels):.2%} "
+          f"(input and output quantization kept) -> {args.out}")
     return 0
 
 
@@ -251,7 +294,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("prune", help="prune a trained model to a compression rate and fine-tune it")
-    p.add_argument("model", help="trained model (.pt)")
+    p.add_argument("model", help="trained model (.pt), or a deployed .tflite (pruned to a .tflite --out)")
     p.add_argument("--method", required=True, metavar="{" + ",".join(METHODS) + "}",
                    help="magnitude (unstructured), apoz (structured), hybrid (apoz then magnitude) or energy "
                         "(energy-aware: cycles from the RP2040 cost model)")
