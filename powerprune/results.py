@@ -50,6 +50,8 @@ class Measurement:
     bit_exact: bool              # the virtual Pico's outputs equal the host reference's
     tflite: str = field(metadata=NOT_IN_CSV)
     elf: str = field(metadata=NOT_IN_CSV)
+    # what always answering the test set's most common label scores: an accuracy near it is no finding
+    chance_accuracy: float | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,17 @@ class Row(Measurement):
 
 
 CSV_COLUMNS = tuple(f.name for f in fields(Row) if f.metadata.get("csv", True))
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A model the sweep did not make: its budget could only be met by a network at chance accuracy
+    (``prune.CollapseError``). The report lists it under problems, never among the findings."""
+
+    seed: int
+    method: str
+    rate: float
+    reason: str
 
 
 def model_label(method: str, rate: float) -> str:

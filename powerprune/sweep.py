@@ -41,8 +41,9 @@ from .model import ARCHS, DEFAULT_ARCH, ModelInfo, build_arch, load_model, save_
 from .progress import Progress, format_seconds
 from .prune import CollapseError, prune
 from .prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE, SCHEDULES, SCOPES
+from .prune.energy import chance_accuracy
 from .quantize import DEFAULT_CALIBRATION, float32_graph, quantize, quantize_images
-from .results import CMSIS_KERNELS, METHOD_ORDER, METHODS, STOCK_KERNELS, Measurement, Row, model_label
+from .results import CMSIS_KERNELS, METHOD_ORDER, METHODS, STOCK_KERNELS, Measurement, Refusal, Row, model_label
 from .schema import COUNT, NON_NEGATIVE, POSITIVE, Limits, check_fields, toml_repr
 from .tflite import load_tflite, save_tflite
 from .train import DEFAULT_TRAINING, OPTIMIZERS, Recipe, accuracy, fit, seed_everything
@@ -215,7 +216,7 @@ def train_stage(cfg: SweepConfig, seed: int, cache: Path, progress: bool = True)
 
 
 def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: float,
-              cache: str) -> list[Measurement]:
+              cache: str) -> list[Measurement] | list[Refusal]:
     """Prune (unless dense), quantize, export, evaluate int8, and profile every kernel set: one
     independent unit of work, run in a worker process."""
     # One torch thread per job, as every cached result was computed with (thread count changes the
@@ -249,7 +250,7 @@ def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: flo
         model_rec = cached(cache_dir, model_key, do_prune)
         if "refused" in model_rec:  # no model to measure: a problem of this budget, never a finding
             print(f"{model_label(method, rate)}: refused: {model_rec['refused']}", file=sys.stderr, flush=True)
-            return []
+            return [Refusal(seed, method, rate, model_rec["refused"])]
 
     # the deployed graph: int8 (calibrated), or float32 as the paper deployed it, ending in its SOFTMAX
     if cfg.dtype == "int8":
@@ -292,7 +293,8 @@ def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: flo
             cycles=prof["cycles_mean"], cycles_per_layer=tuple(prof["cycles_per_layer"]),
             layer_ops=tuple(la.op for la in graph.layers), flash_bytes=prof["flash_bytes"],
             sram_bytes=prof["sram_bytes"], xip_misses=prof["xip_misses"] / cfg.profile_images,
-            bit_exact=prof["bit_exact"], tflite=int8_rec["tflite"], elf=prof.get("elf", "")))
+            bit_exact=prof["bit_exact"], tflite=int8_rec["tflite"], elf=prof.get("elf", ""),
+            chance_accuracy=chance_accuracy(test.labels)))
     return rows
 
 
@@ -357,8 +359,11 @@ def run_sweep(cfg: SweepConfig, run_dir: Path, progress: bool = True, backend: s
     rows: list[Measurement] = []
     bar = Progress(len(jobs), "prune, quantize, profile", "model", enabled=progress)
 
-    def collect(result: list[Measurement], label: tuple[str, float]) -> None:
-        rows.extend(result)
+    refused: list[Refusal] = []
+
+    def collect(result: list[Measurement] | list[Refusal], label: tuple[str, float]) -> None:
+        for item in result:
+            (refused if isinstance(item, Refusal) else rows).append(item)
         bar.update(note=f"{model_label(*label)} done")
 
     if backend == "ray":
@@ -375,7 +380,18 @@ def run_sweep(cfg: SweepConfig, run_dir: Path, progress: bool = True, backend: s
     if progress:
         spent = ", ".join(f"{stage} {format_seconds(t)}" for stage, t in sorted(stage_times(cache).items()))
         print(f"compute time by stage (all processes, this cache): {spent}", file=sys.stderr, flush=True)
+    write_json(run_dir / REFUSED, [asdict(r) for r in sorted(refused, key=lambda r: (r.seed, r.method, r.rate))])
     return add_energy_and_deltas(rows, board)
+
+
+REFUSED = "refused.json"  # the run's refused models, beside results.json
+
+
+def refusals(run_dir: Path) -> list[Refusal]:
+    """The models the last ``run_sweep`` into ``run_dir`` refused to make (none for a run before it
+    wrote them)."""
+    path = run_dir / REFUSED
+    return [Refusal(**r) for r in json.loads(path.read_text())] if path.exists() else []
 
 
 def _run_on_ray(cfg: SweepConfig, jobs: list, cache: Path, address: str | None,

@@ -127,3 +127,36 @@ def test_savings_are_quoted_against_both_stock_runtimes(tmp_path):
     assert alone[-1].energy_delta_cmsis_pct is None
     write_outputs(alone, tmp_path / "alone", board)
     assert "n/a" in (tmp_path / "alone" / "report.md").read_text()
+
+
+def test_implausible_rows_are_problems_not_findings(tmp_path):
+    """A collapsed model (chance accuracy), energy above the unpruned model's and a run that is not
+    bit-exact once went into the Pareto plot and the comparisons as findings."""
+    from dataclasses import replace
+
+    from powerprune.report.analysis import findings, pareto, problems
+    from powerprune.results import Refusal
+
+    collapsed = replace(_row("energy", 12.0, "auto", 0.5, 0.10), chance_accuracy=0.10)
+    costlier = _row("hybrid", 2.0, "auto", 3.5, 0.90)  # above the dense model's 3.0 mJ on auto
+    wrong = replace(_row("apoz", 8.0, "auto", 0.9, 0.86), bit_exact=False)
+    rows = [*ROWS, collapsed, costlier, wrong]
+    agg = aggregate(rows)
+    flagged = {(p["method"], p["rate"]): p["problem"] for p in problems(agg)}
+    assert set(flagged) == {("energy", 12.0), ("hybrid", 2.0), ("apoz", 8.0)}
+    assert "within 2 pp of chance" in flagged[("energy", 12.0)]
+    assert "above the unpruned model's" in flagged[("hybrid", 2.0)]
+    assert "differ from the host reference" in flagged[("apoz", 8.0)]
+    kept = findings(agg)
+    assert all((a["method"], a["rate"]) not in flagged for a in kept + pareto(kept))
+    refused = [Refusal(0, "energy", 16.0, "energy budget 0.0625 (E/16) collapses the network")]
+    res = write_outputs(rows, tmp_path, load_board("pico"), title="problems", refused=refused)
+    md = (tmp_path / "report.md").read_text()
+    problems_md = md[md.index("## Problems"):md.index("## All models")]
+    assert "energy E/12, auto: accuracy 10.00% is within 2 pp of chance" in problems_md
+    assert "energy E/16 (seed 0): refused: energy budget 0.0625" in problems_md
+    assert md.index("## Sweet spots") < md.index("## Problems") < md.index("## All models")  # findings first
+    assert "<details>" in (tmp_path / "report.html").read_text()  # the table of every model is folded away
+    summary = terminal_summary(res["aggregate"], refused=refused)
+    assert "problems (not findings" in summary and "E/16" in summary
+    assert "energy E/12" not in summary.split("problems")[0]  # not among the findings above

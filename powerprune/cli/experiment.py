@@ -14,7 +14,7 @@ from .options import library_default, positive_float, positive_int, refuse_overw
 def cmd_run(args: argparse.Namespace) -> int:
     from ..board import load_board
     from ..report import terminal_summary, write_outputs
-    from ..sweep import bundled_configs, load_config, run_sweep
+    from ..sweep import bundled_configs, load_config, refusals, run_sweep
 
     if args.address and args.backend != "ray":
         raise ValueError("--address is for --backend ray")
@@ -24,10 +24,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     refuse_unwritable(out)
     t0 = time.time()
     rows = run_sweep(cfg, out, backend=args.backend, address=args.address)
-    res = write_outputs(rows, out, load_board(cfg.board), arch=cfg.arch, dtype=cfg.dtype,
+    refused = refusals(out)
+    res = write_outputs(rows, out, load_board(cfg.board), arch=cfg.arch, dtype=cfg.dtype, refused=refused,
                         title="powerprune run" + (" (--quick preset)" if args.quick else "")
                         + (f" ({args.config})" if args.config in bundled_configs() else ""))
-    print(terminal_summary(res["aggregate"], cfg.dtype))
+    print(terminal_summary(res["aggregate"], cfg.dtype, refused))
     print(f"\n{len(rows)} rows in {time.time() - t0:.0f} s -> {out}/report.html, report.md, results.csv")
     if not all(r.bit_exact for r in rows):
         print("WARNING: some virtual-Pico outputs differ from the host reference", file=sys.stderr)

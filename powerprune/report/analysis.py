@@ -56,6 +56,39 @@ def aggregate(rows: list[Row]) -> list[dict]:
     return out
 
 
+CHANCE_MARGIN = 0.02  # an accuracy within 2 pp of chance says the model learnt nothing
+
+
+def problems(agg: list[dict]) -> list[dict]:
+    """The aggregated rows that cannot be right, each with why: accuracy within ``CHANCE_MARGIN`` of
+    chance, energy above the unpruned model's on the same kernels (pruning cannot add work), or outputs
+    on the virtual Pico that differ from the host reference. They are reported as problems, never as
+    findings: ``findings`` leaves them out of the Pareto front, the plots and the comparisons."""
+    dense = {a["kernels"]: a for a in agg if a["method"] == "dense"}
+    out = []
+    for a in agg:
+        why = []
+        chance = a.get("chance_accuracy")
+        if chance is not None and a["int8_accuracy"] <= chance + CHANCE_MARGIN:
+            why.append(f"accuracy {100 * a['int8_accuracy']:.2f}% is within {100 * CHANCE_MARGIN:g} pp of "
+                       f"chance ({100 * chance:.2f}%)")
+        base = dense.get(a["kernels"])
+        if a["method"] != "dense" and base is not None and a["energy_mj"] > base["energy_mj"]:
+            why.append(f"energy {a['energy_mj']:.4g} mJ is above the unpruned model's {base['energy_mj']:.4g} mJ "
+                       "on the same kernels")
+        if not a["bit_exact"]:
+            why.append("the virtual Pico's outputs differ from the host reference")
+        if why:
+            out.append({**a, "problem": "; ".join(why)})
+    return out
+
+
+def findings(agg: list[dict]) -> list[dict]:
+    """The aggregated rows that may be reported as findings: every row but ``problems``."""
+    flagged = {(p["method"], p["rate"], p["kernels"]) for p in problems(agg)}
+    return [a for a in agg if (a["method"], a["rate"], a["kernels"]) not in flagged]
+
+
 def pareto(points: list[dict]) -> list[dict]:
     """Points no other point beats on both lower energy and higher accuracy: the sweet spots."""
     front = []

@@ -6,10 +6,20 @@ Every number comes from ``analysis``; the HTML page is rendered from this Markdo
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 
 from ..board import Board
-from ..results import PAPER_METHODS, STOCK_KERNELS
-from .analysis import COMPARE_KERNELS, equal_energy_comparison, label, paper_comparison, paper_side_by_side, pareto
+from ..results import PAPER_METHODS, STOCK_KERNELS, Refusal, model_label
+from .analysis import (
+    COMPARE_KERNELS,
+    equal_energy_comparison,
+    findings,
+    label,
+    paper_comparison,
+    paper_side_by_side,
+    pareto,
+    problems,
+)
 
 
 def _pm(v: float, s: float, fmt: str) -> str:
@@ -86,10 +96,12 @@ def _paper_measured_section(agg: list[dict], board: Board, dtype: str) -> list[s
 
 
 def markdown(agg: list[dict], board: Board, plots: dict[str, str], title: str, seeds: int,
-             arch: str | None = None, dtype: str = "int8") -> str:
-    """report.md: the energy formula with every constant, the paper beside us, all models, the Pareto
-    front, and the plots (``plots``: caption -> file name in the run directory). A run of the paper's
-    own network (``arch`` "paper") also gets the paper's measured table beside ours."""
+             arch: str | None = None, dtype: str = "int8", refused: Sequence[Refusal] = ()) -> str:
+    """report.md, findings first: the energy formula with every constant, the paper beside us, beyond the
+    paper, the Pareto front, the problems (rows that cannot be right and models refused, never findings),
+    the plots (``plots``: caption -> file name in the run directory), and last the table of all models.
+    A run of the paper's own network (``arch`` "paper") also gets the paper's measured table beside ours."""
+    everything, agg = agg, findings(agg)
     lines = [f"# {title}", ""]
     lines += ["Energy per inference = cycles / f x V x I" + (" + XIP misses x E_miss" if board.flash_miss_energy_nj
                                                              else ""),
@@ -115,12 +127,22 @@ def markdown(agg: list[dict], board: Board, plots: dict[str, str], title: str, s
     if arch == "paper":
         lines += _paper_measured_section(agg, board, dtype)
     lines += _new_methods_section(agg)
+    lines += ["## Sweet spots (Pareto front: no other model is both cheaper and more accurate)", ""]
+    merged: dict[tuple, list[dict]] = defaultdict(list)  # kernel sets that tie exactly share a line
+    for p in pareto(agg):
+        merged[(label(p), p["int8_accuracy"], p["energy_mj"])].append(p)
+    lines += [f"- {name}, {' = '.join(q['kernels'] for q in ps)}: {100 * acc:.2f}% at {e:.3f} mJ "
+              f"({ps[0]['energy_delta_pct']:+.1f}% energy)" for (name, acc, e), ps in merged.items()]
+    lines.append("")
+    lines += _problems_section(everything, refused)
+    for caption, path in plots.items():
+        lines += [f"### {caption}", "", f"![{caption}]({path})", ""]
     lines += [f"## All models ({seeds} seed{'s' if seeds > 1 else ''}; mean ± std where several)", "",
               "Δ energy: vs the dense model on `tflm-ref`; vs cmsis-nn: vs the dense model on `cmsis-nn`.", "",
               f"| model | kernels | compression | {dtype} acc | Δ acc | cycles | ms | energy mJ | Δ energy "
               "| Δ energy vs cmsis-nn | flash B | SRAM B | bit-exact |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for a in agg:
+    for a in everything:
         lines.append(
             f"| {label(a)} | {a['kernels']} | {a['compression']:.2f}x "
             f"| {_pm(100 * a['int8_accuracy'], 100 * a['int8_accuracy_std'], '.2f')}% "
@@ -129,25 +151,29 @@ def markdown(agg: list[dict], board: Board, plots: dict[str, str], title: str, s
             f"| {_pm(a['energy_delta_pct'], a['energy_delta_pct_std'], '+.1f')}% "
             f"| {_pct(a['energy_delta_cmsis_pct'], '.1f')} | {a['flash_bytes']:,.0f} "
             f"| {a['sram_bytes']:,.0f} | {a['bit_exact']} |")
-    lines += ["", "## Sweet spots (Pareto front: no other model is both cheaper and more accurate)", ""]
-    merged: dict[tuple, list[dict]] = defaultdict(list)  # kernel sets that tie exactly share a line
-    for p in pareto(agg):
-        merged[(label(p), p["int8_accuracy"], p["energy_mj"])].append(p)
-    lines += [f"- {name}, {' = '.join(q['kernels'] for q in ps)}: {100 * acc:.2f}% at {e:.3f} mJ "
-              f"({ps[0]['energy_delta_pct']:+.1f}% energy)" for (name, acc, e), ps in merged.items()]
     lines.append("")
-    for caption, path in plots.items():
-        lines += [f"### {caption}", "", f"![{caption}]({path})", ""]
     return "\n".join(lines)
 
 
-def terminal_summary(agg: list[dict], dtype: str = "int8") -> str:
-    """One screen: per model, the stock kernels and the cheapest other kernel set (report.md has all)."""
+def _problems_section(agg: list[dict], refused: Sequence[Refusal]) -> list[str]:
+    """Rows that cannot be right and models the sweep refused to make: listed, never findings."""
+    flagged = problems(agg)
+    if not flagged and not refused:
+        return ["## Problems", "", "None: every model is above chance, no cheaper than nothing, and bit-exact.", ""]
+    lines = ["## Problems (left out of the findings, the front and the plots)", ""]
+    lines += [f"- {label(p)}, {p['kernels']}: {p['problem']}" for p in flagged]
+    lines += [f"- {model_label(r.method, r.rate)} (seed {r.seed}): refused: {r.reason}" for r in refused]
+    return [*lines, ""]
+
+
+def terminal_summary(agg: list[dict], dtype: str = "int8", refused: Sequence[Refusal] = ()) -> str:
+    """One screen: per model, the stock kernels and the cheapest other kernel set (report.md has all),
+    then the problems, which are not findings."""
     head = (f"{'model':<16} {'kernels':<9} {'comp':>6} {dtype + ' acc':>11} {'Δacc pp':>8} {'ms':>8} {'mJ':>8} "
             f"{'Δenergy':>8}")
     lines = [head, "-" * len(head)]
     models: dict[tuple, list[dict]] = defaultdict(list)
-    for a in agg:
+    for a in findings(agg):
         models[(a["method"], a["rate"])].append(a)
     for rows in models.values():
         stock = [a for a in rows if a["kernels"] == STOCK_KERNELS]
@@ -156,4 +182,7 @@ def terminal_summary(agg: list[dict], dtype: str = "int8") -> str:
             lines.append(f"{label(a):<16} {a['kernels']:<9} {a['compression']:>5.1f}x "
                          f"{100 * a['int8_accuracy']:>10.2f}% {a['accuracy_delta_pp']:>+8.2f} {a['latency_ms']:>8.2f} "
                          f"{a['energy_mj']:>8.3f} {a['energy_delta_pct']:>+7.1f}%")
+    flagged = [line for line in _problems_section(agg, refused)[2:] if line.startswith("- ")]
+    if flagged:
+        lines += ["", "problems (not findings; report.md lists them):", *flagged]
     return "\n".join(lines)
