@@ -20,7 +20,7 @@ from powerprune.quantize import quantize, quantize_images
 from powerprune.reference import run
 from powerprune.tflite import load_tflite
 
-from .test_int8 import random_graph
+from .strategies import random_graph
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ from powerprune.ir import (
     Activation,
     Add,
     Conv2D,
-    DepthwiseConv2D,
     Dequantize,
     FullyConnected,
     Graph,
@@ -28,7 +27,6 @@ from powerprune.ir import (
     Softmax,
     TensorInfo,
 )
-from powerprune.ir import output_size as out_size
 from powerprune.mcu.codegen import ADAPTED_KERNELS, FLOAT_KERNEL_SETS, KERNEL_SETS, CodegenError, choose_kernel
 from powerprune.mcu.emulator import EmulatorRun, Inference
 from powerprune.mcu.profile import check_outputs, profile, run_on_rp2040, ulp_distance
@@ -44,7 +42,7 @@ from powerprune.sweep import ConfigError, Row, SweepConfig, load_config, train_k
 from powerprune.tflite import export_tflite, import_tflite
 from powerprune.train import DEFAULT_TRAINING, PAPER_TRAINING, Recipe, recipe_for
 
-from .test_int8 import random_graph
+from .strategies import float_values, random_float_graph, random_graph
 
 SMALL = ["--train-limit", "300", "--test-limit", "100"]
 
@@ -151,61 +149,10 @@ def _bits_equal(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
 
 
-def _values(rng: np.random.Generator, shape, magnitude: str, density: float = 1.0) -> np.ndarray:
-    """float32 values whose sums depend on the order they are added in: 'wide' spans 2^-12..2^12, so
-    small terms are lost against large ones unless added in the same order; 'tiny' makes products
-    denormal (below 2^-126), which soft-float and SSE must both round exactly; 'unit' is ordinary."""
-    lo, hi = {"unit": (-2, 1), "wide": (-12, 12), "tiny": (-68, -58)}[magnitude]
-    v = rng.uniform(1, 2, shape) * np.exp2(rng.integers(lo, hi + 1, shape)) * rng.choice([-1, 1], shape)
-    return (v * (rng.random(shape) < density)).astype(np.float32)
-
-
-@st.composite
-def random_float_graph(draw):
-    """conv or depthwise (any kernel, stride, padding, activation), maybe a pool, flatten, FC, maybe a
-    softmax: every float32 op, its weights at density 1, 0.5 or 0.1 (zeros for tflm-skip to skip)."""
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    magnitude = draw(st.sampled_from(["unit", "wide", "tiny"]))
-    density = draw(st.sampled_from([1.0, 0.5, 0.1]))
-    h, w, c = draw(st.integers(3, 8)), draw(st.integers(3, 8)), draw(st.integers(1, 3))
-    inp = TensorInfo.float32((h, w, c))
-    k, padding = draw(st.integers(1, 3)), draw(st.sampled_from(["SAME", "VALID"]))
-    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-    oh, ow = out_size(h, k, stride[0], padding)[0], out_size(w, k, stride[1], padding)[0]
-    act = draw(st.sampled_from(["NONE", "RELU", "RELU6"]))
-    no_scales = np.zeros(0, np.float32)
-    if draw(st.booleans()):
-        oc = draw(st.integers(1, 4))
-        out = TensorInfo.float32((oh, ow, oc))
-        layers = [Conv2D(_values(rng, (oc, k, k, c), magnitude, density), _values(rng, (oc,), magnitude), no_scales,
-                         stride, padding, Activation.for_output(act, out), out)]
-    else:
-        oc = c * draw(st.integers(1, 2))
-        out = TensorInfo.float32((oh, ow, oc))
-        layers = [DepthwiseConv2D(_values(rng, (1, k, k, oc), magnitude, density), _values(rng, (oc,), magnitude),
-                                  no_scales, stride, padding, Activation.for_output(act, out), out)]
-    cur = out
-    if draw(st.booleans()) and min(cur.shape[:2]) >= 2:
-        ppad = draw(st.sampled_from(["SAME", "VALID"]))
-        pout = TensorInfo.float32((out_size(cur.shape[0], 2, 2, ppad)[0], out_size(cur.shape[1], 2, 2, ppad)[0],
-                                   cur.shape[2]))
-        layers.append(Pool2D(draw(st.sampled_from(["MAX", "AVERAGE"])), (2, 2), (2, 2), ppad,
-                             Activation.for_output(draw(st.sampled_from(["NONE", "RELU"])), pout), pout))
-        cur = pout
-    layers.append(Reshape(TensorInfo.float32((cur.size,))))
-    units = draw(st.integers(1, 6))
-    fout = TensorInfo.float32((units,))
-    layers.append(FullyConnected(_values(rng, (units, cur.size), magnitude, density), _values(rng, (units,), magnitude),
-                                 no_scales, Activation.for_output(draw(st.sampled_from(["NONE", "RELU"])), fout), fout))
-    if draw(st.booleans()):
-        layers.append(Softmax(draw(st.sampled_from([1.0, 0.5, 3.0])), fout))
-    return Graph(inp, layers), magnitude
-
-
 def _float_inputs(g: Graph, magnitude: str, seed: int, n: int = 3) -> np.ndarray:
     """Inputs of the graph's magnitude with exact zeros and negative zeros among them."""
     rng = np.random.default_rng(seed)
-    x = _values(rng, (n, *g.input.shape), magnitude, density=0.8)
+    x = float_values(rng, (n, *g.input.shape), magnitude, density=0.8)
     return np.where(rng.random(x.shape) < 0.1, np.float32(-0.0), x).astype(np.float32)
 
 

@@ -44,6 +44,8 @@ from powerprune.oracle import tflm_run
 from powerprune.reference import SoftmaxAbort, run
 from powerprune.tflite import TFLiteError, export_tflite, import_tflite
 
+from .strategies import dims, mean_case, op_scales, requantize_case, zero_points
+
 SOFTMAX_OUT = (1 / 256, -128)
 ALL_CODES = np.arange(-128, 128, dtype=np.int8)
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -62,22 +64,10 @@ def agree_with_tflm(graph: Graph, x: np.ndarray) -> np.ndarray:
     return ours
 
 
-scales = st.floats(-3.5, 0.5).map(lambda e: float(np.float32(10.0**e)))
-zero_points = st.integers(-128, 127)
-dims = st.integers(1, 5)
-
-
-def power_of_two_or(draw, base: float) -> float:
-    """A scale that is ``base`` times a power of two (exact ties) half of the time, else random."""
-    if draw(st.booleans()):
-        return float(np.float32(base * 2.0 ** draw(st.integers(-4, 4))))
-    return draw(scales)
-
-
 # --- SOFTMAX ---------------------------------------------------------------------------------------
 
 @PROPERTY
-@given(depth=st.integers(1, 40), outer=st.lists(dims, max_size=2), scale=scales, zp=zero_points,
+@given(depth=st.integers(1, 40), outer=st.lists(dims, max_size=2), scale=op_scales, zp=zero_points,
        beta=st.sampled_from([1.0, 0.5, 2.0, 0.3]), seed=st.integers(0, 2**32 - 1))
 def test_softmax_matches_tflm(depth, outer, scale, zp, beta, seed):
     shape = (*outer, depth)
@@ -152,20 +142,6 @@ def test_logistic_matches_tflm_for_any_scale(scale, zp):
 
 # --- MEAN ------------------------------------------------------------------------------------------
 
-@st.composite
-def mean_case(draw):
-    h, w, c = draw(st.integers(1, 9)), draw(st.integers(1, 9)), draw(dims)
-    inp = TensorInfo((h, w, c), draw(scales), draw(zero_points))
-    keep = draw(st.booleans())
-    kind = draw(st.sampled_from(["same", "pow2", "random"]))
-    if kind == "same":    # one quantization in and out: means of .5 are exact ties when h x w is even
-        out_q = (inp.scale, inp.zero_point)
-    else:
-        out_q = (power_of_two_or(draw, inp.scale) if kind == "pow2" else draw(scales), draw(zero_points))
-    return Graph(inp, [Mean(keep, TensorInfo((1, 1, c) if keep else (c,), *out_q))])
-
-
-@PROPERTY
 @given(graph=mean_case(), seed=st.integers(0, 2**32 - 1))
 def test_mean_matches_tflm(graph, seed):
     x = np.random.default_rng(seed).integers(-128, 128, (8, *graph.input.shape)).astype(np.int8)
@@ -194,7 +170,7 @@ def test_mean_with_a_capped_fold_and_half_way_sums():
 @PROPERTY
 @given(shape=st.lists(dims, min_size=1, max_size=3), pads=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)),
                                                                     min_size=3, max_size=3),
-       scale=scales, zp=zero_points, seed=st.integers(0, 2**32 - 1))
+       scale=op_scales, zp=zero_points, seed=st.integers(0, 2**32 - 1))
 def test_pad_matches_tflm(shape, pads, scale, zp, seed):
     paddings = tuple(pads[:len(shape)])
     out = tuple(n + a + b for n, (a, b) in zip(shape, paddings, strict=True))
@@ -204,13 +180,6 @@ def test_pad_matches_tflm(shape, pads, scale, zp, seed):
 
 # --- QUANTIZE and DEQUANTIZE -------------------------------------------------------------------------
 
-@st.composite
-def requantize_case(draw):
-    s_in = draw(scales)
-    return Graph(TensorInfo((256,), s_in, draw(zero_points)),
-                 [Quantize(TensorInfo((256,), power_of_two_or(draw, s_in), draw(zero_points)))])
-
-
 @PROPERTY
 @given(graph=requantize_case())
 def test_int8_requantize_matches_tflm_on_every_code(graph):
@@ -218,7 +187,7 @@ def test_int8_requantize_matches_tflm_on_every_code(graph):
 
 
 @PROPERTY
-@given(exponent=st.integers(-8, 2), random_scale=scales, pow2=st.booleans(), zp=zero_points,
+@given(exponent=st.integers(-8, 2), random_scale=op_scales, pow2=st.booleans(), zp=zero_points,
        seed=st.integers(0, 2**32 - 1))
 def test_float_quantize_and_dequantize_match_tflm(exponent, random_scale, pow2, zp, seed):
     """float32 in, float32 out: QUANTIZE rounds x / scale half away from zero (exact .5 steps when the
