@@ -1,4 +1,5 @@
-"""Shared fixtures: small slices of the real FashionMNIST and a briefly trained LeNet.
+"""Shared fixtures: small slices of the real FashionMNIST and a briefly trained LeNet; the hypothesis
+profiles.
 
 Accuracy is not the point of these tests (benchmarks measure it); shapes, rates and bit-exactness are,
 and they hold for a model trained for one short epoch just as for a converged one.
@@ -10,6 +11,7 @@ import os
 
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
 
 from powerprune.data import load_fashion_mnist
 from powerprune.model import lenet5
@@ -23,6 +25,20 @@ torch.set_num_threads(2)
 # sparse layers just the same; tests/test_autotune.py switches measuring back on and checks the
 # measured plans, their cycles and their outputs.
 os.environ.setdefault("POWERPRUNE_AUTO_PLAN", "predicted")
+
+# Hypothesis profiles, chosen by HYPOTHESIS_PROFILE (default ci). Both drop the per-example deadline and
+# the too-slow health check: an example here may run TFLM or build firmware, and its time says nothing
+# about a bug. A test that needs another number of examples than the profile's sets it with
+# ``tests.strategies.budget``, which scales it with the profile.
+# - ci: what `make test` and CI run. Hypothesis's 100 examples per test, derandomized (the examples follow
+#   from each test's source) and without the example database, so every run on every machine tries the
+#   same cases and a failure reproduces from the log alone.
+# - dev: a tenth of the examples, random and remembered in .hypothesis/ (a failure found once is tried
+#   first next time), for the edit-test loop (`HYPOTHESIS_PROFILE=dev make test-fast`).
+_UNTIMED = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("ci", max_examples=100, derandomize=True, database=None, print_blob=True, **_UNTIMED)
+settings.register_profile("dev", max_examples=10, **_UNTIMED)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

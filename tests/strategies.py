@@ -3,12 +3,14 @@ the tests that use them (the ADD graph and its constructed ties, seeded input ro
 
 Each strategy draws a small model meant to reach the corners of one part of the stack: quantization
 parameters at their extremes, shapes that leave partial groups and tails, weight densities the sparse
-kernels care about. How many examples each test draws is set by the hypothesis profile (tests/conftest.py).
+kernels care about. How many examples each test draws is set by the hypothesis profile (tests/conftest.py)
+or, where a test needs another number, by ``budget``.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import settings
 from hypothesis import strategies as st
 
 from powerprune.ir import (
@@ -27,7 +29,17 @@ from powerprune.ir import (
 )
 from powerprune.ir import output_size as out_size
 
+
+def budget(ci_examples: int) -> settings:
+    """Settings for a test that needs ``ci_examples`` examples under the ci profile instead of its 100
+    (more for a cheap call over a wide domain, fewer where each example builds firmware); other
+    profiles scale the number as they scale their own (dev: a tenth), never below one."""
+    scale = settings.default.max_examples / settings.get_profile("ci").max_examples
+    return settings(max_examples=max(1, round(ci_examples * scale)))
+
+
 NO_CLAMP = Activation("NONE", -128, 127)
+int32 = st.integers(-(2**31), 2**31 - 1)
 zero_points = st.integers(-128, 127)
 activations = st.sampled_from(["NONE", "RELU", "RELU6"])
 

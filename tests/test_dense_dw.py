@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from powerprune.ir import Activation, DepthwiseConv2D, Pool2D, TensorInfo
@@ -19,14 +19,14 @@ from powerprune.oracle import tflm_run
 from powerprune.reference import run
 from powerprune.tflite import load_tflite
 
-from .strategies import depthwise_pool_graph
+from .strategies import budget, depthwise_pool_graph
 from .test_fast_kernels import pico_outputs_on_paths
 
 FIXTURES = Path(__file__).parent / "fixtures" / "real_models"
 
 
 @pytest.mark.parametrize("kernels", ["dense", "sparse", "auto"])
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@budget(10)  # each example builds firmware and runs it on the virtual Pico
 @given(g=depthwise_pool_graph(), staged=st.booleans(), tables=st.booleans(), seed=st.integers(0, 1000))
 def test_depthwise_and_avgpool_bit_exact_on_the_virtual_pico(kernels, g, staged, tables, seed):
     """Both requantizations, stream in SRAM or read from flash: the virtual Pico's outputs equal the

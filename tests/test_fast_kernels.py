@@ -7,7 +7,7 @@ Everything is compared bit for bit with the host reference, which test_int8 hold
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from powerprune.fixedpoint import quantize_multiplier
@@ -16,10 +16,10 @@ from powerprune.mcu import codegen, rqtable
 from powerprune.mcu.profile import run_on_rp2040
 from powerprune.reference import run
 
-from .strategies import conv_fc_graph
+from .strategies import budget, conv_fc_graph
 
 
-@settings(max_examples=300, deadline=None)
+@budget(300)  # numpy only, cheap; the table edges are many
 @given(log_scale=st.floats(-7, 0.7), offset=st.integers(-128, 127), lo=st.integers(-128, 127),
        width=st.integers(0, 255), bound_bits=st.integers(4, 29), seed=st.integers(0, 2**32 - 1))
 def test_table_requantization_equals_tflm_arithmetic(log_scale, offset, lo, width, bound_bits, seed):
@@ -39,7 +39,7 @@ def test_table_requantization_equals_tflm_arithmetic(log_scale, offset, lo, widt
 
 
 @pytest.mark.parametrize("kernels", ["dense", "sparse"])
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@budget(12)  # each example builds firmware and runs it on the virtual Pico
 @given(g=conv_fc_graph(), staged=st.booleans(), tables=st.booleans(), generated=st.booleans(),
        seed=st.integers(0, 1000))
 def test_fast_kernels_bit_exact_on_the_virtual_pico(kernels, g, staged, tables, generated, seed):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import serial
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from powerprune.cli import main
@@ -39,6 +39,8 @@ from powerprune.mcu.virtual_board import VirtualBoard
 from powerprune.oracle import tflm_run
 from powerprune.tflite import load_tflite, save_tflite
 
+from .strategies import budget
+
 AD01 = Path(__file__).parent / "fixtures" / "real_models" / "ad01_int8.tflite"
 FLASH = 0x10000000
 LINE_SCK_03H = 8 + 24 + 64  # command, address, one 8-byte cache line, all on one data line
@@ -58,7 +60,7 @@ def test_boot2_crc_is_the_bootroms_crc32():
     assert crc32_rp2040(b"") == 0xFFFFFFFF
 
 
-@settings(max_examples=50, deadline=None)
+@budget(50)  # a pure-Python CRC: the property needs few examples
 @given(data=st.binary(max_size=300))
 def test_crc_residue_is_zero_with_the_crc_appended_big_endian(data):
     """A non-reflected CRC without final XOR divides data + its own CRC (MSB first) exactly."""

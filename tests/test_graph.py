@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 
 from powerprune.cli import main
 from powerprune.ir import (
@@ -29,7 +29,7 @@ from powerprune.oracle import tflm_run
 from powerprune.reference import run
 from powerprune.tflite import export_tflite, import_tflite, load_tflite
 
-from .strategies import NO_CLAMP, TIES, add_graph, random_add, random_dag, rows
+from .strategies import NO_CLAMP, TIES, add_graph, budget, random_add, random_dag, rows
 
 FIXTURES = Path(__file__).parent / "fixtures" / "real_models"
 RESNET8 = FIXTURES / "pretrainedResnet_quant.tflite"
@@ -93,7 +93,7 @@ def test_add_scales_tflm_would_refuse_are_an_ir_error():
                   TensorInfo((1, 1, 1), 0.5 / 2**19, 0), "NONE")
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@budget(150)  # the ADD's quantization corners need more than 100
 @given(case=random_add())
 def test_random_adds_bit_exact_with_tflm(case):
     g, x = case
@@ -101,7 +101,7 @@ def test_random_adds_bit_exact_with_tflm(case):
 
 
 @pytest.mark.parametrize("kernels", KERNEL_SETS)
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@budget(3)  # each example builds firmware and runs it on the virtual Pico, per kernel set
 @given(case=random_add())
 def test_random_adds_bit_exact_on_the_virtual_pico(kernels, case):
     g, x = case
@@ -313,7 +313,7 @@ def test_chains_keep_the_plan_they_had(name):
     assert live_overlaps(g) == []
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@budget(200)  # the wirings are many; each example is host-only
 @given(g=random_dag())
 def test_random_dags_plan_safely_and_match_tflm(g):
     assert live_overlaps(g) == []
@@ -324,7 +324,7 @@ def test_random_dags_plan_safely_and_match_tflm(g):
 
 
 @pytest.mark.parametrize("kernels", ["tflm-ref", "auto"])
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@budget(4)  # each example builds firmware and runs it on the virtual Pico, per kernel set
 @given(g=random_dag())
 def test_random_dags_bit_exact_on_the_virtual_pico(kernels, g):
     x = rows(g, 2, seed=1)

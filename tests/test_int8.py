@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
@@ -13,7 +13,7 @@ from powerprune.quantize import quantize, quantize_images
 from powerprune.reference import run
 from powerprune.tflite import TFLiteError, export_tflite, import_tflite
 
-from .strategies import random_graph
+from .strategies import budget, random_graph
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_corrupt_and_unsupported_tflite_are_named(lenet_graphs):
 
 # --- property-based: random small graphs, every op and quantization corner, against TFLM -------------
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@budget(150)  # every op and quantization corner needs more than 100
 @given(g=random_graph(), seed=st.integers(0, 1000))
 def test_random_graphs_bit_exact_with_tflm(g, seed):
     x = np.random.default_rng(seed).integers(-128, 128, size=(4,) + g.input.shape).astype(np.int8)

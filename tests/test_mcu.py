@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from powerprune.ir import Activation, Conv2D, FullyConnected, Graph, TensorInfo
@@ -20,7 +20,7 @@ from powerprune.quantize import quantize, quantize_images
 from powerprune.reference import run
 from powerprune.tflite import load_tflite
 
-from .strategies import random_graph
+from .strategies import budget, random_graph
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_a_runner_that_hangs_after_writing_its_result_is_killed_and_its_result_k
 
 
 @pytest.mark.parametrize("kernels", KERNEL_SETS)
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@budget(6)  # each example builds firmware and runs it on the virtual Pico, per kernel set
 @given(g=random_graph(), seed=st.integers(0, 1000))
 def test_random_layers_at_random_densities_bit_exact_on_the_virtual_pico(kernels, g, seed):
     """Random conv/depthwise/pool/FC layers, weights at density 1, 0.5 or 0.1, every kernel set."""

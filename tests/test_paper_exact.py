@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from powerprune.board import load_board
@@ -42,7 +42,7 @@ from powerprune.sweep import ConfigError, Row, SweepConfig, load_config, train_k
 from powerprune.tflite import export_tflite, import_tflite
 from powerprune.train import DEFAULT_TRAINING, PAPER_TRAINING, Recipe, recipe_for
 
-from .strategies import float_values, random_float_graph, random_graph
+from .strategies import budget, float_values, random_float_graph, random_graph
 
 SMALL = ["--train-limit", "300", "--test-limit", "100"]
 
@@ -112,7 +112,7 @@ def test_tflm_skip_gives_weighted_layers_the_skipping_loops_and_pools_the_stock_
     assert ADAPTED_KERNELS in KERNEL_SETS and ADAPTED_KERNELS not in SweepConfig().kernels  # default run as before
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@budget(8)  # each example builds firmware and runs it on the virtual Pico
 @given(g=random_graph(), seed=st.integers(0, 1000))
 def test_tflm_skip_int8_is_bit_exact_with_tflm(g, seed):
     """Random conv/depthwise/pool/FC layers at weight density 1, 0.5 or 0.1, against TFLM's interpreter."""
@@ -156,7 +156,7 @@ def _float_inputs(g: Graph, magnitude: str, seed: int, n: int = 3) -> np.ndarray
     return np.where(rng.random(x.shape) < 0.1, np.float32(-0.0), x).astype(np.float32)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@budget(150)  # three magnitudes times every float32 op need more than 100
 @given(case=random_float_graph(), seed=st.integers(0, 1000))
 def test_random_float_graphs_bit_exact_with_tflm(case, seed):
     """The host reference against TFLM's own float kernels, every bit (softmax included: both call the
@@ -167,7 +167,7 @@ def test_random_float_graphs_bit_exact_with_tflm(case, seed):
 
 
 @pytest.mark.parametrize("kernels", FLOAT_KERNEL_SETS)
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@budget(5)  # each example builds soft-float firmware and runs it on the virtual Pico, per set
 @given(case=random_float_graph(), seed=st.integers(0, 1000))
 def test_random_float_graphs_on_the_virtual_pico_equal_tflm(kernels, case, seed):
     """Soft-float kernels on the M0+ against TFLM: bit for bit, up to a final softmax's last bit."""

@@ -18,7 +18,7 @@ import sys
 import flatbuffers
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
@@ -44,11 +44,11 @@ from powerprune.oracle import tflm_run
 from powerprune.reference import SoftmaxAbort, run
 from powerprune.tflite import TFLiteError, export_tflite, import_tflite
 
-from .strategies import dims, mean_case, op_scales, requantize_case, zero_points
+from .strategies import budget, dims, mean_case, op_scales, requantize_case, zero_points
 
 SOFTMAX_OUT = (1 / 256, -128)
 ALL_CODES = np.arange(-128, 128, dtype=np.int8)
-PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = budget(60)  # each example exports a model and runs TFLM on it: fewer than 100 keep the file quick
 
 
 def agree_with_tflm(graph: Graph, x: np.ndarray) -> np.ndarray:
