@@ -13,10 +13,13 @@ import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
-from powerprune.data import load_fashion_mnist
+from powerprune.cli.model import model_factory
+from powerprune.data import load_fashion_mnist, load_npz
 from powerprune.model import lenet5
 from powerprune.seqnet import SeqNet
 from powerprune.train import Recipe, fit, seed_everything
+
+from .paths import DIGITS, DIGITS_EXAMPLE
 
 torch.set_num_threads(2)
 
@@ -62,3 +65,18 @@ def trained(train_small) -> SeqNet:
 @pytest.fixture(scope="session")
 def quick_finetune() -> Recipe:
     return Recipe(epochs=1, lr=5e-4, batch_size=128)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """The bring-your-own-model example's dataset: (train, test)."""
+    return load_npz(DIGITS, "train"), load_npz(DIGITS, "test")
+
+
+@pytest.fixture(scope="session")
+def digits_model(digits):
+    """The example's own PyTorch model (not a SeqNet), trained on its digits."""
+    seed_everything(0)
+    model = model_factory(f"{DIGITS_EXAMPLE / 'model.py'}:make_model")()
+    fit(model, digits[0], Recipe(epochs=8, lr=3e-3, batch_size=32), progress=False)
+    return model
