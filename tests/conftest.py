@@ -1,5 +1,5 @@
-"""Shared fixtures: small slices of the real FashionMNIST and a briefly trained LeNet; the hypothesis
-profiles.
+"""Shared fixtures: small slices of the real FashionMNIST, a briefly trained LeNet and its int8 graphs
+(dense and pruned), the digits example's data and model; the hypothesis profiles.
 
 Accuracy is not the point of these tests (benchmarks measure it); shapes, rates and bit-exactness are,
 and they hold for a model trained for one short epoch just as for a converged one.
@@ -16,6 +16,8 @@ from hypothesis import HealthCheck, settings
 from powerprune.cli.model import model_factory
 from powerprune.data import load_fashion_mnist, load_npz
 from powerprune.model import lenet5
+from powerprune.prune import prune
+from powerprune.quantize import quantize
 from powerprune.seqnet import SeqNet
 from powerprune.train import Recipe, fit, seed_everything
 
@@ -80,3 +82,13 @@ def digits_model(digits):
     model = model_factory(f"{DIGITS_EXAMPLE / 'model.py'}:make_model")()
     fit(model, digits[0], Recipe(epochs=8, lr=3e-3, batch_size=32), progress=False)
     return model
+
+
+@pytest.fixture(scope="session")
+def lenet_graphs(trained, train_small, quick_finetune):
+    """The trained LeNet quantized dense and pruned 4x and 16x by magnitude and APoZ, by name."""
+    graphs = {"dense": quantize(trained, train_small.take(200))}
+    for method, rate in (("magnitude", 4), ("magnitude", 16), ("apoz", 4), ("apoz", 16)):
+        m = prune(trained, method, rate, train_small, finetune=quick_finetune, progress=False).model
+        graphs[f"{method}-{rate}"] = quantize(m, train_small.take(200))
+    return graphs
