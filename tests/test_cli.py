@@ -11,6 +11,8 @@ from powerprune.model import save_model
 from .paths import DIGITS
 from .paths import DIGITS_EXAMPLE as EXAMPLE
 
+pytestmark = pytest.mark.slow  # every test trains or prunes a model, or runs the virtual Pico
+
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory, trained):

@@ -44,6 +44,7 @@ def test_requantize_edges_equal_tflm(requant):
                 assert requant(x, m, s) == tflm(x, m, s), (x, m, s)
 
 
+@pytest.mark.slow
 @budget(4000)  # a host C call per example: cheap, and the int32 domain is wide
 @given(x=int32, m=st.integers(2**30, 2**31 - 1), s=st.integers(-31, 30))
 def test_requantize_equals_tflm(requant, x, m, s):
@@ -51,6 +52,7 @@ def test_requantize_equals_tflm(requant, x, m, s):
     assert requant(x, m, s) == tflm(x, m, s)
 
 
+@pytest.mark.slow
 @budget(2000)  # a host C call per example; exact ties are rare even with the low bits cleared
 @given(x=int32, m=st.integers(2**30, 2**31 - 1), s=st.integers(-31, 0))
 def test_requantize_exact_half_ties_equal_tflm(requant, x, m, s):
@@ -109,6 +111,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,layer_fn,shape", CASES, ids=[c[0] for c in CASES])
 def test_cmsis_nn_paths_bit_exact_on_the_virtual_pico(name, layer_fn, shape):
     g, rng = _layer_graph(layer_fn, *shape, seed=len(name))

@@ -25,6 +25,7 @@ from .test_fast_kernels import pico_outputs_on_paths
 FIXTURES = Path(__file__).parent / "fixtures" / "real_models"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernels", ["dense", "sparse", "auto"])
 @budget(10)  # each example builds firmware and runs it on the virtual Pico
 @given(g=depthwise_pool_graph(), staged=st.booleans(), tables=st.booleans(), seed=st.integers(0, 1000))
@@ -94,6 +95,7 @@ def test_depthwise_falls_back_only_past_the_accumulator_bound():
     assert codegen.choose_kernel(dw(2**30), inp, "dense") == "tflmref"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["kws_ref_model", "micro_speech_quantized"])
 def test_keyword_spotters_on_dense_match_tflm(name):
     """MLPerf Tiny's DS-CNN (four 3x3 depthwise layers, a global average pool) and micro_speech (one

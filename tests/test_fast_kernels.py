@@ -38,6 +38,7 @@ def test_table_requantization_equals_tflm_arithmetic(log_scale, offset, lo, widt
     assert np.array_equal(rqtable.apply(table, acc), rqtable.outputs(acc, m, shift, offset, lo, hi))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernels", ["dense", "sparse"])
 @budget(12)  # each example builds firmware and runs it on the virtual Pico
 @given(g=conv_fc_graph(), staged=st.booleans(), tables=st.booleans(), generated=st.booleans(),

@@ -51,12 +51,14 @@ def test_edges(lib):
             assert lib.srdhm_fast(a, b) == int(saturating_rounding_doubling_high_mul(np.array(a), np.array(b)))
 
 
+@pytest.mark.slow
 @budget(3000)  # a host C call per example: cheap, and the int32 domain is wide
 @given(a=int32, b=int32)
 def test_srdhm_fast_matches_tflm(lib, a, b):
     assert lib.srdhm_fast(a, b) == int(saturating_rounding_doubling_high_mul(np.array(a), np.array(b)))
 
 
+@pytest.mark.slow
 @budget(3000)  # a host C call per example: cheap, and the int32 domain is wide
 @given(x=int32, m=st.integers(2**30, 2**31 - 1), s=st.integers(-31, 30))
 def test_requantize_matches_numpy(lib, x, m, s):
@@ -78,6 +80,7 @@ def test_one_over_one_plus_x_matches_numpy(lib, a):
     assert lib.recip(a) == int(one_over_one_plus_x_for_x_in_0_1(np.array(a)))
 
 
+@pytest.mark.slow
 @budget(1000)  # a host C call per example: cheap
 @given(a=int32)
 def test_logistic_matches_numpy(lib, a):

@@ -58,6 +58,7 @@ def test_random_float_graphs_bit_exact_with_tflm(case, seed):
     assert _bits_equal(run(g, x), tflm_run(export_tflite(g), x))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernels", FLOAT_KERNEL_SETS)
 @budget(5)  # each example builds soft-float firmware and runs it on the virtual Pico, per set
 @given(case=random_float_graph(), seed=st.integers(0, 1000))
@@ -84,6 +85,7 @@ def test_float_sums_follow_tflms_order():
     assert np.float32(x[0, 0] + x[0, 2]) + np.float32(x[0, 1] + x[0, 3]) == 2.0
 
 
+@pytest.mark.slow
 def test_a_final_softmax_is_exact_up_to_newlibs_expf_and_the_check_can_fail():
     """newlib's expf (the Pico) rounds some arguments one bit apart from the host's (TFLM's), and the sum
     and divisions carry that into the outputs. Everything else of the softmax is checked bit for bit:
@@ -129,6 +131,7 @@ def paper_float_4x():
     return float32_graph(net, softmax=True)
 
 
+@pytest.mark.slow
 def test_float_paper_network_exports_and_equals_tflm_on_1000_test_images(paper_float_4x, test_small):
     g = paper_float_4x
     data = export_tflite(g)
@@ -139,6 +142,7 @@ def test_float_paper_network_exports_and_equals_tflm_on_1000_test_images(paper_f
     assert _bits_equal(run(again, x), tflm_run(data, x))
 
 
+@pytest.mark.slow
 def test_float_paper_network_on_the_virtual_pico_and_what_skipping_saves(paper_float_4x, test_small):
     g = paper_float_4x
     x = quantize_images(g, test_small.images[:1])

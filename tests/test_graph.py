@@ -100,6 +100,7 @@ def test_random_adds_bit_exact_with_tflm(case):
     assert np.array_equal(run(g, x), tflm_run(export_tflite(g), x, arena_size=BIG_ARENA))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernels", KERNEL_SETS)
 @budget(3)  # each example builds firmware and runs it on the virtual Pico, per kernel set
 @given(case=random_add())
@@ -108,6 +109,7 @@ def test_random_adds_bit_exact_on_the_virtual_pico(kernels, case):
     assert np.array_equal(flat(run_on_rp2040(g, x, kernels=kernels).outputs), flat(run(g, x)))
 
 
+@pytest.mark.slow
 def test_constructed_ties_on_the_virtual_pico():
     """Every constructed tie on both C kernels (the stock one of the baselines, the table-driven one of
     ours), on 64 x 64 operand pairs that include all odd and even values near zero and the int8
@@ -151,6 +153,7 @@ def test_add_tables_equal_the_arithmetic_on_every_operand_pair(name):
             assert np.array_equal(fast, exact), (za, zb, zo, act)
 
 
+@pytest.mark.slow
 def test_the_fast_add_without_a_threshold_table_rounds_by_arithmetic(monkeypatch):
     """When no threshold table fits, pp_add_dense rounds the sum with TFLM's arithmetic: forced here,
     on the ties of a half output step."""
@@ -212,6 +215,7 @@ def test_residual_graph_round_trips_and_matches_tflm():
     assert np.array_equal(run(g, x), tflm_run(data, x))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernels", KERNEL_SETS)
 def test_residual_graph_bit_exact_on_the_virtual_pico(kernels):
     g = residual_graph()
@@ -219,6 +223,7 @@ def test_residual_graph_bit_exact_on_the_virtual_pico(kernels):
     assert np.array_equal(flat(run_on_rp2040(g, x, kernels=kernels).outputs), flat(tflm_run(export_tflite(g), x)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("kernels", "generated"), [("dense", True), ("sparse", True), ("sparse", False),
                                                     ("auto", True)])
 def test_layers_left_in_flash_are_fetched_once_not_per_pixel(kernels, generated, monkeypatch):
@@ -283,6 +288,7 @@ def skip_over_three_convs() -> Graph:
     return Graph(s, layers, "skip", reads=[(0,), (1,), (2,), (3,), (1, 4)])
 
 
+@pytest.mark.slow
 def test_a_tensor_read_later_is_never_overwritten():
     g = skip_over_three_convs()
     offsets, arena = plan_arena(g)
@@ -323,6 +329,7 @@ def test_random_dags_plan_safely_and_match_tflm(g):
     assert np.array_equal(run(g, x), tflm_run(export_tflite(g), x, arena_size=BIG_ARENA))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernels", ["tflm-ref", "auto"])
 @budget(4)  # each example builds firmware and runs it on the virtual Pico, per kernel set
 @given(g=random_dag())
@@ -360,6 +367,7 @@ def resnet8():
     return data, import_tflite(data, name="resnet8")
 
 
+@pytest.mark.slow
 def test_resnet8_imports_as_a_dag_and_matches_tflm(resnet8):
     data, g = resnet8
     assert [la.op for la in g.layers].count("ADD") == 3 and g.layers[-1].op == "SOFTMAX"
@@ -368,6 +376,7 @@ def test_resnet8_imports_as_a_dag_and_matches_tflm(resnet8):
     assert np.array_equal(run(g, x), tflm_run(data, x))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernels", ["tflm-ref", "auto"])
 def test_resnet8_bit_exact_on_the_virtual_pico(resnet8, kernels):
     data, g = resnet8
@@ -375,6 +384,7 @@ def test_resnet8_bit_exact_on_the_virtual_pico(resnet8, kernels):
     assert np.array_equal(flat(run_on_rp2040(g, x, kernels=kernels).outputs), flat(tflm_run(data, x)))
 
 
+@pytest.mark.slow
 def test_inspect_shows_add_on_the_stock_kernel_of_the_baselines_and_ours(resnet8, tmp_path, capsys):
     path = tmp_path / "resnet8.tflite"
     path.write_bytes(resnet8[0])

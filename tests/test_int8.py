@@ -14,6 +14,7 @@ from powerprune.tflite import export_tflite
 from .strategies import budget, random_graph
 
 
+@pytest.mark.slow
 def test_lenet_bit_exact_with_tflm_on_1000_images(lenet_graphs, test_small):
     x = quantize_images(lenet_graphs["dense"], test_small.images)
     for name, g in lenet_graphs.items():
@@ -23,6 +24,7 @@ def test_lenet_bit_exact_with_tflm_on_1000_images(lenet_graphs, test_small):
         assert np.array_equal(ours, theirs), f"{name}: {(ours != theirs).sum()} mismatching bytes"
 
 
+@pytest.mark.slow
 def test_pruned_zeros_survive_quantization(lenet_graphs):
     g = lenet_graphs["magnitude-16"]
     t = g.totals()
@@ -30,6 +32,7 @@ def test_pruned_zeros_survive_quantization(lenet_graphs):
     assert lenet_graphs["apoz-4"].totals()["params"] < lenet_graphs["dense"].totals()["params"] / 3.9
 
 
+@pytest.mark.slow
 def test_int8_accuracy_close_to_float(trained, train_small, test_small):
     from powerprune.train import accuracy
 

@@ -4,12 +4,15 @@ file has had (LeNet's old layer names, SeqNet specs)."""
 from dataclasses import asdict
 
 import numpy as np
+import pytest
 import torch
 
 from powerprune.model import LeNetArch, load_model, save_model
 from powerprune.prune import prune
 from powerprune.seqnet import SeqNet
 from powerprune.train import Recipe
+
+pytestmark = pytest.mark.slow  # every test saves a trained or pruned model
 
 
 def test_old_lenet5_model_files_still_load(tmp_path, trained):

@@ -79,6 +79,7 @@ def test_paper_recipe_is_rmsprop_with_keras_defaults_and_adam_stays_the_default(
         Recipe(optimizer="sgd")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["magnitude", "apoz"])
 def test_paper_methods_prune_the_paper_cnn_4x_and_its_int8_equals_tflm(trained_paper, train_small, test_small,
                                                                       quick_finetune, method):
@@ -91,6 +92,7 @@ def test_paper_methods_prune_the_paper_cnn_4x_and_its_int8_equals_tflm(trained_p
     assert np.array_equal(ours, tflm_run(export_tflite(graph), x).reshape(100, -1))
 
 
+@pytest.mark.slow
 def test_train_arch_paper_gives_the_papers_network_with_its_recipe(tmp_path, capsys):
     assert main(["train", "--arch", "paper", "--out", str(tmp_path / "p.pt"), "--epochs", "1", *SMALL]) == 0
     model, info = load_model(tmp_path / "p.pt")

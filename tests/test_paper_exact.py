@@ -45,6 +45,7 @@ def _paper_row(method: str, rate: float, kernels: str, cycles: float, acc: float
                accuracy_delta_pp=0.0)
 
 
+@pytest.mark.slow
 def test_a_paper_run_reports_the_measured_table_and_ratios_beside_ours(tmp_path):
     board = load_board("pico")
     rows = [_paper_row("dense", 1.0, "tflm-ref", 150e6, 0.90), _paper_row("dense", 1.0, ADAPTED_KERNELS, 152e6, 0.90),

@@ -21,6 +21,7 @@ def test_dense_lenet_has_the_papers_size():
     assert s.params == 61706 and s.macs == 416520
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rate", RATES)
 def test_magnitude_hits_every_rate_and_zeros_stay_zero(trained, train_small, quick_finetune, rate):
     res = prune(trained, "magnitude", rate, train_small, finetune=quick_finetune, progress=False)
@@ -32,6 +33,7 @@ def test_magnitude_hits_every_rate_and_zeros_stay_zero(trained, train_small, qui
         assert int(mask.sum()) >= 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rate", RATES)
 def test_apoz_hits_every_rate_with_a_smaller_network(trained, train_small, quick_finetune, rate):
     res = prune(trained, "apoz", rate, train_small, finetune=quick_finetune, progress=False)
@@ -44,6 +46,7 @@ def test_apoz_hits_every_rate_with_a_smaller_network(trained, train_small, quick
     assert out.shape == (3, 10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rate", [4, 64])
 def test_oneshot_magnitude_reaches_the_rate(trained, train_small, test_small, quick_finetune, rate):
     res = prune(trained, "magnitude", rate, train_small, test_small.take(200), finetune=quick_finetune,
@@ -52,12 +55,14 @@ def test_oneshot_magnitude_reaches_the_rate(trained, train_small, test_small, qu
     assert res.accuracy_before_finetune is not None  # one-shot can be evaluated before fine-tuning
 
 
+@pytest.mark.slow
 def test_layer_scope_gives_every_layer_the_same_density(trained, train_small, quick_finetune):
     res = prune(trained, "magnitude", 4, train_small, finetune=quick_finetune, scope="layer", progress=False)
     dens = [float(m.mean()) for m in res.model.masks.values()]
     assert max(dens) - min(dens) < 0.02
 
 
+@pytest.mark.slow
 def test_bad_requests_are_refused(trained, train_small):
     with pytest.raises(PruneError, match=">= 1"):
         prune(trained, "magnitude", 0.5, train_small)
@@ -111,6 +116,7 @@ def test_polynomial_schedule_is_monotone_and_ends_at_target():
     assert s.due(100) and s.due(10) and not s.due(11)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rate", [4, 16])
 def test_hybrid_removes_channels_then_adds_sparsity(trained, train_small, quick_finetune, rate):
     res = prune(trained, "hybrid", rate, train_small, finetune=quick_finetune, progress=False)
@@ -122,6 +128,7 @@ def test_hybrid_removes_channels_then_adds_sparsity(trained, train_small, quick_
         assert torch.all(getattr(m, name).weight[mask == 0] == 0)
 
 
+@pytest.mark.slow
 def test_energy_method_is_cheaper_than_magnitude_at_the_same_compression(trained, train_small, quick_finetune):
     energy = prune(trained, "energy", 4, train_small, finetune=quick_finetune, cycles=auto_cycles, progress=False)
     magnitude = prune(trained, "magnitude", 4, train_small, finetune=quick_finetune, progress=False)
@@ -134,6 +141,7 @@ def test_energy_method_is_cheaper_than_magnitude_at_the_same_compression(trained
         assert torch.all(getattr(energy.model, name).weight[mask == 0] == 0)
 
 
+@pytest.mark.slow
 def test_energy_budget_and_accuracy_budget(trained, train_small, quick_finetune):
     start = sum(model_cycles(trained, auto_cycles).values())
     res = prune(trained, "energy", None, train_small, finetune=quick_finetune, energy_budget=0.4, cycles=auto_cycles,
@@ -153,6 +161,7 @@ def test_energy_budget_and_accuracy_budget(trained, train_small, quick_finetune)
         prune(trained, "magnitude", None, train_small)
 
 
+@pytest.mark.slow
 def test_structured_pruning_needs_a_relu_to_read(digits):
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
     with pytest.raises(PruneError, match="no layer whose channels"):

@@ -35,6 +35,7 @@ def _records(run_dir):
     return {p.name: p.stat().st_mtime_ns for p in (run_dir / "cache").glob("*.json")}
 
 
+@pytest.mark.slow
 def test_tiny_sweep_writes_everything_and_resumes_without_recomputing(tmp_path, capsys):
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(TINY)
@@ -62,6 +63,7 @@ def test_tiny_sweep_writes_everything_and_resumes_without_recomputing(tmp_path, 
     assert time.time() - t < 30
 
 
+@pytest.mark.slow
 def test_kill_9_loses_nothing(tmp_path):
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(TINY.replace("jobs = 2", "jobs = 1"))
@@ -103,6 +105,7 @@ def test_energy_and_calibration(tmp_path, monkeypatch):
     assert load_board("rp2040-core").supply_voltage_v == pytest.approx(1.1)
 
 
+@pytest.mark.slow
 def test_ray_backend_gives_the_same_results_and_cache_as_local_processes(tmp_path, capsys):
     pytest.importorskip("ray")
     cfg = tmp_path / "tiny.toml"
@@ -119,6 +122,7 @@ def test_ray_backend_gives_the_same_results_and_cache_as_local_processes(tmp_pat
     assert "--backend ray" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_run_workers_die_with_their_parent(tmp_path):
     """Killing only the main process of `run` must not leave its pool workers behind."""

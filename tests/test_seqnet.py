@@ -19,6 +19,7 @@ from powerprune.tflite import export_tflite
 from powerprune.train import Recipe, accuracy
 
 
+@pytest.mark.slow
 def test_own_model_converts_trains_prunes_and_stays_bit_exact_with_tflm(digits, digits_model):
     train, test = digits
     net = from_torch(digits_model, (1, 8, 8))

@@ -9,6 +9,8 @@ from powerprune.quantize import quantize_images
 from powerprune.reference import run
 from powerprune.tflite import TFLiteError, export_tflite, import_tflite
 
+pytestmark = pytest.mark.slow  # both read LeNet graphs that were trained, pruned and fine-tuned
+
 
 def test_import_roundtrip_is_identical(lenet_graphs, test_small):
     g = lenet_graphs["apoz-4"]

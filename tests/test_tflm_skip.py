@@ -4,6 +4,7 @@ weighted layers, the stock kernels for the rest, bit-exact with TFLM, and what s
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -53,6 +54,7 @@ def test_tflm_skip_gives_weighted_layers_the_skipping_loops_and_pools_the_stock_
     assert ADAPTED_KERNELS in KERNEL_SETS and ADAPTED_KERNELS not in SweepConfig().kernels  # default run as before
 
 
+@pytest.mark.slow
 @budget(8)  # each example builds firmware and runs it on the virtual Pico
 @given(g=random_graph(), seed=st.integers(0, 1000))
 def test_tflm_skip_int8_is_bit_exact_with_tflm(g, seed):
@@ -62,6 +64,7 @@ def test_tflm_skip_int8_is_bit_exact_with_tflm(g, seed):
     assert np.array_equal(got, tflm_run(export_tflite(g), x).reshape(2, -1))
 
 
+@pytest.mark.slow
 def test_tflm_skip_int8_saves_little_and_costs_on_dense_layers():
     """In int8 the M0+ multiplies in one cycle, so skipping a zero weight saves an input load and a
     multiply-accumulate but costs a compare and branch on every weight, and the stock loops spend most

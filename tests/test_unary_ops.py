@@ -107,6 +107,7 @@ def test_softmax_of_the_real_models_shape_with_every_difference():
     assert len(np.unique(out[:, 1])) > 30
 
 
+@pytest.mark.slow
 def test_softmax_row_where_tflm_aborts_is_refused_not_guessed(tmp_path):
     """600 equal values: TFLM's int8 softmax fails a TFLITE_CHECK (the process aborts); the host
     reference raises instead of inventing an output."""
@@ -250,6 +251,7 @@ def int8_chain() -> Graph:
                        Softmax(1.0, TensorInfo((8,), *SOFTMAX_OUT))], name="int8_chain")
 
 
+@pytest.mark.slow
 def test_chains_of_every_op_are_bit_exact_on_every_kernel_set():
     rng = np.random.default_rng(11)
     f = float_chain()
@@ -265,6 +267,7 @@ def test_chains_of_every_op_are_bit_exact_on_every_kernel_set():
             assert np.array_equal(pico, ours), f"{graph.name} on {kernels}: {(pico != ours).sum()} values differ"
 
 
+@pytest.mark.slow
 def test_the_largest_softmax_shift_on_the_pico():
     """511 equal values (rounding shift 31) and two-level rows; the stock kernel is the same C on every
     set, so one set runs it."""
@@ -357,6 +360,7 @@ def test_ir_keeps_float_at_the_boundary_and_checks_tflm_constraints():
 
 # --- command line -----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cli_runs_a_float_model_and_inspect_names_the_stock_kernel(tmp_path, capsys):
     from powerprune.cli import main
 
@@ -383,6 +387,7 @@ def test_cli_runs_a_float_model_and_inspect_names_the_stock_kernel(tmp_path, cap
     assert "takes float32 inputs" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_float_model_over_the_serial_protocol_of_a_virtual_board(tmp_path, capsys):
     """deploy + measure: float32 rows go out as 4 bytes per value, float32 outputs come back and match
     the host reference bit for bit."""
