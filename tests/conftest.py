@@ -43,7 +43,14 @@ os.environ.setdefault("POWERPRUNE_AUTO_PLAN", "predicted")
 _UNTIMED = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
 settings.register_profile("ci", max_examples=100, derandomize=True, database=None, print_blob=True, **_UNTIMED)
 settings.register_profile("dev", max_examples=10, **_UNTIMED)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Load the profile before any test module (and its settings) is imported."""
+    profile = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+    if profile not in ("ci", "dev"):
+        raise pytest.UsageError(f"HYPOTHESIS_PROFILE={profile!r}: the profiles are 'ci' (the default) and 'dev'")
+    settings.load_profile(profile)
 
 
 @pytest.fixture(scope="session")
