@@ -42,7 +42,6 @@ def flat(a: np.ndarray) -> np.ndarray:
 
 # --- ADD against TFLM: its operands set exactly, at any quantization ----------------------------------
 
-
 def operands(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """One input row whose ADD operands are the int8 arrays ``u`` and ``v`` (H, W, C)."""
     return np.concatenate([u, v], axis=-1).astype(np.int8)[None]
