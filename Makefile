@@ -5,7 +5,7 @@ RUNS ?= runs
 PIP_STAMP := .setup-pip.stamp
 RUNNER := powerprune/mcu/runner
 
-.PHONY: setup test run lint bench clean
+.PHONY: setup test test-fast run lint bench clean
 
 setup: check-install
 	@$(MAKE) -s --no-print-directory apt-deps
@@ -43,6 +43,11 @@ $(RUNNER)/node_modules/.package-lock.json: $(RUNNER)/package-lock.json
 
 test: setup
 	$(PY) -m pytest -q
+
+# The edit-test loop, under a minute: every test but the slow ones (training, the virtual Pico, firmware
+# builds, anything over a second). HYPOTHESIS_PROFILE=dev draws a tenth of the examples.
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
 
 lint: setup
 	ruff check powerprune tests bench

@@ -32,6 +32,7 @@ def own_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("POWERPRUNE_CACHE", str(tmp_path))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["hello_world_int8", "ad01_int8", "micro_speech_quantized"])
 def test_auto_costs_no_more_than_dense_or_sparse_on_real_models(name):
     g = real(name)
@@ -44,6 +45,7 @@ def test_auto_costs_no_more_than_dense_or_sparse_on_real_models(name):
     assert cycles["auto"] <= min(cycles["dense"], cycles["sparse"])
 
 
+@pytest.mark.slow
 def test_auto_beats_its_own_cost_model_where_the_model_is_wrong(own_cache):
     """hello_world: the fitted model predicts sparse for two of its three tiny FC layers; measured,
     dense wins (the model's per-layer constants were fitted on LeNet-sized layers)."""
@@ -57,6 +59,7 @@ def test_auto_beats_its_own_cost_model_where_the_model_is_wrong(own_cache):
     assert plan.cycles[plan.chosen] < as_predicted
 
 
+@pytest.mark.slow
 def test_auto_on_kws_runs_the_cheapest_candidate_it_measured(own_cache):
     g = real("kws_ref_model")
     plan = tuned_plan(g)
@@ -66,6 +69,7 @@ def test_auto_on_kws_runs_the_cheapest_candidate_it_measured(own_cache):
     assert sum(run.cycles) == plan.cycles[plan.chosen]  # profiling auto runs exactly the measured plan
 
 
+@pytest.mark.slow
 def test_the_measured_candidates_are_the_dense_and_sparse_sets_themselves(own_cache):
     g = real("hello_world_int8")
     plan = tuned_plan(g)
@@ -74,6 +78,7 @@ def test_the_measured_candidates_are_the_dense_and_sparse_sets_themselves(own_ca
         assert plan.cycles[k] == sum(profile(g, x, k).cycles)
 
 
+@pytest.mark.slow
 def test_plans_are_measured_once_then_read_from_the_cache(own_cache, monkeypatch):
     g = real("hello_world_int8")
     assert cached_plan(g) is None  # what inspect asks: nothing measured yet, so nothing is

@@ -8,6 +8,11 @@ import pytest
 from powerprune.cli import main
 from powerprune.model import save_model
 
+from .paths import DIGITS
+from .paths import DIGITS_EXAMPLE as EXAMPLE
+
+pytestmark = pytest.mark.slow  # every test trains or prunes a model, or runs the virtual Pico
+
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory, trained):
@@ -62,3 +67,26 @@ def test_bad_input_is_one_clear_line_and_nothing_is_overwritten(tmp_path, base, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert out.read_bytes() == b"precious"
+
+
+def test_cli_with_own_model_and_data_down_to_the_virtual_pico(tmp_path, capsys):
+    data = ["--data", str(DIGITS)]
+    m, p, t = tmp_path / "d.pt", tmp_path / "d4.pt", tmp_path / "d4.tflite"
+    assert main(["train", "--model-def", f"{EXAMPLE / 'model.py'}:make_model", *data, "--epochs", "3",
+                 "--out", str(m)]) == 0
+    assert main(["prune", str(m), "--method", "energy", "--energy-budget", "0.6", *data,
+                 "--finetune-epochs", "1", "--out", str(p)]) == 0
+    assert main(["export", str(p), *data, "--out", str(t)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(p), *data, "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["method"] == "energy" and ev["compression"] > 1
+    assert len(ev["widths"]) == 4 and ev["widths"][0] == ev["widths"][1] <= 16  # depthwise follows conv0
+    assert main(["inspect", str(t), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["input"] == [8, 8, 1]
+    assert main(["profile", str(t), "--kernels", "auto", "--images", "1", *data, "--json"]) == 0
+    prof = json.loads(capsys.readouterr().out)["kernels"]["auto"]
+    assert prof["bit_exact"] and prof["cycles_mean"] > 0
+    bad = tmp_path / "x.pt"
+    assert main(["prune", str(m), "--method", "apoz", "--compression", "100000", *data, "--out", str(bad)]) == 2
+    assert "cannot reach compression" in capsys.readouterr().err and not bad.exists()

@@ -6,7 +6,7 @@ channels, the 1x1 matrix-product path, odd pixel and channel counts)."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from powerprune.fixedpoint import multiply_by_quantized_multiplier
@@ -17,8 +17,7 @@ from powerprune.mcu.profile import run_on_rp2040
 from powerprune.reference import run
 
 from .host_c import int32_library
-
-int32 = st.integers(-(2**31), 2**31 - 1)
+from .strategies import budget, int32
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +44,16 @@ def test_requantize_edges_equal_tflm(requant):
                 assert requant(x, m, s) == tflm(x, m, s), (x, m, s)
 
 
-@settings(max_examples=4000, deadline=None)
+@pytest.mark.slow
+@budget(4000)  # a host C call per example: cheap, and the int32 domain is wide
 @given(x=int32, m=st.integers(2**30, 2**31 - 1), s=st.integers(-31, 30))
 def test_requantize_equals_tflm(requant, x, m, s):
     """CMSIS-NN's floor-after-nudge equals TFLM's sign-dependent nudge for every TFLM multiplier."""
     assert requant(x, m, s) == tflm(x, m, s)
 
 
-@settings(max_examples=2000, deadline=None)
+@pytest.mark.slow
+@budget(2000)  # a host C call per example; exact ties are rare even with the low bits cleared
 @given(x=int32, m=st.integers(2**30, 2**31 - 1), s=st.integers(-31, 0))
 def test_requantize_exact_half_ties_equal_tflm(requant, x, m, s):
     """Products that land exactly half-way: the 64-bit product's low 31 bits are 2^30 (or x*m+-2^30)."""
@@ -110,6 +111,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,layer_fn,shape", CASES, ids=[c[0] for c in CASES])
 def test_cmsis_nn_paths_bit_exact_on_the_virtual_pico(name, layer_fn, shape):
     g, rng = _layer_graph(layer_fn, *shape, seed=len(name))

@@ -4,7 +4,7 @@ import struct
 import numpy as np
 import pytest
 
-from powerprune.data import DatasetError, from_arrays, load_fashion_mnist
+from powerprune.data import DatasetError, from_arrays, load_fashion_mnist, load_npz
 
 
 def test_real_files_have_expected_shapes_and_labels():
@@ -52,3 +52,18 @@ def test_user_arrays():
         from_arrays(np.zeros((5, 28, 28), np.uint8), np.arange(4))
     with pytest.raises(DatasetError):
         from_arrays(np.full((2, 28, 28), 3.0), np.arange(2))
+
+
+def test_the_shipped_digits_fixture_is_a_real_second_dataset(digits):
+    train, test = digits
+    assert train.images.shape == (1437, 8, 8, 1) and test.images.shape == (360, 8, 8, 1)
+    assert set(np.unique(train.labels)) == set(range(10)) and train.images.max() == 255
+
+
+def test_bad_dataset_files(tmp_path):
+    np.savez(tmp_path / "x.npz", a=np.zeros(3))
+    with pytest.raises(DatasetError, match="x_train, y_train"):
+        load_npz(tmp_path / "x.npz")
+    (tmp_path / "y.npz").write_bytes(b"junk")
+    with pytest.raises(DatasetError, match="not a readable"):
+        load_npz(tmp_path / "y.npz")

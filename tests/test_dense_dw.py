@@ -9,64 +9,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from powerprune.ir import Activation, DepthwiseConv2D, Graph, Pool2D, TensorInfo
-from powerprune.ir import output_size as out_size
+from powerprune.ir import Activation, DepthwiseConv2D, Pool2D, TensorInfo
 from powerprune.mcu import codegen
 from powerprune.mcu.profile import run_on_rp2040
 from powerprune.oracle import tflm_run
 from powerprune.reference import run
 from powerprune.tflite import load_tflite
 
+from .strategies import budget, depthwise_pool_graph
 from .test_fast_kernels import pico_outputs_on_paths
 
 FIXTURES = Path(__file__).parent / "fixtures" / "real_models"
 
 
-@st.composite
-def depthwise_pool_graph(draw):
-    """A depthwise convolution, then (usually) an average pool, with shapes drawn to reach every path."""
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    c = draw(st.sampled_from([1, 2, 3, 4, 5, 7, 8, 13]))
-    dm = draw(st.sampled_from([1, 1, 2, 3, 5, 8]))
-    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
-    padding = draw(st.sampled_from(["SAME", "VALID"]))
-    least = (kh, kw) if padding == "VALID" else (1, 1)
-    h, w = draw(st.integers(least[0], 8)), draw(st.integers(least[1], 9))
-    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    oh, _ = out_size(h, kh, stride[0], padding)
-    ow, _ = out_size(w, kw, stride[1], padding)
-    oc = c * dm
-    steep = draw(st.booleans())  # effective scales near or above 1: no table, arithmetic requantization
-
-    def info(shape):
-        return TensorInfo(shape, float(np.float32(10 ** rng.uniform(-2.5, -0.5))), int(rng.integers(-128, 128)))
-
-    q = rng.choice(np.array([-128, -127, -64, -1, 1, 2, 64, 127], np.int8), size=(1, kh, kw, oc))
-    weights = np.where(rng.random(q.shape) < 0.5, rng.integers(-128, 128, size=q.shape), q).astype(np.int8)
-    weights = (weights * (rng.random(q.shape) < draw(st.sampled_from([1.0, 0.5])))).astype(np.int8)
-    scales = (10.0 ** rng.uniform(*((-1.5, 1.5) if steep else (-4, -1.5)), size=oc)).astype(np.float32)
-    inp, out = info((h, w, c)), info((oh, ow, oc))
-    act = Activation.for_output(draw(st.sampled_from(["NONE", "RELU", "RELU6"])), out)
-    layers = [DepthwiseConv2D(weights, rng.integers(-(2**15), 2**15, size=oc).astype(np.int32), scales, stride,
-                              padding, act, out)]
-    if draw(st.integers(0, 3)):
-        ph, pw = draw(st.integers(1, oh)), draw(st.integers(1, ow))
-        pstride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-        ppad = draw(st.sampled_from(["SAME", "VALID"]))
-        if draw(st.booleans()):  # a global pool, as DS-CNN ends
-            (ph, pw), pstride, ppad = (oh, ow), (1, 1), "VALID"
-        pout = TensorInfo((out_size(oh, ph, pstride[0], ppad)[0], out_size(ow, pw, pstride[1], ppad)[0], oc),
-                          out.scale, out.zero_point)
-        pact = Activation.for_output(draw(st.sampled_from(["NONE", "RELU", "RELU6"])), pout)
-        layers.append(Pool2D("AVERAGE", (ph, pw), pstride, ppad, pact, pout))
-    return Graph(inp, layers)
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize("kernels", ["dense", "sparse", "auto"])
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@budget(10)  # each example builds firmware and runs it on the virtual Pico
 @given(g=depthwise_pool_graph(), staged=st.booleans(), tables=st.booleans(), seed=st.integers(0, 1000))
 def test_depthwise_and_avgpool_bit_exact_on_the_virtual_pico(kernels, g, staged, tables, seed):
     """Both requantizations, stream in SRAM or read from flash: the virtual Pico's outputs equal the
@@ -134,6 +95,7 @@ def test_depthwise_falls_back_only_past_the_accumulator_bound():
     assert codegen.choose_kernel(dw(2**30), inp, "dense") == "tflmref"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["kws_ref_model", "micro_speech_quantized"])
 def test_keyword_spotters_on_dense_match_tflm(name):
     """MLPerf Tiny's DS-CNN (four 3x3 depthwise layers, a global average pool) and micro_speech (one

@@ -42,6 +42,7 @@ def deployed(tmp_path_factory, trained, train_small):
     return d, graph, res
 
 
+@pytest.mark.slow
 def test_deploy_writes_a_ram_uf2_and_pico_sdk_sources(deployed):
     d, _, res = deployed
     blocks = read_uf2((d / "out" / "firmware.uf2").read_bytes())
@@ -52,6 +53,7 @@ def test_deploy_writes_a_ram_uf2_and_pico_sdk_sources(deployed):
     assert (src / "device_main.c").exists() and (src / "model.h").exists()
 
 
+@pytest.mark.slow
 def test_measure_end_to_end_on_the_virtual_board(deployed, capsys):
     d, _, _ = deployed
     with VirtualBoard(d / "out" / "firmware.uf2") as board:
@@ -68,6 +70,7 @@ def test_measure_end_to_end_on_the_virtual_board(deployed, capsys):
     assert abs(np.mean(markers) - report["cycles_mean"]) < 100
 
 
+@pytest.mark.slow
 def test_corrupt_frames_get_error_replies_and_never_hang(deployed):
     d, graph, _ = deployed
     with VirtualBoard(d / "out" / "firmware.uf2") as board, serial.Serial(board.port, 115200, timeout=0.2) as port:

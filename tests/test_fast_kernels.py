@@ -7,18 +7,19 @@ Everything is compared bit for bit with the host reference, which test_int8 hold
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from powerprune.fixedpoint import quantize_multiplier
-from powerprune.ir import Activation, Conv2D, FullyConnected, Graph, Reshape, TensorInfo
-from powerprune.ir import output_size as out_size
+from powerprune.ir import Activation, Conv2D, Graph, TensorInfo
 from powerprune.mcu import codegen, rqtable
 from powerprune.mcu.profile import run_on_rp2040
 from powerprune.reference import run
 
+from .strategies import budget, conv_fc_graph
 
-@settings(max_examples=300, deadline=None)
+
+@budget(300)  # numpy only, cheap; the table edges are many
 @given(log_scale=st.floats(-7, 0.7), offset=st.integers(-128, 127), lo=st.integers(-128, 127),
        width=st.integers(0, 255), bound_bits=st.integers(4, 29), seed=st.integers(0, 2**32 - 1))
 def test_table_requantization_equals_tflm_arithmetic(log_scale, offset, lo, width, bound_bits, seed):
@@ -37,52 +38,9 @@ def test_table_requantization_equals_tflm_arithmetic(log_scale, offset, lo, widt
     assert np.array_equal(rqtable.apply(table, acc), rqtable.outputs(acc, m, shift, offset, lo, hi))
 
 
-@st.composite
-def conv_fc_graph(draw):
-    """A convolution, a reshape and a fully connected layer with shapes drawn to reach every path."""
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    c = draw(st.sampled_from([1, 2, 3, 6, 7]))
-    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
-    padding = draw(st.sampled_from(["SAME", "VALID"]))
-    h, w = draw(st.integers(kh, 9)), draw(st.integers(kw, 12))
-    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    oh, _ = out_size(h, kh, stride[0], padding)
-    ow, _ = out_size(w, kw, stride[1], padding)
-    oc = draw(st.sampled_from([1, 2, 4, 5, 6, 7, 11, 13, 16, 23, 35]))
-    density = draw(st.sampled_from([1.0, 0.5, 0.1, 0.0]))
-    steep = draw(st.booleans())  # effective scales near or above 1: no table, arithmetic requantization
-
-    def weights(shape):
-        q = rng.choice(np.array([-128, -127, -64, -1, 1, 2, 64, 127], np.int8), size=shape)
-        q = np.where(rng.random(shape) < 0.5, rng.integers(-128, 128, size=shape), q).astype(np.int8)
-        return (q * (rng.random(shape) < density)).astype(np.int8)
-
-    def wscales(n, lo, hi):
-        return (10.0 ** rng.uniform(lo, hi, size=n)).astype(np.float32)
-
-    def info(shape):
-        return TensorInfo(shape, float(np.float32(10 ** rng.uniform(-2.5, -0.5))), int(rng.integers(-128, 128)))
-
-    def act(kind, out):
-        return Activation.for_output(kind, out)
-
-    inp = info((h, w, c))
-    cout = info((oh, ow, oc))
-    conv = Conv2D(weights((oc, kh, kw, c)), rng.integers(-(2**15), 2**15, size=oc).astype(np.int32),
-                  wscales(oc, -1.5, 1.5) if steep else wscales(oc, -4, -1.5), stride, padding,
-                  act(draw(st.sampled_from(["NONE", "RELU", "RELU6"])), cout), cout)
-    flat = TensorInfo((cout.size,), cout.scale, cout.zero_point)
-    units = draw(st.integers(1, 19))
-    fout = info((units,))
-    per_channel = draw(st.booleans())
-    fc_act = act(draw(st.sampled_from(["NONE", "RELU"])), fout)
-    fc = FullyConnected(weights((units, cout.size)), rng.integers(-(2**15), 2**15, size=units).astype(np.int32),
-                        wscales(units if per_channel else 1, -4, -1.5), fc_act, fout)
-    return Graph(inp, [conv, Reshape(flat), fc])
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize("kernels", ["dense", "sparse"])
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@budget(12)  # each example builds firmware and runs it on the virtual Pico
 @given(g=conv_fc_graph(), staged=st.booleans(), tables=st.booleans(), generated=st.booleans(),
        seed=st.integers(0, 1000))
 def test_fast_kernels_bit_exact_on_the_virtual_pico(kernels, g, staged, tables, generated, seed):

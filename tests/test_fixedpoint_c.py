@@ -9,7 +9,7 @@ negative values, 1 / (1 + x), logistic); those are compared over their whole inp
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from powerprune.fixedpoint import (
@@ -23,8 +23,7 @@ from powerprune.fixedpoint import (
 )
 
 from .host_c import int32_library
-
-int32 = st.integers(-(2**31), 2**31 - 1)
+from .strategies import budget, int32
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +51,15 @@ def test_edges(lib):
             assert lib.srdhm_fast(a, b) == int(saturating_rounding_doubling_high_mul(np.array(a), np.array(b)))
 
 
-@settings(max_examples=3000, deadline=None)
+@pytest.mark.slow
+@budget(3000)  # a host C call per example: cheap, and the int32 domain is wide
 @given(a=int32, b=int32)
 def test_srdhm_fast_matches_tflm(lib, a, b):
     assert lib.srdhm_fast(a, b) == int(saturating_rounding_doubling_high_mul(np.array(a), np.array(b)))
 
 
-@settings(max_examples=3000, deadline=None)
+@pytest.mark.slow
+@budget(3000)  # a host C call per example: cheap, and the int32 domain is wide
 @given(x=int32, m=st.integers(2**30, 2**31 - 1), s=st.integers(-31, 30))
 def test_requantize_matches_numpy(lib, x, m, s):
     want = int(multiply_by_quantized_multiplier(np.array(x), np.array(m), np.array(s)))
@@ -66,26 +67,27 @@ def test_requantize_matches_numpy(lib, x, m, s):
     assert lib.requant_fast(x, m, s) == want
 
 
-@settings(max_examples=1000, deadline=None)
+@budget(1000)  # a host C call per example: cheap
 @given(a=st.integers(-(2**31), 0), bits=st.sampled_from([4, 5]))
 def test_exp_on_negative_values_matches_numpy(lib, a, bits):
     """Q5.26 is softmax's input format, Q4.27 logistic's."""
     assert lib.exp_neg(a, bits) == int(exp_on_negative_values(np.array(a), bits))
 
 
-@settings(max_examples=1000, deadline=None)
+@budget(1000)  # a host C call per example: cheap
 @given(a=st.integers(0, 2**31 - 1))
 def test_one_over_one_plus_x_matches_numpy(lib, a):
     assert lib.recip(a) == int(one_over_one_plus_x_for_x_in_0_1(np.array(a)))
 
 
-@settings(max_examples=1000, deadline=None)
+@pytest.mark.slow
+@budget(1000)  # a host C call per example: cheap
 @given(a=int32)
 def test_logistic_matches_numpy(lib, a):
     assert lib.logistic(a, 4) == int(logistic_q(np.array(a), 4))
 
 
-@settings(max_examples=1000, deadline=None)
+@budget(1000)  # a host C call per example: cheap
 @given(a=int32, b=int32)
 def test_small_helpers_match_numpy(lib, a, b):
     assert lib.half_sum(a, b) == int(rounding_half_sum(np.array(a), np.array(b)))

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import serial
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from powerprune.cli import main
@@ -39,6 +39,8 @@ from powerprune.mcu.virtual_board import VirtualBoard
 from powerprune.oracle import tflm_run
 from powerprune.tflite import load_tflite, save_tflite
 
+from .strategies import budget
+
 AD01 = Path(__file__).parent / "fixtures" / "real_models" / "ad01_int8.tflite"
 FLASH = 0x10000000
 LINE_SCK_03H = 8 + 24 + 64  # command, address, one 8-byte cache line, all on one data line
@@ -58,13 +60,14 @@ def test_boot2_crc_is_the_bootroms_crc32():
     assert crc32_rp2040(b"") == 0xFFFFFFFF
 
 
-@settings(max_examples=50, deadline=None)
+@budget(50)  # a pure-Python CRC: the property needs few examples
 @given(data=st.binary(max_size=300))
 def test_crc_residue_is_zero_with_the_crc_appended_big_endian(data):
     """A non-reflected CRC without final XOR divides data + its own CRC (MSB first) exactly."""
     assert crc32_rp2040(data + crc32_rp2040(data).to_bytes(4, "big")) == 0
 
 
+@pytest.mark.slow
 def test_boot2_is_256_bytes_the_bootrom_accepts_and_configures_03h_xip():
     image = assemble(toolchain(), boot2_source())
     assert len(image) == BOOT2_BYTES and crc_ok(image)
@@ -99,6 +102,7 @@ def ad01(tmp_path_factory):
     return out, res
 
 
+@pytest.mark.slow
 def test_ad01_deploys_as_a_flash_image(ad01):
     out, res = ad01
     # the weights do not fit SRAM; what does fit (up to codegen.STAGING_BUDGET) is staged there at boot
@@ -112,6 +116,7 @@ def test_ad01_deploys_as_a_flash_image(ad01):
     assert FLASH <= elf.symbol("pp_model_run") < FLASH + 2 * 1024 * 1024  # code executes in place
 
 
+@pytest.mark.slow
 def test_ad01_flash_image_on_the_virtual_pico_is_bit_exact_with_tflm(ad01):
     out, _ = ad01
     graph = load_tflite(AD01)
@@ -159,6 +164,7 @@ def board_error(tmp_path, blocks, boot2: bytes) -> str:
     raise AssertionError("the virtual Pico kept running")
 
 
+@pytest.mark.slow
 def test_small_model_flash_image_boots_and_answers(small_flash_image, tmp_path):
     graph = fc_graph()
     path = tmp_path / "fw.uf2"
@@ -171,12 +177,14 @@ def test_small_model_flash_image_boots_and_answers(small_flash_image, tmp_path):
             assert np.array_equal(np.frombuffer(call(port, CMD_INFER, row.tobytes())[:-4], np.int8), want)
 
 
+@pytest.mark.slow
 def test_virtual_bootrom_refuses_a_boot2_with_a_bad_crc(small_flash_image, tmp_path):
     bad = bytearray(small_flash_image[0].data)
     bad[20] ^= 1
     assert "boot2 checksum mismatch" in board_error(tmp_path, small_flash_image, bytes(bad))
 
 
+@pytest.mark.slow
 def test_a_boot2_that_leaves_the_ssi_unconfigured_faults_at_the_first_xip_read(small_flash_image, tmp_path):
     """Valid CRC, but the SSI is never re-enabled: the image's first instruction fetch from flash faults,
     as it would hang on a real chip, instead of the emulator reading flash like SRAM."""
@@ -188,6 +196,7 @@ def test_a_boot2_that_leaves_the_ssi_unconfigured_faults_at_the_first_xip_read(s
     assert "SSI disabled" in board_error(tmp_path, small_flash_image, broken)
 
 
+@pytest.mark.slow
 def test_ad01_as_a_ram_image_is_refused_naming_sram_and_the_excess(tmp_path):
     refusal = r"as a ram image: it needs \d+ bytes of SRAM .*, \d+ more than the RP2040's 264 KB SRAM"
     with pytest.raises(FitError, match=refusal) as exc:
@@ -205,6 +214,7 @@ def big_arena_graph() -> Graph:
     return Graph(TensorInfo((100, 100, 1), 0.05, 0), [conv, pool], name="big_arena")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("graph, memory", [(fc_graph(1500, 1500), "flash, .* more than the Pico's 2 MB flash"),
                                            (big_arena_graph(), "SRAM .*, .* more than the RP2040's 264 KB SRAM")],
                          ids=["2.25 MB of weights", "320 KB activation"])

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import given
 
 from powerprune.cli import main
 from powerprune.ir import (
@@ -30,14 +29,11 @@ from powerprune.oracle import tflm_run
 from powerprune.reference import run
 from powerprune.tflite import export_tflite, import_tflite, load_tflite
 
+from .strategies import NO_CLAMP, TIES, add_graph, budget, random_add, random_dag, rows
+
 FIXTURES = Path(__file__).parent / "fixtures" / "real_models"
 RESNET8 = FIXTURES / "pretrainedResnet_quant.tflite"
-NO_CLAMP = Activation("NONE", -128, 127)
 BIG_ARENA = 1 << 20  # TFLM's default arena (10x the model) is too small for weightless models
-
-
-def rows(graph: Graph, n: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(-128, 128, size=(n,) + graph.input.shape, dtype=np.int8)
 
 
 def flat(a: np.ndarray) -> np.ndarray:
@@ -46,48 +42,11 @@ def flat(a: np.ndarray) -> np.ndarray:
 
 # --- ADD against TFLM: its operands set exactly, at any quantization ----------------------------------
 
-def pick(first: int, count: int, channels: int, out: TensorInfo) -> Conv2D:
-    """1x1 conv that copies channels [first, first + count) of a (scale 1, zero point 0) input into
-    ``out`` unchanged: weight 1, weight scale = out scale, so the requantization multiplier is exactly
-    1.0, and bias = -out zero point. The ADD behind it thus sees exactly the int8 values we put into
-    the input, at the quantization ``out`` declares."""
-    w = np.zeros((count, 1, 1, channels), np.int8)
-    w[np.arange(count), 0, 0, first + np.arange(count)] = 1
-    return Conv2D(w, np.full(count, -out.zero_point, np.int32), np.full(count, out.scale, np.float32), (1, 1),
-                  "VALID", NO_CLAMP, out)
-
-
-def add_graph(shape: tuple[int, int, int], a: TensorInfo, b: TensorInfo, out: TensorInfo, act: str) -> Graph:
-    """input (H, W, 2C) -> [a = first C channels, b = last C channels] -> a + b: input channels c and
-    C + c are the ADD's operands at every pixel."""
-    h, w, c = shape
-    inp = TensorInfo((h, w, 2 * c), 1.0, 0)
-    layers = [pick(0, c, 2 * c, a), pick(c, c, 2 * c, b), Add(Activation.for_output(act, out), out)]
-    return Graph(inp, layers, "add", reads=[(0,), (0,), (1, 2)])
-
-
 def operands(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """One input row whose ADD operands are the int8 arrays ``u`` and ``v`` (H, W, C)."""
     return np.concatenate([u, v], axis=-1).astype(np.int8)[None]
 
 
-# Scales (a, b, out) built so that TFLM's roundings hit exact ties (all float32-exact):
-TIES = {
-    # equal power-of-two input scales: the sum lands on half an output step for every odd u + v, and
-    # the output rescale is a rounding doubling high multiply (by 2^30) followed by a rounding shift
-    "equal_scales_half_steps": (2**-4, 2**-4, 2**-3),
-    # b / (2 a) = 2^-2 + 2^-22: b's multiplier is 2^30 + 2^10, so x * 2^20 * m is an odd multiple of
-    # 2^30 for every odd x - a tie in the doubling high multiply - before a rounding shift by 1
-    "input_multiplier_ties": (2**-5, 2**-6 + 2**-26, 2**-5),
-    # the same with the operands swapped and a finer output scale
-    "input_ties_swapped": (2**-6 + 2**-26, 2**-5, 2**-7),
-    # b is 2^-33 of a: its multiplier flushes to zero exactly as TFLM's QuantizeMultiplier does
-    "tiny_ratio_flushes_to_zero": (1.0, 2**-33, 1 / 64),
-    # the smallest output scale TFLM accepts (multiplier just below 1): most sums saturate
-    "largest_output_multiplier": (0.5, 0.25, 0.5 / 2**19 * 1.0001),
-    # scales with nothing special about them
-    "ordinary": (0.0473, 0.1129, 0.0951),
-}
 TIE_ZERO_POINTS = ((0, 0, 0), (3, -5, 1), (-128, 127, -128), (17, 17, -40))
 
 
@@ -133,41 +92,23 @@ def test_add_scales_tflm_would_refuse_are_an_ir_error():
                   TensorInfo((1, 1, 1), 0.5 / 2**19, 0), "NONE")
 
 
-scales = st.floats(min_value=1e-4, max_value=1.0, allow_nan=False).map(lambda s: float(np.float32(s)))
-
-
-@st.composite
-def random_add(draw):
-    """An ADD graph with random shape, scales (sometimes a constructed tie), zero points and fused
-    activation; rows of random operands."""
-    shape = (draw(st.integers(1, 6)), draw(st.integers(1, 6)), draw(st.integers(1, 4)))
-    if draw(st.booleans()):
-        sa, sb, so = (float(np.float32(s)) for s in TIES[draw(st.sampled_from(sorted(TIES)))])
-    else:
-        sa = draw(scales)
-        sb = sa if draw(st.booleans()) else draw(scales)
-        so = draw(scales)
-    za, zb, zo = (draw(st.integers(-128, 127)) for _ in range(3))
-    act = draw(st.sampled_from(["NONE", "RELU", "RELU6"]))
-    g = add_graph(shape, TensorInfo(shape, sa, za), TensorInfo(shape, sb, zb), TensorInfo(shape, so, zo), act)
-    return g, rows(g, 3, draw(st.integers(0, 2**32 - 1)))
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@budget(150)  # the ADD's quantization corners need more than 100
 @given(case=random_add())
 def test_random_adds_bit_exact_with_tflm(case):
     g, x = case
     assert np.array_equal(run(g, x), tflm_run(export_tflite(g), x, arena_size=BIG_ARENA))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernels", KERNEL_SETS)
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@budget(3)  # each example builds firmware and runs it on the virtual Pico, per kernel set
 @given(case=random_add())
 def test_random_adds_bit_exact_on_the_virtual_pico(kernels, case):
     g, x = case
     assert np.array_equal(flat(run_on_rp2040(g, x, kernels=kernels).outputs), flat(run(g, x)))
 
 
+@pytest.mark.slow
 def test_constructed_ties_on_the_virtual_pico():
     """Every constructed tie on both C kernels (the stock one of the baselines, the table-driven one of
     ours), on 64 x 64 operand pairs that include all odd and even values near zero and the int8
@@ -211,6 +152,7 @@ def test_add_tables_equal_the_arithmetic_on_every_operand_pair(name):
             assert np.array_equal(fast, exact), (za, zb, zo, act)
 
 
+@pytest.mark.slow
 def test_the_fast_add_without_a_threshold_table_rounds_by_arithmetic(monkeypatch):
     """When no threshold table fits, pp_add_dense rounds the sum with TFLM's arithmetic: forced here,
     on the ties of a half output step."""
@@ -272,6 +214,7 @@ def test_residual_graph_round_trips_and_matches_tflm():
     assert np.array_equal(run(g, x), tflm_run(data, x))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernels", KERNEL_SETS)
 def test_residual_graph_bit_exact_on_the_virtual_pico(kernels):
     g = residual_graph()
@@ -279,6 +222,7 @@ def test_residual_graph_bit_exact_on_the_virtual_pico(kernels):
     assert np.array_equal(flat(run_on_rp2040(g, x, kernels=kernels).outputs), flat(tflm_run(export_tflite(g), x)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("kernels", "generated"), [("dense", True), ("sparse", True), ("sparse", False),
                                                     ("auto", True)])
 def test_layers_left_in_flash_are_fetched_once_not_per_pixel(kernels, generated, monkeypatch):
@@ -343,6 +287,7 @@ def skip_over_three_convs() -> Graph:
     return Graph(s, layers, "skip", reads=[(0,), (1,), (2,), (3,), (1, 4)])
 
 
+@pytest.mark.slow
 def test_a_tensor_read_later_is_never_overwritten():
     g = skip_over_three_convs()
     offsets, arena = plan_arena(g)
@@ -373,49 +318,7 @@ def test_chains_keep_the_plan_they_had(name):
     assert live_overlaps(g) == []
 
 
-@st.composite
-def random_dag(draw):
-    """Equal-shaped tensors wired at random: 3x3 convs, identity reshapes (views) and ADDs reading
-    any earlier tensors; tensors nobody read are then summed into the output, so every tensor is
-    read (what Graph.validate requires)."""
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    shape = (draw(st.integers(1, 5)), draw(st.integers(1, 5)), draw(st.integers(1, 3)))
-
-    def info() -> TensorInfo:
-        return TensorInfo(shape, float(np.float32(10 ** rng.uniform(-2, -0.5))), int(rng.integers(-128, 128)))
-
-    inp = info()
-    layers, reads = [], []
-    for _ in range(draw(st.integers(1, 8))):
-        kind = draw(st.sampled_from(["conv", "conv", "add", "reshape"]))
-        n = len(layers) + 1  # tensors so far
-        if kind == "conv":
-            c = shape[2]
-            layers.append(Conv2D(rng.integers(-127, 128, (c, 3, 3, c)).astype(np.int8),
-                                 rng.integers(-999, 999, c).astype(np.int32),
-                                 (10.0 ** rng.uniform(-3, -1.5, c)).astype(np.float32), (1, 1), "SAME",
-                                 NO_CLAMP, info()))
-            reads.append((draw(st.integers(0, n - 1)),))
-        elif kind == "add":
-            out = info()
-            layers.append(Add(Activation.for_output(draw(st.sampled_from(["NONE", "RELU"])), out), out))
-            reads.append((draw(st.integers(0, n - 1)), draw(st.integers(0, n - 1))))
-        else:
-            src = draw(st.integers(0, n - 1))
-            t = inp if src == 0 else layers[src - 1].output
-            layers.append(Reshape(TensorInfo(shape, t.scale, t.zero_point)))
-            reads.append((src,))
-    read = {t for r in reads for t in r}
-    for t in range(len(layers)):
-        if t not in read:
-            out = info()
-            layers.append(Add(NO_CLAMP, out))
-            reads.append((len(layers) - 1, t))
-            read |= {t, len(layers) - 1}
-    return Graph(inp, layers, "dag", reads=reads)
-
-
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@budget(200)  # the wirings are many; each example is host-only
 @given(g=random_dag())
 def test_random_dags_plan_safely_and_match_tflm(g):
     assert live_overlaps(g) == []
@@ -425,8 +328,9 @@ def test_random_dags_plan_safely_and_match_tflm(g):
     assert np.array_equal(run(g, x), tflm_run(export_tflite(g), x, arena_size=BIG_ARENA))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernels", ["tflm-ref", "auto"])
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@budget(4)  # each example builds firmware and runs it on the virtual Pico, per kernel set
 @given(g=random_dag())
 def test_random_dags_bit_exact_on_the_virtual_pico(kernels, g):
     x = rows(g, 2, seed=1)
@@ -462,6 +366,7 @@ def resnet8():
     return data, import_tflite(data, name="resnet8")
 
 
+@pytest.mark.slow
 def test_resnet8_imports_as_a_dag_and_matches_tflm(resnet8):
     data, g = resnet8
     assert [la.op for la in g.layers].count("ADD") == 3 and g.layers[-1].op == "SOFTMAX"
@@ -470,6 +375,7 @@ def test_resnet8_imports_as_a_dag_and_matches_tflm(resnet8):
     assert np.array_equal(run(g, x), tflm_run(data, x))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernels", ["tflm-ref", "auto"])
 def test_resnet8_bit_exact_on_the_virtual_pico(resnet8, kernels):
     data, g = resnet8
@@ -477,6 +383,7 @@ def test_resnet8_bit_exact_on_the_virtual_pico(resnet8, kernels):
     assert np.array_equal(flat(run_on_rp2040(g, x, kernels=kernels).outputs), flat(tflm_run(data, x)))
 
 
+@pytest.mark.slow
 def test_inspect_shows_add_on_the_stock_kernel_of_the_baselines_and_ours(resnet8, tmp_path, capsys):
     path = tmp_path / "resnet8.tflite"
     path.write_bytes(resnet8[0])

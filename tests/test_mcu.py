@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from powerprune.ir import Activation, Conv2D, FullyConnected, Graph, TensorInfo
@@ -20,7 +20,7 @@ from powerprune.quantize import quantize, quantize_images
 from powerprune.reference import run
 from powerprune.tflite import load_tflite
 
-from .test_int8 import random_graph
+from .strategies import budget, random_graph
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,7 @@ def lenets(trained, train_small, quick_finetune):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["dense", "magnitude", "apoz"])
 def test_lenet_bit_identical_on_30_images(lenets, test_small, name):
     g = lenets[name]
@@ -44,6 +45,7 @@ def test_lenet_bit_identical_on_30_images(lenets, test_small, name):
     assert 0 < p.flash_bytes < 2 * 1024 * 1024 and 0 < p.sram_bytes < 264 * 1024
 
 
+@pytest.mark.slow
 def test_sram_layout_has_no_xip_traffic_and_is_faster(lenets, test_small):
     g = lenets["dense"]
     x = quantize_images(g, test_small.images[:2])
@@ -54,6 +56,7 @@ def test_sram_layout_has_no_xip_traffic_and_is_faster(lenets, test_small):
     assert sram.sram_bytes > flash.sram_bytes  # weights moved into SRAM
 
 
+@pytest.mark.slow
 def test_structured_pruning_saves_cycles_unstructured_does_not_with_tflm_ref(lenets, test_small):
     x = quantize_images(lenets["dense"], test_small.images[:1])
     cyc = {n: profile(g, x, "tflm-ref", "sram").cycles[0] for n, g in lenets.items()}
@@ -70,6 +73,7 @@ def test_model_too_big_for_sram_is_a_clear_error():
         build_firmware(Graph(inp, [conv]), "tflm-ref", "flash")
 
 
+@pytest.mark.slow
 def test_model_too_big_for_flash_is_a_clear_error():
     inp, out = TensorInfo((1500,), 0.01, 0), TensorInfo((1500,), 0.01, 0)
     fc = FullyConnected(np.ones((1500, 1500), np.int8), np.zeros(1500, np.int32), np.array([0.01], np.float32),
@@ -78,12 +82,14 @@ def test_model_too_big_for_flash_is_a_clear_error():
         build_firmware(Graph(inp, [fc]), "tflm-ref", "flash")
 
 
+@pytest.mark.slow
 def test_runaway_hits_the_cycle_budget(lenets, test_small):
     x = quantize_images(lenets["dense"], test_small.images[:1])
     with pytest.raises(EmulatorError, match="cycle budget"):
         run_on_rp2040(lenets["dense"], x, cycle_budget=10_000)
 
 
+@pytest.mark.slow
 def test_a_runner_that_stops_making_progress_is_killed_with_a_clear_error(lenets, test_small, monkeypatch):
     from powerprune.mcu import emulator
     monkeypatch.setattr(emulator, "RUNNER_START_SECONDS", 0.01)  # node alone starts slower
@@ -93,6 +99,7 @@ def test_a_runner_that_stops_making_progress_is_killed_with_a_clear_error(lenets
         run_on_rp2040(lenets["dense"], x)
 
 
+@pytest.mark.slow
 def test_a_runner_that_hangs_after_writing_its_result_is_killed_and_its_result_kept(lenets, tmp_path,
                                                                                       monkeypatch):
     """Node 20 has hung for good while exiting after the result line (CI lost its whole budget to one):
@@ -116,8 +123,9 @@ def test_a_runner_that_hangs_after_writing_its_result_is_killed_and_its_result_k
     assert [r.cycles for r in run.inferences] == [7]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernels", KERNEL_SETS)
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@budget(6)  # each example builds firmware and runs it on the virtual Pico, per kernel set
 @given(g=random_graph(), seed=st.integers(0, 1000))
 def test_random_layers_at_random_densities_bit_exact_on_the_virtual_pico(kernels, g, seed):
     """Random conv/depthwise/pool/FC layers, weights at density 1, 0.5 or 0.1, every kernel set."""
@@ -126,6 +134,7 @@ def test_random_layers_at_random_densities_bit_exact_on_the_virtual_pico(kernels
     assert np.array_equal(got, run(g, x).reshape(2, -1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["dense", "magnitude"])
 def test_every_kernel_set_is_bit_exact_on_lenet(lenets, test_small, name):
     g = lenets[name]
@@ -134,6 +143,7 @@ def test_every_kernel_set_is_bit_exact_on_lenet(lenets, test_small, name):
         assert profile(g, x, kernels, "flash").bit_exact, kernels
 
 
+@pytest.mark.slow
 def test_sparse_kernels_pay_off_and_sparse_flash_shrinks(lenets, test_small):
     g = lenets["magnitude"]
     x = quantize_images(g, test_small.images[:1])
@@ -147,6 +157,7 @@ def test_sparse_kernels_pay_off_and_sparse_flash_shrinks(lenets, test_small):
 FIXTURE = Path(__file__).parent / "fixtures" / "keras_tfmot_lenet_75.tflite"
 
 
+@pytest.mark.slow
 def test_someone_elses_pruned_tflite_pays_off_with_every_kernel_set(test_small):
     """A Keras LeNet pruned to 75% with tfmot and converted by the official TFLite converter
     (bench/make_tfmot_fixture.py): it imports, matches TFLM bit for bit, and its sparsity pays off."""

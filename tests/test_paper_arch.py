@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from powerprune import ARCHS, PAPER_TRAINING, Recipe, build_arch, paper_cnn
+from powerprune.cli import main
 from powerprune.metrics import model_stats
 from powerprune.model import lenet5, load_model, save_model
 from powerprune.oracle import tflm_run
@@ -15,7 +16,9 @@ from powerprune.quantize import quantize, quantize_images
 from powerprune.reference import run
 from powerprune.sweep import ConfigError, SweepConfig, load_config, recipe_inputs, stage_key, train_key
 from powerprune.tflite import export_tflite
-from powerprune.train import fit, make_optimizer, seed_everything
+from powerprune.train import DEFAULT_TRAINING, fit, make_optimizer, recipe_for, seed_everything
+
+SMALL = ["--train-limit", "300", "--test-limit", "100"]
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +79,7 @@ def test_paper_recipe_is_rmsprop_with_keras_defaults_and_adam_stays_the_default(
         Recipe(optimizer="sgd")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["magnitude", "apoz"])
 def test_paper_methods_prune_the_paper_cnn_4x_and_its_int8_equals_tflm(trained_paper, train_small, test_small,
                                                                       quick_finetune, method):
@@ -86,3 +90,37 @@ def test_paper_methods_prune_the_paper_cnn_4x_and_its_int8_equals_tflm(trained_p
     x = quantize_images(graph, test_small.images[:100])
     ours = run(graph, x).reshape(100, -1)
     assert np.array_equal(ours, tflm_run(export_tflite(graph), x).reshape(100, -1))
+
+
+@pytest.mark.slow
+def test_train_arch_paper_gives_the_papers_network_with_its_recipe(tmp_path, capsys):
+    assert main(["train", "--arch", "paper", "--out", str(tmp_path / "p.pt"), "--epochs", "1", *SMALL]) == 0
+    model, info = load_model(tmp_path / "p.pt")
+    assert model_stats(model).params == 110742
+    assert info.history[0]["recipe"]["optimizer"] == "rmsprop" and info.history[0]["recipe"]["lr"] == 1e-3
+    assert "110,742 parameters" in capsys.readouterr().out
+    # an option overrides one part of the recipe, the rest stays the network's
+    assert main(["train", "--arch", "paper", "--optimizer", "adam", "--out", str(tmp_path / "a.pt"), "--epochs", "1",
+                 *SMALL]) == 0
+    assert load_model(tmp_path / "a.pt")[1].history[0]["recipe"] == {**vars(PAPER_TRAINING), "optimizer": "adam",
+                                                                     "epochs": 1}
+
+
+def test_arch_and_model_def_exclude_each_other(tmp_path, capsys):
+    assert main(["train", "--arch", "paper", "--model-def", "x.py:f", "--out", str(tmp_path / "x.pt")]) == 2
+    assert "--arch" in capsys.readouterr().err
+    assert recipe_for("lenet") == DEFAULT_TRAINING and recipe_for("paper") == PAPER_TRAINING
+    with pytest.raises(ValueError, match="unknown architecture"):
+        recipe_for("vgg")
+
+
+def test_the_run_optimizer_joins_the_keys_only_when_it_is_not_adam():
+    cfg = SweepConfig()
+    assert cfg.optimizer == "adam"
+    recipe = Recipe(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=0, optimizer=cfg.optimizer)
+    assert train_key(cfg, recipe) == "train-04c3ef923825ef91"  # as tests/test_paper_arch.py pins it
+    rms = load_config(None, optimizer="rmsprop")
+    assert train_key(rms, Recipe(epochs=rms.epochs, lr=rms.lr, batch_size=rms.batch_size, seed=0,
+                                 optimizer=rms.optimizer)) != train_key(cfg, recipe)
+    with pytest.raises(ConfigError, match="unknown optimizer"):
+        load_config(None, optimizer="sgd")

@@ -22,6 +22,8 @@ from powerprune.quantize import quantize_images
 from powerprune.reference import run
 from powerprune.tflite import load_tflite
 
+pytestmark = pytest.mark.slow  # thousands of rows through TFLM, and every kernel set on the virtual Pico
+
 FIXTURES = Path(__file__).parent / "fixtures" / "real_models"
 PICO_ROWS = {"hello_world_int8": 500, "ad01_int8": 12, "kws_ref_model": 1, "micro_speech_quantized": 2}
 HOST_ROWS = {"hello_world_int8": 2000, "ad01_int8": 2000, "kws_ref_model": 500, "micro_speech_quantized": 500}

@@ -39,6 +39,7 @@ PROBE = """<script>addEventListener("load", () => {
 });</script>"""
 
 
+@pytest.mark.slow
 def test_the_html_report_renders_every_table_and_plot_in_a_real_browser(tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
@@ -65,6 +66,7 @@ def test_the_html_report_renders_every_table_and_plot_in_a_real_browser(tmp_path
     assert all(w > 0 for w in images), images  # every plot decoded: no broken image
 
 
+@pytest.mark.slow
 def test_csv_columns_are_the_rows_one_number_fields_and_results_json_keeps_every_field(tmp_path):
     write_outputs(ROWS[:2], tmp_path, load_board("pico"))
     header = (tmp_path / "results.csv").read_text().splitlines()[0].split(",")
@@ -103,6 +105,7 @@ def test_equal_energy_comparison_interpolates_along_each_paper_method():
     assert abs(rows[4.0]["paper_energy"]["apoz"] - 2.0) < 1e-9
 
 
+@pytest.mark.slow
 def test_savings_are_quoted_against_both_stock_runtimes(tmp_path):
     """Every row's energy delta against the dense model on tflm-ref and on cmsis-nn, and the report
     shows both; without cmsis-nn in the run the second delta is n/a, never made up."""

@@ -111,6 +111,7 @@ def test_resnet8_reads_into_a_dag_with_folded_batchnorms_and_the_mlperf_size():
         assert chain.is_chain and not any("inputs" in e for e in chain.spec)
 
 
+@pytest.mark.slow
 def test_residual_seqnet_file_roundtrip(tmp_path, resnet):
     save_model(resnet, tmp_path / "r.pt")
     model, _ = load_model(tmp_path / "r.pt")  # weights_only: the DAG is in the spec, no code pickled
@@ -186,6 +187,7 @@ def test_functional_residual_forms_read_alike():
     assert [e["type"] for e in specs[0]] == ["conv", "conv", "add", "relu", "avgpool", "flatten", "linear"]
 
 
+@pytest.mark.slow
 def test_channels_meeting_at_an_add_form_one_group(resnet):
     groups = channel_groups(resnet)
     assert tuple(groups) == GROUPS
@@ -234,6 +236,7 @@ def _assert_equal_on_kept_channels(net: SeqNet, small: SeqNet, keep: dict[str, n
         assert torch.allclose(part, full[:, kept], atol=1e-5), name
 
 
+@pytest.mark.slow
 def test_rebuilt_residual_network_equals_the_original_on_kept_channels(resnet):
     rng = np.random.default_rng(0)
     widths = {"conv0": 11, "conv2": 9, "conv8": 20, "conv10": 22, "conv15": 40, "conv17": 37}  # all distinct
@@ -279,6 +282,7 @@ def test_depthwise_convs_and_flattens_inside_a_group_follow_its_channels():
     _assert_equal_on_kept_channels(net, small, keep, depthwise={"conv5": "conv3"})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rate", [2, 4])
 def test_apoz_prunes_resnet8_with_one_decision_per_group(apoz_models, rate):
     res = apoz_models[rate]
@@ -291,6 +295,7 @@ def test_apoz_prunes_resnet8_with_one_decision_per_group(apoz_models, rate):
     assert m(torch.rand(2, *SHAPE)).shape == (2, 10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["magnitude", "hybrid", "energy"])
 def test_other_methods_prune_resnet8(resnet, resnet_data, method):
     # fine-tuning on half the images, and the energy search scores every candidate on held-out
@@ -313,6 +318,7 @@ def test_other_methods_prune_resnet8(resnet, resnet_data, method):
         assert w == current_widths(resnet) and m.masks
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rate", [2, 4])
 def test_pruned_resnet8_exports_to_int8_runs_bit_exact_in_tflm_and_on_the_virtual_pico(apoz_models, resnet_data,
                                                                                          rate):

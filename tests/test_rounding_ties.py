@@ -28,6 +28,8 @@ from powerprune.oracle import tflm_run
 from powerprune.reference import run
 from powerprune.tflite import export_tflite
 
+pytestmark = pytest.mark.slow  # every case runs on every kernel set on the virtual Pico
+
 OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
 NO_CLAMP = Activation("NONE", -128, 127)
 WINDOW = 3     # conv cases: a 3x3 kernel over a 3x3 input, one output pixel per channel

@@ -1,16 +1,21 @@
-"""`powerprune run`: a tiny sweep end to end, resumption after kill -9, report contents, energy."""
+"""`powerprune run`: a tiny sweep end to end, resumption after kill -9 (its pool workers die with it), report
+contents, energy."""
 
 import json
 import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
 from powerprune.board import BoardError, calibrate, load_board
 from powerprune.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
 
 TINY = """
 [run]
@@ -30,6 +35,7 @@ def _records(run_dir):
     return {p.name: p.stat().st_mtime_ns for p in (run_dir / "cache").glob("*.json")}
 
 
+@pytest.mark.slow
 def test_tiny_sweep_writes_everything_and_resumes_without_recomputing(tmp_path, capsys):
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(TINY)
@@ -57,6 +63,7 @@ def test_tiny_sweep_writes_everything_and_resumes_without_recomputing(tmp_path, 
     assert time.time() - t < 30
 
 
+@pytest.mark.slow
 def test_kill_9_loses_nothing(tmp_path):
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(TINY.replace("jobs = 2", "jobs = 1"))
@@ -98,6 +105,7 @@ def test_energy_and_calibration(tmp_path, monkeypatch):
     assert load_board("rp2040-core").supply_voltage_v == pytest.approx(1.1)
 
 
+@pytest.mark.slow
 def test_ray_backend_gives_the_same_results_and_cache_as_local_processes(tmp_path, capsys):
     pytest.importorskip("ray")
     cfg = tmp_path / "tiny.toml"
@@ -112,3 +120,43 @@ def test_ray_backend_gives_the_same_results_and_cache_as_local_processes(tmp_pat
     assert json.loads((out / "results.json").read_text()) == rows_ray
     assert main(["run", "--config", str(cfg), "--out", str(out), "--address", "x:1"]) == 2
     assert "--backend ray" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_run_workers_die_with_their_parent(tmp_path):
+    """Killing only the main process of `run` must not leave its pool workers behind."""
+    script = tmp_path / "pool.py"
+    script.write_text(textwrap.dedent("""
+        import os, time
+        from concurrent.futures import ProcessPoolExecutor
+        from powerprune.sweep import die_with_parent
+
+        def job(i):
+            time.sleep(60)
+
+        if __name__ == "__main__":
+            with ProcessPoolExecutor(2, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+                futures = [pool.submit(job, i) for i in range(2)]
+                time.sleep(2)
+                print(" ".join(str(p) for p in pool._processes), flush=True)
+                time.sleep(60)
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    workers = [int(p) for p in proc.stdout.readline().split()]
+    assert len(workers) == 2
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in workers)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"  # a zombie is dead, only not yet reaped
+    except FileNotFoundError:
+        return False

@@ -18,7 +18,7 @@ import sys
 import flatbuffers
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
@@ -44,9 +44,11 @@ from powerprune.oracle import tflm_run
 from powerprune.reference import SoftmaxAbort, run
 from powerprune.tflite import TFLiteError, export_tflite, import_tflite
 
+from .strategies import budget, dims, mean_case, op_scales, requantize_case, zero_points
+
 SOFTMAX_OUT = (1 / 256, -128)
 ALL_CODES = np.arange(-128, 128, dtype=np.int8)
-PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = budget(60)  # each example exports a model and runs TFLM on it: fewer than 100 keep the file quick
 
 
 def agree_with_tflm(graph: Graph, x: np.ndarray) -> np.ndarray:
@@ -62,22 +64,10 @@ def agree_with_tflm(graph: Graph, x: np.ndarray) -> np.ndarray:
     return ours
 
 
-scales = st.floats(-3.5, 0.5).map(lambda e: float(np.float32(10.0**e)))
-zero_points = st.integers(-128, 127)
-dims = st.integers(1, 5)
-
-
-def power_of_two_or(draw, base: float) -> float:
-    """A scale that is ``base`` times a power of two (exact ties) half of the time, else random."""
-    if draw(st.booleans()):
-        return float(np.float32(base * 2.0 ** draw(st.integers(-4, 4))))
-    return draw(scales)
-
-
 # --- SOFTMAX ---------------------------------------------------------------------------------------
 
 @PROPERTY
-@given(depth=st.integers(1, 40), outer=st.lists(dims, max_size=2), scale=scales, zp=zero_points,
+@given(depth=st.integers(1, 40), outer=st.lists(dims, max_size=2), scale=op_scales, zp=zero_points,
        beta=st.sampled_from([1.0, 0.5, 2.0, 0.3]), seed=st.integers(0, 2**32 - 1))
 def test_softmax_matches_tflm(depth, outer, scale, zp, beta, seed):
     shape = (*outer, depth)
@@ -117,6 +107,7 @@ def test_softmax_of_the_real_models_shape_with_every_difference():
     assert len(np.unique(out[:, 1])) > 30
 
 
+@pytest.mark.slow
 def test_softmax_row_where_tflm_aborts_is_refused_not_guessed(tmp_path):
     """600 equal values: TFLM's int8 softmax fails a TFLITE_CHECK (the process aborts); the host
     reference raises instead of inventing an output."""
@@ -152,20 +143,6 @@ def test_logistic_matches_tflm_for_any_scale(scale, zp):
 
 # --- MEAN ------------------------------------------------------------------------------------------
 
-@st.composite
-def mean_case(draw):
-    h, w, c = draw(st.integers(1, 9)), draw(st.integers(1, 9)), draw(dims)
-    inp = TensorInfo((h, w, c), draw(scales), draw(zero_points))
-    keep = draw(st.booleans())
-    kind = draw(st.sampled_from(["same", "pow2", "random"]))
-    if kind == "same":    # one quantization in and out: means of .5 are exact ties when h x w is even
-        out_q = (inp.scale, inp.zero_point)
-    else:
-        out_q = (power_of_two_or(draw, inp.scale) if kind == "pow2" else draw(scales), draw(zero_points))
-    return Graph(inp, [Mean(keep, TensorInfo((1, 1, c) if keep else (c,), *out_q))])
-
-
-@PROPERTY
 @given(graph=mean_case(), seed=st.integers(0, 2**32 - 1))
 def test_mean_matches_tflm(graph, seed):
     x = np.random.default_rng(seed).integers(-128, 128, (8, *graph.input.shape)).astype(np.int8)
@@ -194,7 +171,7 @@ def test_mean_with_a_capped_fold_and_half_way_sums():
 @PROPERTY
 @given(shape=st.lists(dims, min_size=1, max_size=3), pads=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)),
                                                                     min_size=3, max_size=3),
-       scale=scales, zp=zero_points, seed=st.integers(0, 2**32 - 1))
+       scale=op_scales, zp=zero_points, seed=st.integers(0, 2**32 - 1))
 def test_pad_matches_tflm(shape, pads, scale, zp, seed):
     paddings = tuple(pads[:len(shape)])
     out = tuple(n + a + b for n, (a, b) in zip(shape, paddings, strict=True))
@@ -204,13 +181,6 @@ def test_pad_matches_tflm(shape, pads, scale, zp, seed):
 
 # --- QUANTIZE and DEQUANTIZE -------------------------------------------------------------------------
 
-@st.composite
-def requantize_case(draw):
-    s_in = draw(scales)
-    return Graph(TensorInfo((256,), s_in, draw(zero_points)),
-                 [Quantize(TensorInfo((256,), power_of_two_or(draw, s_in), draw(zero_points)))])
-
-
 @PROPERTY
 @given(graph=requantize_case())
 def test_int8_requantize_matches_tflm_on_every_code(graph):
@@ -218,7 +188,7 @@ def test_int8_requantize_matches_tflm_on_every_code(graph):
 
 
 @PROPERTY
-@given(exponent=st.integers(-8, 2), random_scale=scales, pow2=st.booleans(), zp=zero_points,
+@given(exponent=st.integers(-8, 2), random_scale=op_scales, pow2=st.booleans(), zp=zero_points,
        seed=st.integers(0, 2**32 - 1))
 def test_float_quantize_and_dequantize_match_tflm(exponent, random_scale, pow2, zp, seed):
     """float32 in, float32 out: QUANTIZE rounds x / scale half away from zero (exact .5 steps when the
@@ -281,6 +251,7 @@ def int8_chain() -> Graph:
                        Softmax(1.0, TensorInfo((8,), *SOFTMAX_OUT))], name="int8_chain")
 
 
+@pytest.mark.slow
 def test_chains_of_every_op_are_bit_exact_on_every_kernel_set():
     rng = np.random.default_rng(11)
     f = float_chain()
@@ -296,6 +267,7 @@ def test_chains_of_every_op_are_bit_exact_on_every_kernel_set():
             assert np.array_equal(pico, ours), f"{graph.name} on {kernels}: {(pico != ours).sum()} values differ"
 
 
+@pytest.mark.slow
 def test_the_largest_softmax_shift_on_the_pico():
     """511 equal values (rounding shift 31) and two-level rows; the stock kernel is the same C on every
     set, so one set runs it."""
@@ -388,6 +360,7 @@ def test_ir_keeps_float_at_the_boundary_and_checks_tflm_constraints():
 
 # --- command line -----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cli_runs_a_float_model_and_inspect_names_the_stock_kernel(tmp_path, capsys):
     from powerprune.cli import main
 
@@ -414,6 +387,7 @@ def test_cli_runs_a_float_model_and_inspect_names_the_stock_kernel(tmp_path, cap
     assert "takes float32 inputs" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_float_model_over_the_serial_protocol_of_a_virtual_board(tmp_path, capsys):
     """deploy + measure: float32 rows go out as 4 bytes per value, float32 outputs come back and match
     the host reference bit for bit."""
