@@ -11,7 +11,7 @@
  *
  * The stream is cut into blocks of channel groups, and each block runs over all pixels before the next
  * starts (pixels inside, channels outside). A staged layer (its stream copied to SRAM at boot) is one
- * block. A layer whose stream stays in flash gets blocks of at most codegen.XIP_BLOCK_BYTES, a little
+ * block. A layer whose stream stays in flash gets blocks of at most streams.XIP_BLOCK_BYTES, a little
  * under the 16 KB XIP cache: the block is fetched from flash once (~5 cycles a byte) and then hits
  * for every other pixel. Pixels outside with a stream larger than the cache would miss on every
  * line for every pixel: 59 M instead of ~10 M cycles for ResNet-8's 32->32 3x3 layer.

@@ -9,7 +9,7 @@
  *    K of r8-r12, lr. A "separate" group (depth multiplier 1) reads K neighbouring input bytes per tap,
  *    one per channel: LDRB + MULS + ADD, 4 cycles per MAC, plus the K weights by one LDM; a "shared"
  *    group (multiplier > 1) loads one input byte per tap for the K output channels it feeds
- *    (codegen.depthwise_groups picks the sizes);
+ *    (streams.depthwise_groups picks the sizes);
  *  - codegen writes, per group, the weights as int32 in the order the loop consumes them and after each
  *    tap's weights the step to the next tap, visiting the window from its last tap to its first: every
  *    step inside a group is negative, so `adds r5, r6` carries, and the group's last step (to the next
@@ -30,7 +30,7 @@
 typedef struct {
     const uint8_t *win;       /* 0: last window tap of output pixel (0, 0) in the flipped, padded input */
     int8_t *out;              /* 4 */
-    const int32_t *stream;    /* 8: groups (codegen.dense_depthwise_stream), then 0 */
+    const int32_t *stream;    /* 8: groups (streams.dense_depthwise_stream), then 0 */
     int32_t out_h, out_w;     /* 12, 16 */
     int32_t step_x, step_y;   /* 20, 24: window advance per output column, per output row */
 } pp_ddw_args_t;
@@ -41,7 +41,7 @@ void pp_ddw_m0_tbl(const pp_ddw_args_t *a);
 /* The input as the depthwise kernel reads it: (out_h - 1) * stride_h + k_h rows of
  * (out_w - 1) * stride_w + k_w pixels (exactly what the windows touch), pads holding the input zero
  * point, every byte's sign bit flipped. Always a copy: the flip is needed even without padding.
- * Sets *row to the bytes per row (codegen._depthwise_row mirrors it). */
+ * Sets *row to the bytes per row (streams._depthwise_row mirrors it). */
 static const uint8_t *pp_padded_flipped(const pp_conv_t *p, const int8_t *in, int8_t *scratch, int32_t *row) {
     const int32_t hp = pp_padded_h(p), wp = pp_padded_w(p), c = p->in_c;
     const uint32_t fill = (uint8_t)(-p->input_offset ^ 0x80) * 0x01010101u;

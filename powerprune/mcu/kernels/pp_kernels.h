@@ -55,7 +55,7 @@ typedef struct {
     int32_t act_min, act_max;
 } pp_add_t;
 
-/* ADD by tables (dense, sparse and auto; kernels/add.c, codegen.add_tables): terms1/terms2 hold each
+/* ADD by tables (dense, sparse and auto; kernels/add.c, streams.add_tables): terms1/terms2 hold each
  * input's scaled value for every byte (index: the byte as uint8), the first minus the threshold
  * table's origin; the sum is rounded by the threshold table (w, m, p, o_min, thresholds) or, when
  * thresholds is 0, by TFLM's arithmetic with the output_* fields. */

@@ -22,7 +22,7 @@
  * s = 0, where both roundings give 0. codegen verifies |acc| < 2^30 so that s + 2^(r-1) cannot
  * overflow (bench and tests check bit-exactness against the host reference and TFLM).
  *
- * A requantization record is 9 words, written by codegen (powerprune/mcu/codegen.py, requantizer):
+ * A requantization record is 9 words, written by powerprune/mcu/streams.py (requantizer):
  *   M, left, nm (-1 if r > 0 else 0), 2^14, h (2^(r-1) or 0), r, output offset, act_min, act_max
  *
  * The faster PP_RQ_TBL_R0 (22 cycles) uses a threshold table instead (powerprune/mcu/rqtable.py says

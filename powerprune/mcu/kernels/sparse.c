@@ -2,7 +2,7 @@
  *
  * Convolutions are normally generated code (powerprune/mcu/sparsegen.py): every nonzero weight is an
  * immediate in the instruction stream, so this file only prepares their input (pp_conv_flipped).
- * When a layer's code would be too large (codegen.GENERATED_CODE_MAX), pp_conv2d_sparse below runs
+ * When a layer's code would be too large (streams.GENERATED_CODE_MAX), pp_conv2d_sparse below runs
  * instead: per output channel the number of nonzeros, then one 32-bit word per nonzero,
  * offset << 8 | value (ARMv6-M has no immediate-offset LDRSB; a word load plus SXTB/LSRS is cheaper
  * than two narrow loads), two output pixels per pass so that each entry is decoded once for both,
@@ -19,7 +19,7 @@
  * columns the windows touch (pads hold the input zero point) and with every sign bit flipped
  * (u = x + 128), so the generated code can read it with immediate-offset LDRB. Rows are padded on
  * the left to a word boundary and to a whole number of words, so the input is copied a word at a
- * time (codegen._flipped_geometry computes the same layout). Returns the window origin of output
+ * time (streams.flipped_geometry computes the same layout). Returns the window origin of output
  * pixel (0, 0). */
 const uint8_t *pp_conv_flipped(const pp_conv_t *p, const int8_t *in, int8_t *scratch) {
     const int32_t hp = pp_padded_h(p), wp = pp_padded_w(p), c = p->in_c;
@@ -82,7 +82,7 @@ static inline void packed_dot2(const int8_t *w0, const int8_t *w1, const uint32_
 /* Output channels in blocks whose entries take at most this many bytes, each block over all pixels
  * before the next: entries left in flash are then fetched through the 16 KB XIP cache once per block
  * instead of once per pixel pair. Half the cache, unlike the dense and generated kernels' blocks
- * (codegen.XIP_BLOCK_BYTES): this function and the per-channel arrays come from flash too, and in a
+ * (streams.XIP_BLOCK_BYTES): this function and the per-channel arrays come from flash too, and in a
  * 2-way cache a block of at most one way's size leaves each set a way for them (a larger block
  * measured twice the misses on a 32 -> 32 3x3 layer). In SRAM the blocks cost only the loop overhead
  * of going over the pixels once more per block. */
