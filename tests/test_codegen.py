@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import doctest
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +22,9 @@ from powerprune.ir import (
     Reshape,
     Softmax,
     TensorInfo,
+    requantization,
 )
-from powerprune.mcu import cgen, lowering, stock
+from powerprune.mcu import cgen, lowering, stock, streams
 from powerprune.mcu.codegen import DESCRIPTORS, KERNEL_SETS, CodegenError, generate, kernel_sets
 
 from .test_kernelsets import every_op_graph
@@ -123,3 +125,56 @@ def test_generate_writes_one_descriptor_and_one_call_per_layer_and_views_for_res
         assert run.count("PP_MARK(PP_MARK_LAYER);") == len(g.layers)
         for i, layer in enumerate(g.layers):
             assert (f"&layer{i}," in run) == (layer.op != "RESHAPE"), (kernels, i)
+
+
+def c_structs(path: Path) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Every ``typedef struct {...} name;`` of a C file: its fields in order with their types ("*":
+    a pointer), as ``cgen.Struct`` declares them."""
+    text = re.sub(r"/\*.*?\*/", "", path.read_text(), flags=re.S)
+    structs = {}
+    for body, name in re.findall(r"typedef struct \{(.*?)\} (\w+);", text, flags=re.S):
+        found = []
+        for decl in filter(None, (d.strip() for d in body.split(";"))):
+            ctype, _, names = decl.replace("const ", "").partition(" ")
+            found += [(n.strip(" *"), "*" if "*" in n else ctype) for n in names.split(",")]
+        structs[name] = tuple(found)
+    return structs
+
+
+def commented_offsets(path: Path, name: str) -> dict[str, int]:
+    """The byte offsets the comments of struct ``name`` give its fields (``int32_t a, b; /* 12, 16 */``),
+    which is what the assembly reading it writes as literal offsets."""
+    body = dict((n, b) for b, n in re.findall(r"typedef struct \{(.*?)\} (\w+);", path.read_text(), flags=re.S))[name]
+    offsets = {}
+    for line in body.splitlines():
+        decl = re.match(r"\s*([A-Za-z][^;]*);\s*/\*\s*(\d+(?:,\s*\d+)*)\s*(?::|\*/)", line)
+        if decl:
+            names = [n.strip(" *") for n in decl.group(1).replace("const ", "").partition(" ")[2].split(",")]
+            offsets |= dict(zip(names, (int(n) for n in decl.group(2).split(",")), strict=True))
+    return offsets
+
+
+def test_the_descriptors_records_and_argument_blocks_are_the_kernels_structs():
+    kernels = MCU / "kernels"
+    assert c_structs(kernels / "pp_kernels.h") == {name: s.fields for name, s in DESCRIPTORS.items()}
+    records = c_structs(kernels / "pp_m0.h")
+    assert records == {s.name: s.fields for s in (streams.RQ_RECORD, streams.RQT_RECORD)}
+    declared = {}
+    for source in ("dense.c", "dense_dw.c", "sparse.c"):
+        declared |= {n: (fields, source) for n, fields in c_structs(kernels / source).items()}
+    for block in streams.ARG_BLOCKS:
+        fields, source = declared[block.name]
+        assert fields == block.fields, block.name
+        assert commented_offsets(kernels / source, block.name) == block.offsets, block.name
+
+
+def test_a_requantization_record_is_the_words_the_header_declares():
+    g = every_op_graph()
+    conv, inp = g.layers[1], g.tensor(1)
+    rq = requantization(conv, inp)
+    for tables in (False, True):
+        rqz = streams.requantizer("layer1", conv, rq, 4, tables=tables)
+        record = streams.RQT_RECORD if rqz.kind == streams.RQ_KIND_TBL else streams.RQ_RECORD
+        assert all(len(r) == len(record.fields) for r in rqz.records)
+    with pytest.raises(CodegenError, match="pp_rq_record_t words are"):
+        streams.RQ_RECORD.words({"multiplier": 1})

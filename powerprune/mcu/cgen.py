@@ -60,6 +60,33 @@ class Struct:
             align = max(align, size)
         return -(-end // align) * align if align else 0
 
+    @property
+    def offsets(self) -> dict[str, int]:
+        """Each field's byte offset (what assembly reading the struct through a pointer uses).
+
+        >>> Struct("pp_demo_t", (("n", "int16_t"), ("data", "*"))).offsets
+        {'n': 0, 'data': 4}
+        """
+        at, where = 0, {}
+        for field, ctype in self.fields:
+            size = C_SIZE[ctype]
+            at = -(-at // size) * size
+            where[field] = at
+            at += size
+        return where
+
+    def words(self, values: dict[str, int | str]) -> list[int | str]:
+        """A record of 32-bit fields as the list of words a stream holds, in declaration order; the
+        values must name every field, in that order.
+
+        >>> Struct("pp_pair_t", (("a", "int32_t"), ("b", "int32_t"))).words({"a": 1, "b": "x"})
+        [1, 'x']
+        """
+        declared = [f for f, _ in self.fields]
+        if list(values) != declared or any(C_SIZE[t] != 4 for _, t in self.fields):
+            raise CodegenError(f"{self.name} words are {declared}, got {list(values)}")
+        return list(values.values())
+
     def initializer(self, var: str, values: dict[str, int | str]) -> str:
         """A const descriptor as a C99 designated initializer, one named field a line, in the header's
         order; the values must name every field, in that order (a missing or extra one is an error,

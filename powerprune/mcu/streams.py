@@ -15,7 +15,7 @@ import numpy as np
 
 from ..ir import AddRequant, Conv2D, DepthwiseConv2D, FullyConnected, Layer, TensorInfo, output_size
 from . import rqtable, sparsegen
-from .cgen import CodegenError, align4
+from .cgen import CodegenError, Struct, align4, fields
 
 Weighted = Conv2D | DepthwiseConv2D | FullyConnected
 WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")   # the ops of ``Weighted`` layers
@@ -79,6 +79,29 @@ XIP_BLOCK_BYTES = 15 * 1024
 
 Word = int | str      # a stream word: a number, or a C address expression such as "(int32_t)(layer0_t + 6)"
 
+# The requantization records a kernel's stream holds, one per output channel (kernels/pp_m0.h, which
+# declares the same structs): PP_RQ_MUL_R0 reads the first with three LDMs, in this order; a zero
+# round_half and negative_mask mean no right shift (r = 0). PP_RQ_TBL_R0 reads the second.
+RQ_RECORD = Struct("pp_rq_record_t", fields(
+    "int32_t", "multiplier", "left_shift", "negative_mask", "q14", "round_half", "right_shift", "output_offset",
+    "act_min", "act_max"))
+RQT_RECORD = Struct("pp_rqt_record_t", (("w", "uint32_t"), ("m", "uint32_t"), ("p", "int32_t"),
+                                        ("thresholds", "*"), ("o_min", "int32_t")))
+
+# The argument blocks the assembly loops read through r0 with literal offsets (kernels/dense.c,
+# dense_dw.c, sparse.c fill them from the descriptor); a test holds each to its C struct and to the
+# offsets the C comments give the assembly.
+ARG_BLOCKS = (
+    Struct("pp_dconv_args_t", (*fields("*", "src", "out", "stream"),
+                               *fields("int32_t", "out_h", "out_w", "step_x", "step_y", "len", "out_skip"))),
+    Struct("pp_dfc_args_t", (*fields("*", "in", "out", "stream", "records"),
+                             *fields("int32_t", "record_step", "in_size", "out_size"))),
+    Struct("pp_ddw_args_t", (*fields("*", "win", "out", "stream"),
+                             *fields("int32_t", "out_h", "out_w", "step_x", "step_y"))),
+    Struct("pp_sfc_args_t", (*fields("*", "in", "out", "rows", "records"),
+                             *fields("int32_t", "record_step", "out_size"))),
+)
+
 
 def accumulator_bound(layer: Weighted, rq) -> int:
     """Largest |accumulator| (bias + sum of w * (x - input zero point)) any int8 input can produce."""
@@ -122,13 +145,16 @@ def requantizer(name: str, layer: Weighted, rq, channels: int,
     if all(t is not None for t in built) and 4 * sum(t.thresholds.size for t in built) <= rqtable.TABLE_MAX_BYTES:
         records, at = [], 0
         for t in built:
-            records.append([t.w, t.m, t.p, f"(int32_t)({name}_t + {at})", t.o_min])
+            records.append(RQT_RECORD.words({"w": t.w, "m": t.m, "p": t.p, "thresholds": f"(int32_t)({name}_t + {at})",
+                                             "o_min": t.o_min}))
             at += t.thresholds.size
         return Requantizer(RQ_KIND_TBL, records, f"{name}_t", np.concatenate([t.thresholds for t in built]),
                            tuple(built))
     left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
-    records = [[int(m[c]), int(left[c]), -1 if right[c] else 0, 1 << 14, (1 << int(right[c] - 1)) if right[c] else 0,
-                int(right[c]), rq.output_offset, lo, hi] for c in range(channels)]
+    records = [RQ_RECORD.words({
+        "multiplier": int(m[c]), "left_shift": int(left[c]), "negative_mask": -1 if right[c] else 0, "q14": 1 << 14,
+        "round_half": (1 << int(right[c] - 1)) if right[c] else 0, "right_shift": int(right[c]),
+        "output_offset": rq.output_offset, "act_min": lo, "act_max": hi}) for c in range(channels)]
     return Requantizer(RQ_KIND_MUL, records)
 
 
