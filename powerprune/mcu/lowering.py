@@ -24,9 +24,9 @@ from .streams import (
     accumulator_bound,
     add_tables,
     dense_stream,
-    flipped_geometry,
     folded_bias,
     generated_conv,
+    input_layout,
     requantizer,
     sparse_fc_stream,
     sparse_offsets,
@@ -40,7 +40,8 @@ _POOL_GEOMETRY = ("in_h", "in_w", "channels", "out_h", "out_w", "k_h", "k_w", "s
 CONV = Struct("pp_conv_t", (
     *fields("int16_t", *_GEOMETRY),
     *fields("int32_t", "input_offset", "output_offset", "act_min", "act_max"),
-    *fields("*", "weights", "bias", "multiplier", "shift", "nz_count", "nz_packed", "stream")))
+    *fields("*", "weights", "bias", "multiplier", "shift", "nz_count", "nz_packed", "stream"),
+    *fields("int32_t", "row_bytes", "padded_rows", "row_lead", "row_copy", "scratch_bytes", "window_origin")))
 FC = Struct("pp_fc_t", (
     *fields("int16_t", "in_size", "out_size", "per_channel"),
     *fields("int32_t", "input_offset", "output_offset", "act_min", "act_max"),
@@ -171,7 +172,8 @@ def _conv_descriptor(step: Step, impl: str) -> str:
     data, ptrs = _weight_arrays(step.name, layer, inp, impl, rq, rq.multiplier, rq.shift, step.staged)
     return data + CONV.initializer(step.name, {
         **_conv_geometry(layer, inp), "input_offset": rq.input_offset, "output_offset": rq.output_offset,
-        "act_min": layer.activation.min, "act_max": layer.activation.max, **ptrs})
+        "act_min": layer.activation.min, "act_max": layer.activation.max, **ptrs,
+        **input_layout(layer, inp, step.impl).fields()})
 
 
 def _conv(step: Step) -> Lowered:
@@ -187,7 +189,7 @@ def _generated_conv(step: Step) -> Lowered:
     name, layer, inp, sram = step.name, step.layer, step.inp, step.staged
     rq = requantization(layer, inp)
     desc = _conv_descriptor(step, "generated")
-    row, _ = flipped_geometry(layer, inp)
+    row = input_layout(layer, inp, step.impl).row_bytes
     section = f".data.{name}_code" if sram else f".text.{name}_code"
     rqz = requantizer(name, layer, rq, layer.weights.shape[0], tables=sram)
     tables = list(rqz.rq_tables) if rqz.kind == RQ_KIND_TBL else None

@@ -20,25 +20,59 @@ from .cgen import CodegenError, Struct, align4, fields
 Weighted = Conv2D | DepthwiseConv2D | FullyConnected
 WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")   # the ops of ``Weighted`` layers
 
-def _padded_row(layer: Conv2D, inp: TensorInfo) -> tuple[int, int]:
-    """(bytes per row of the input the optimized kernels read, scratch bytes for the padded copy).
-    Mirrors pp_padded_input() in kernels/pp_common.h."""
+@dataclass(frozen=True)
+class InputLayout:
+    """How a fast convolution reads its input: in place, or as a copy in the arena's scratch padded to
+    exactly the rows and columns its windows touch, the border holding the input zero point. Derived
+    here once and written into the descriptor (``pp_conv_t``), which the C copy routines read
+    (kernels/pp_common.h pp_padded_input, dense_dw.c pp_padded_flipped, sparse.c pp_conv_flipped)."""
+
+    row_bytes: int       # bytes from one row of what the windows read to the next
+    padded_rows: int     # rows of the padded copy (0: read in place)
+    row_lead: int        # bytes from a padded row's start to its first input byte
+    row_copy: int        # input bytes copied into each padded row
+    scratch_bytes: int   # scratch the copy takes, a whole number of words (0: read in place)
+    window_origin: int   # bytes from the scratch's start to the window origin of output pixel (0, 0)
+
+    def fields(self) -> dict[str, int]:
+        return {"row_bytes": self.row_bytes, "padded_rows": self.padded_rows, "row_lead": self.row_lead,
+                "row_copy": self.row_copy, "scratch_bytes": self.scratch_bytes, "window_origin": self.window_origin}
+
+
+IN_PLACE = InputLayout(0, 0, 0, 0, 0, 0)   # what a kernel that takes no padded copy is given
+
+
+def input_layout(layer: Layer, inp: TensorInfo, impl: str) -> InputLayout:
+    """The input layout of a convolution under ``impl``: the dense convolution and the data-driven
+    sparse one read the input in place when no window crosses its edge, else a padded copy; the dense
+    depthwise kernel always reads a padded copy with its sign bits flipped (u = x + 128); generated
+    sparse code reads a flipped copy whose rows start their data on a word boundary and are whole
+    words long, so the copy moves words. Other kernels: ``IN_PLACE`` (the fields are unused)."""
+    generated = generated_conv(layer, impl)
+    if not (generated or (impl in ("dense", "sparse") and layer.op == "CONV_2D")
+            or (impl == "dense" and layer.op == "DEPTHWISE_CONV_2D")):
+        return IN_PLACE
     kh, kw = layer.weights.shape[1:3]
     oh, ow = layer.output.shape[:2]
     hp, wp = (oh - 1) * layer.stride[0] + kh, (ow - 1) * layer.stride[1] + kw
     _, pad_h = output_size(inp.shape[0], kh, layer.stride[0], layer.padding)
     _, pad_w = output_size(inp.shape[1], kw, layer.stride[1], layer.padding)
     c = inp.shape[2]
-    if pad_h == 0 and pad_w == 0 and hp <= inp.shape[0] and wp <= inp.shape[1]:
-        return inp.shape[1] * c, 0
-    return wp * c, align4(hp * wp * c)
+    copy = min(inp.shape[1], wp - pad_w) * c
+    if generated:
+        lead = align4(pad_w * c)
+        row = align4(lead - pad_w * c + wp * c)
+        return InputLayout(row, hp, lead, copy, hp * row, lead - pad_w * c)
+    if (layer.op == "CONV_2D" and pad_h == 0 and pad_w == 0 and hp <= inp.shape[0] and wp <= inp.shape[1]):
+        return InputLayout(inp.shape[1] * c, 0, 0, 0, 0, 0)
+    return InputLayout(wp * c, hp, pad_w * c, copy, align4(hp * wp * c), 0)
 
 
 def sparse_offsets(layer: Conv2D, inp: TensorInfo) -> tuple[np.ndarray, np.ndarray]:
     """Input offset of every weight (relative to the window origin) and the weights, row-major per
     output channel; the sparse encoding keeps the nonzero entries of both."""
     o, kh, kw, c = layer.weights.shape
-    row, _ = _padded_row(layer, inp)
+    row = input_layout(layer, inp, "sparse").row_bytes
     ky, kx, ic = np.meshgrid(np.arange(kh), np.arange(kw), np.arange(c), indexing="ij")
     offs = (ky * row + kx * c + ic).ravel()
     return np.broadcast_to(offs, (o, offs.size)), layer.weights.reshape(o, -1)
@@ -177,7 +211,7 @@ def dense_conv_stream(layer: Conv2D, inp: TensorInfo, rq, rqz: Requantizer, stag
     that a block stays in the XIP cache from one pixel to the next, with groups small enough to fit."""
     o, kh = layer.weights.shape[:2]
     w = layer.weights.reshape(o, kh, -1).astype(np.int64)
-    row, _ = _padded_row(layer, inp)
+    row = input_layout(layer, inp, "dense").row_bytes
     bias = rqz.bias(folded_bias(layer, rq))
 
     def group_bytes(k: int) -> int:  # K, biases, weights and row steps, records
@@ -253,7 +287,7 @@ def dense_depthwise_stream(layer: DepthwiseConv2D, inp: TensorInfo, rq, rqz: Req
     _, kh, kw, o = layer.weights.shape
     c = inp.shape[2]
     dm = o // c
-    row = _depthwise_row(layer, inp)
+    row = input_layout(layer, inp, "dense").row_bytes
     offsets = [ky * row + kx * c for ky in range(kh) for kx in range(kw)]   # increasing
     w = layer.weights[0].reshape(kh * kw, o).astype(np.int64)
     bias = rqz.bias(folded_bias(layer, rq, -128))
@@ -276,19 +310,6 @@ def dense_depthwise_stream(layer: DepthwiseConv2D, inp: TensorInfo, rq, rqz: Req
         for ch in range(start, start + k):
             stream += rqz.records[ch]
     return [*stream, 0]
-
-
-def _depthwise_row(layer: DepthwiseConv2D, inp: TensorInfo) -> int:
-    """Bytes per row of the padded, sign-flipped input copy the dense depthwise kernel reads: the
-    padded width (exactly the columns the windows touch) times the channels. Mirrors
-    pp_padded_flipped() in kernels/dense_dw.c."""
-    kw = layer.weights.shape[2]
-    return ((layer.output.shape[1] - 1) * layer.stride[1] + kw) * inp.shape[2]
-
-
-def _depthwise_scratch(layer: DepthwiseConv2D, inp: TensorInfo) -> int:
-    kh = layer.weights.shape[1]
-    return align4(((layer.output.shape[0] - 1) * layer.stride[0] + kh) * _depthwise_row(layer, inp))
 
 
 def fc_groups(rows: int) -> list[int]:
@@ -369,19 +390,6 @@ def generated_conv(layer: Layer, impl: str) -> bool:
             and sparsegen.code_bytes_estimate(layer) <= GENERATED_CODE_MAX)
 
 
-def flipped_geometry(layer: Conv2D, inp: TensorInfo) -> tuple[int, int]:
-    """(bytes per row, scratch bytes) of the padded, sign-flipped input (kernels/sparse.c:
-    pp_conv_flipped): each row starts its data on a word boundary and is a whole number of words."""
-    kh, kw = layer.weights.shape[1:3]
-    oh, ow = layer.output.shape[:2]
-    hp, wp = (oh - 1) * layer.stride[0] + kh, (ow - 1) * layer.stride[1] + kw
-    _, pad_w = output_size(inp.shape[1], kw, layer.stride[1], layer.padding)
-    c = inp.shape[2]
-    skew = align4(pad_w * c) - pad_w * c
-    row = align4(skew + wp * c)
-    return row, hp * row
-
-
 def scratch_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
     """Arena space a kernel needs besides its input and output: the padded input copy, and for the
     dense convolution two gathered windows (im2col); CMSIS-NN's convolution keeps two int16 im2col
@@ -391,12 +399,8 @@ def scratch_bytes(layer: Layer, inp: TensorInfo, impl: str) -> int:
         if layer.weights.shape[1:3] == (1, 1) and tuple(layer.stride) == (1, 1):
             return 0  # the 1x1 path multiplies the input in place
         return align4(2 * 2 * layer.weights[0].size)
-    if generated_conv(layer, impl):
-        return flipped_geometry(layer, inp)[1]
-    if impl == "dense" and op == "DEPTHWISE_CONV_2D":
-        return _depthwise_scratch(layer, inp)  # the padded input with its sign bits flipped
-    if impl in ("dense", "sparse") and op == "CONV_2D":
-        return _padded_row(layer, inp)[1]
+    if op in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        return input_layout(layer, inp, impl).scratch_bytes  # the padded (maybe sign-flipped) input
     if impl in ("dense", "sparse") and op == "FULLY_CONNECTED":
         return align4(inp.size)  # the input with its sign bits flipped
     return 0

@@ -59,8 +59,8 @@ void pp_dfc_m0_mul(const pp_dfc_args_t *a);
 void pp_dfc_m0_tbl(const pp_dfc_args_t *a);
 
 void pp_conv2d_dense(const pp_conv_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch) {
-    int32_t row;
-    const int8_t *src = pp_padded_input(p, in, scratch, &row);
+    const int8_t *src = pp_padded_input(p, in, scratch);
+    const int32_t row = p->row_bytes;
     /* the stream: record kind, then blocks [channels, groups..., 0], then 0 */
     const int tbl = p->stream[0] == PP_RQ_KIND_TBL;
     const int32_t *s = p->stream + 1;
