@@ -35,6 +35,7 @@ from .kernelsets import (
     checked_plan,
     choose_kernel,
     kernel_plan,
+    kernel_set,
     kernel_sets,
     layer_kernels,
     reported,
@@ -107,7 +108,8 @@ def generate(graph: Graph, kernels: str = "tflm-ref", plan: Sequence[str] | None
     scratch = max([scratch_bytes(layer, inp, impl) for (_, layer, inp), impl in zip(graph.steps(), impls,
                                                                                     strict=True)] + [0])
     arena = tensors + scratch
-    staged = staging.staging_plan(graph, impls, arena)
+    # the baselines keep their weights in flash, as pico-tflmicro runs them
+    staged = staging.staging_plan(graph, impls, arena) if kernel_set(kernels).stages else set()
     parts = [_preamble(graph, kernels, impls, tensors, scratch),
              '#include "model.h"\n#include "pp_kernels.h"\n#include "pp_platform.h"\n#include <stdint.h>\n\n',
              "/* the descriptor layouts this file was generated for */\n",
