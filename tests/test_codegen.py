@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from powerprune.ir import (
     Activation,
@@ -24,6 +26,7 @@ from powerprune.ir import (
     TensorInfo,
     requantization,
 )
+from powerprune.ir import output_size as out_size
 from powerprune.mcu import cgen, lowering, stock, streams
 from powerprune.mcu.codegen import DESCRIPTORS, KERNEL_SETS, CodegenError, generate, kernel_sets
 
@@ -178,3 +181,40 @@ def test_a_requantization_record_is_the_words_the_header_declares():
         assert all(len(r) == len(record.fields) for r in rqz.records)
     with pytest.raises(CodegenError, match="pp_rq_record_t words are"):
         streams.RQ_RECORD.words({"multiplier": 1})
+
+
+@settings(max_examples=200, deadline=None)
+@given(h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 9), k=st.integers(1, 4), stride=st.integers(1, 3),
+       padding=st.sampled_from(["SAME", "VALID"]), impl=st.sampled_from(["dense", "sparse", "generated"]),
+       depthwise=st.booleans())
+def test_the_padded_input_layout_holds_every_window_inside_its_scratch(h, w, c, k, stride, padding, impl, depthwise):
+    """What the C copy routines trust the descriptor for: every input row copied lies inside its padded
+    row, every window inside the scratch, the copy moves whole words where the generated code reads
+    them; a layout read in place takes no scratch."""
+    assume(padding == "SAME" or (k <= h and k <= w))
+    oh, ow = out_size(h, k, stride, padding)[0], out_size(w, k, stride, padding)[0]
+    inp = TensorInfo((h, w, c), 0.05, 3)
+    out = TensorInfo((oh, ow, c), 0.1, 0)
+    if depthwise:
+        layer = DepthwiseConv2D(np.ones((1, k, k, c), np.int8), np.zeros(c, np.int32), np.full(c, 0.01, np.float32),
+                                (stride, stride), padding, Activation("NONE", -128, 127), out)
+        assume(impl == "dense")
+    else:
+        layer = Conv2D(np.ones((c, k, k, c), np.int8), np.zeros(c, np.int32), np.full(c, 0.01, np.float32),
+                       (stride, stride), padding, Activation("NONE", -128, 127), out)
+    lay = streams.input_layout(layer, inp, "sparse" if impl == "generated" else impl)
+    if impl == "sparse" and not depthwise and streams.generated_conv(layer, "sparse"):
+        impl = "generated"  # a small sparse convolution is always generated code
+    _, pad_w = out_size(w, k, stride, padding)
+    if lay.scratch_bytes == 0:
+        assert impl != "generated" and not depthwise and lay.row_bytes == w * c
+        return
+    assert lay.scratch_bytes % 4 == 0 and lay.padded_rows == (oh - 1) * stride + k
+    assert lay.row_lead == (-(-pad_w * c // 4) * 4 if impl == "generated" else pad_w * c)
+    assert lay.row_lead + lay.row_copy <= lay.row_bytes and lay.row_copy <= w * c
+    last_window_end = (lay.window_origin + ((oh - 1) * stride + k - 1) * lay.row_bytes
+                       + ((ow - 1) * stride + k) * c)
+    assert last_window_end <= lay.scratch_bytes
+    if impl == "generated":
+        assert lay.row_bytes % 4 == 0 and lay.row_lead % 4 == 0
+        assert lay.window_origin == lay.row_lead - pad_w * c
