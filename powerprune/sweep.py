@@ -299,10 +299,12 @@ def model_job(cfg: SweepConfig, seed: int, base_key: str, method: str, rate: flo
 
 
 def _kernel_digest() -> str:
-    """Kernels and firmware sources take part in profile keys: editing a kernel invalidates cycles."""
+    """Kernels, firmware and the code generator (every module of ``mcu``: the lowering, streams and
+    staging decide the code as much as the kernels do) take part in profile keys: editing any of them
+    invalidates cycles."""
     h = hashlib.sha256()
     root = Path(str(resources.files("powerprune.mcu")))
-    for p in sorted([*root.glob("kernels/*"), *root.glob("firmware/*"), root / "codegen.py", root / "costmodel.py"]):
+    for p in sorted([*root.glob("kernels/*"), *root.glob("firmware/*"), *root.glob("*.py")]):
         h.update(p.read_bytes())
     return h.hexdigest()[:12]
 

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from powerprune.ir import Activation, DepthwiseConv2D, Pool2D, TensorInfo
-from powerprune.mcu import codegen
+from powerprune.ir import Activation, DepthwiseConv2D, Pool2D, TensorInfo, requantization
+from powerprune.mcu import codegen, streams
 from powerprune.mcu.profile import run_on_rp2040
 from powerprune.oracle import tflm_run
 from powerprune.reference import run
@@ -49,15 +49,15 @@ def test_depthwise_groups_reach_every_path():
 
     sizes = set()
     for c in range(1, 14):
-        sizes |= {(mode, k) for mode, _, k in codegen.depthwise_groups(layer(c, 1, 3), TensorInfo((4, 4, c), 0.02, 0))}
-    assert sizes == {(codegen.DW_SEPARATE, k) for k in range(1, 7)}
+        sizes |= {(mode, k) for mode, _, k in streams.depthwise_groups(layer(c, 1, 3), TensorInfo((4, 4, c), 0.02, 0))}
+    assert sizes == {(streams.DW_SEPARATE, k) for k in range(1, 7)}
     for dm in range(2, 14):
-        sizes |= {(mode, k) for mode, _, k in codegen.depthwise_groups(layer(1, dm, 3), TensorInfo((4, 4, 1), 0.02, 0))}
-    assert {k for mode, k in sizes if mode == codegen.DW_SHARED} == set(range(2, 7))  # 1: as separate
+        sizes |= {(mode, k) for mode, _, k in streams.depthwise_groups(layer(1, dm, 3), TensorInfo((4, 4, 1), 0.02, 0))}
+    assert {k for mode, k in sizes if mode == streams.DW_SHARED} == set(range(2, 7))  # 1: as separate
     # walk the stream of a 2x3 window over 7 channels as the kernel does
     lay, inp = layer(7, 1, 2), TensorInfo((4, 4, 7), 0.02, 0)
-    rq = codegen.requantization(lay, inp)
-    stream = codegen.dense_depthwise_stream(lay, inp, rq, codegen.requantizer("l", lay, rq, 7, tables=False))
+    rq = requantization(lay, inp)
+    stream = streams.dense_depthwise_stream(lay, inp, rq, streams.requantizer("l", lay, rq, 7, tables=False))
     at, groups = 1, 0
     while stream[at]:
         k = stream[at] % 6 or 6
@@ -70,7 +70,7 @@ def test_depthwise_groups_reach_every_path():
         assert all(s < 0 for s in steps[:-1]) and steps[-1] >= 0
         at += k * 9
         groups += 1
-    assert groups == len(codegen.depthwise_groups(lay, inp)) and at == len(stream) - 1
+    assert groups == len(streams.depthwise_groups(lay, inp)) and at == len(stream) - 1
 
 
 def test_avgpool_reciprocal_is_exact_up_to_361_taps():

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from powerprune.fixedpoint import quantize_multiplier
 from powerprune.ir import Activation, Conv2D, Graph, TensorInfo
-from powerprune.mcu import codegen, rqtable
+from powerprune.mcu import codegen, rqtable, staging, streams
 from powerprune.mcu.profile import run_on_rp2040
 from powerprune.reference import run
 
@@ -56,11 +56,11 @@ def pico_outputs_on_paths(g, x, kernels: str, *, staged: bool, tables: bool, gen
     asked: nothing staged in SRAM, no requantization tables, no generated sparse code."""
     with pytest.MonkeyPatch.context() as mp:
         if not staged:
-            mp.setattr(codegen, "STAGING_BUDGET", 0)
+            mp.setattr(staging, "STAGING_BUDGET", 0)
         if not tables:
             mp.setattr(rqtable, "TABLE_MAX_BYTES", 0)
         if not generated:
-            mp.setattr(codegen, "GENERATED_CODE_MAX", 0)
+            mp.setattr(streams, "GENERATED_CODE_MAX", 0)
         return run_on_rp2040(g, x, kernels=kernels).outputs.reshape(len(x), -1)
 
 

@@ -29,11 +29,11 @@ from powerprune.mcu.boot2 import (
 )
 from powerprune.mcu.boot2 import source as boot2_source
 from powerprune.mcu.build import SRAM_BYTES, FitError, toolchain
-from powerprune.mcu.codegen import STAGING_BUDGET
 from powerprune.mcu.deploy import deploy
 from powerprune.mcu.elf import read_elf
 from powerprune.mcu.emulator import EmulatorError
 from powerprune.mcu.protocol import CMD_INFER, CMD_INFO, call
+from powerprune.mcu.staging import STAGING_BUDGET
 from powerprune.mcu.uf2 import UF2Error, read_uf2, write_uf2
 from powerprune.mcu.virtual_board import VirtualBoard
 from powerprune.oracle import tflm_run
@@ -105,7 +105,7 @@ def ad01(tmp_path_factory):
 @pytest.mark.slow
 def test_ad01_deploys_as_a_flash_image(ad01):
     out, res = ad01
-    # the weights do not fit SRAM; what does fit (up to codegen.STAGING_BUDGET) is staged there at boot
+    # the weights do not fit SRAM; what does fit (up to staging.STAGING_BUDGET) is staged there at boot
     assert res["image"] == "flash" and res["flash_bytes"] > SRAM_BYTES
     assert res["sram_bytes"] <= STAGING_BUDGET + 16 * 1024
     blocks = read_uf2((out / "firmware.uf2").read_bytes())

@@ -22,9 +22,11 @@ from powerprune.ir import (
     TensorInfo,
     add_requantization,
 )
-from powerprune.mcu import codegen, rqtable
-from powerprune.mcu.codegen import KERNEL_SETS, OUR_SETS, add_tables, generate, layer_kernels, plan_arena
+from powerprune.mcu import rqtable, staging, streams
+from powerprune.mcu.arena import plan_arena
+from powerprune.mcu.codegen import KERNEL_SETS, OUR_SETS, generate, layer_kernels
 from powerprune.mcu.profile import profile, run_on_rp2040
+from powerprune.mcu.streams import add_tables
 from powerprune.oracle import tflm_run
 from powerprune.reference import run
 from powerprune.tflite import export_tflite, import_tflite, load_tflite
@@ -128,7 +130,7 @@ def test_constructed_ties_on_the_virtual_pico():
 
 @pytest.mark.parametrize("name", TIES)
 def test_add_tables_equal_the_arithmetic_on_every_operand_pair(name):
-    """The fast ADD's tables (codegen.add_tables) against TFLM's arithmetic (``AddRequant``, which
+    """The fast ADD's tables (streams.add_tables) against TFLM's arithmetic (``AddRequant``, which
     test_add_matches_tflm_on_every_operand_pair_at_constructed_ties holds to TFLM) on all 65,536
     operand pairs, at every constructed tie, zero point set and activation, evaluated the way
     pp_add_dense does. A threshold table exists for each of them, so the kernel's fast path is the one
@@ -230,16 +232,16 @@ def test_layers_left_in_flash_are_fetched_once_not_per_pixel(kernels, generated,
     (~60 KB) or sparse entries (~33 KB) are larger than the 16 KB XIP cache run in blocks of channels,
     each over all 36 pixels, and their data come from flash about once (before, once per pixel: ~36x
     the misses). The outputs equal the host's, which equals TFLM here."""
-    monkeypatch.setattr(codegen, "STAGING_BUDGET", 0)
+    monkeypatch.setattr(staging, "STAGING_BUDGET", 0)
     if not generated:
-        monkeypatch.setattr(codegen, "GENERATED_CODE_MAX", 0)
+        monkeypatch.setattr(streams, "GENERATED_CODE_MAX", 0)
     g = residual_graph(seed=5, h=6, w=6, c=32, density=0.9)
     x = rows(g, 2, seed=6)
     assert np.array_equal(run(g, x), tflm_run(export_tflite(g), x))
     impls = layer_kernels(g, kernels)
     assert impls[1] in ("dense", "sparse") and impls[2] == "dense"  # the big conv, the fast ADD
     assert not generate(g, kernels).staged
-    data = sum(codegen.kernel_data_bytes(layer, inp, impl)
+    data = sum(staging.kernel_data_bytes(layer, inp, impl)
                for (_, layer, inp), impl in zip(g.steps(), impls, strict=True))
     p = profile(g, x, kernels)
     assert p.bit_exact

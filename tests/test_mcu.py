@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from powerprune.ir import Activation, Conv2D, FullyConnected, Graph, TensorInfo
 from powerprune.mcu.build import BuildError, build_firmware
-from powerprune.mcu.codegen import DESCRIPTORS, KERNEL_SETS, CodegenError, c_struct
+from powerprune.mcu.codegen import DESCRIPTORS, KERNEL_SETS, CodegenError
 from powerprune.mcu.emulator import EmulatorError
 from powerprune.mcu.profile import profile, run_on_rp2040
 from powerprune.oracle import tflm_run
@@ -180,6 +180,6 @@ def test_codegen_knows_every_descriptor_field_of_the_kernel_header():
             ctype, _, names = decl.replace("const ", "").partition(" ")
             fields += [(n.strip(" *"), "*" if "*" in n else ctype) for n in names.split(",")]
         structs[name] = tuple(fields)
-    assert structs == DESCRIPTORS
+    assert structs == {name: s.fields for name, s in DESCRIPTORS.items()}
     with pytest.raises(CodegenError, match="fields are"):
-        c_struct("pp_pool_t", "layer0", {"in_h": 1})
+        DESCRIPTORS["pp_pool_t"].initializer("layer0", {"in_h": 1})

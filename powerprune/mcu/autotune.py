@@ -4,7 +4,7 @@
 quantized. It cannot promise that ``auto`` never loses: whether a layer's kernel data fit the SRAM
 staging budget, how a stream that did not fit thrashes the 16 KB XIP cache, or how a depthwise or 1xN
 layer behaves are facts of the whole firmware, not of one layer. So the plan ``auto`` builds with is
-measured: run the ``dense`` choice and the ``sparse`` choice of every layer (``codegen.auto_choices``)
+measured: run the ``dense`` choice and the ``sparse`` choice of every layer (``kernelsets.auto_choices``)
 on the virtual Pico, take each layer's cheaper one, run that mix as well, and keep the cheapest of the
 three firmwares. Each is measured on one input twice, a first inference with a cold XIP cache and a
 warm one after it, because a small model's choice can differ between the two. By construction ``auto``

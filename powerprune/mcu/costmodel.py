@@ -5,7 +5,7 @@ sparse: only those with a nonzero weight), outputs the layer's output elements (
 bias, per-pixel and per-row loop overhead) and c a per-layer constant (call, input copy, set-up,
 which decide small layers such as LeNet's last one). The coefficients were fitted on the virtual Pico (flash
 layout, 125 MHz) by ``python bench/bench_kernels.py`` on layers whose kernel data codegen staged in
-SRAM, as it does whenever they fit (codegen.staging_plan); BENCHMARKS.md shows the fit. Refit them
+SRAM, as it does whenever they fit (staging.staging_plan); BENCHMARKS.md shows the fit. Refit them
 when the kernels change.
 
 Since the sparse convolutions became generated straight-line code (mcu/sparsegen.py), a sparse
@@ -56,6 +56,6 @@ def layer_cycles(layer: Conv2D | FullyConnected, impl: str) -> float:
 
 
 def prefers_sparse(layer: Layer) -> bool:
-    if not isinstance(layer, Conv2D | FullyConnected):
+    if layer.op not in ("CONV_2D", "FULLY_CONNECTED"):
         return False
     return layer_cycles(layer, "sparse") < layer_cycles(layer, "dense")

@@ -18,7 +18,7 @@ tables fit, else the arithmetic of kernels/pp_m0.h, with the per-channel constan
 The generated function loops over output pixels itself, one block of channel groups at a time (pixels
 inside, blocks outside). It lives in SRAM (a .data section copied at boot) when codegen stages it;
 then the whole layer is one block. Code left in flash is re-executed for every pixel through the
-16 KB XIP cache, so there each block is kept under ``block_bytes`` (codegen.XIP_BLOCK_BYTES), with
+16 KB XIP cache, so there each block is kept under ``block_bytes`` (streams.XIP_BLOCK_BYTES), with
 groups made smaller where a group of GROUP_MAX channels would not fit: fetched from flash once per
 block, not once per pixel.
 """
@@ -244,7 +244,7 @@ def generate_conv(symbol: str, layer: Conv2D, inp: TensorInfo, row: int, bias: n
                   block_bytes: int | None = None) -> str:
     """GNU assembler source of ``void symbol(const uint8_t *window0, int8_t *out)``: the whole layer,
     from the window of output pixel (0, 0) in the flipped, padded input. ``bias`` is folded for the
-    flipped input; ``bound`` bounds |accumulator| (codegen.accumulator_bound). With ``tables`` (one
+    flipped input; ``bound`` bounds |accumulator| (streams.accumulator_bound). With ``tables`` (one
     per channel, back to back in the uint32 array ``table_symbol``) the requantization looks up
     thresholds, else it multiplies. ``block_bytes``: the code stays in flash, run it in blocks of
     about that many bytes (``blocks``)."""

@@ -34,7 +34,7 @@ void pp_add_stock(const pp_add_t *p, const int8_t *in1, const int8_t *in2, int8_
 }
 
 /* pp_add_dense: the same arithmetic from tables. Steps 1-3 depend on one int8 each, so codegen
- * (codegen.add_tables) evaluates them for all 256 values of each input with the host's arithmetic,
+ * (streams.add_tables) evaluates them for all 256 values of each input with the host's arithmetic,
  * which is TFLM's; the kernel looks both up and adds them. Steps 4-5 are a non-decreasing step
  * function of the sum with at most 256 steps, answered by a threshold table (rqtable.py: the first
  * sum of each output level; a multiply by m guesses the level or the one below it, one comparison

@@ -11,7 +11,7 @@
  *
  * The stream is cut into blocks of channel groups, and each block runs over all pixels before the next
  * starts (pixels inside, channels outside). A staged layer (its stream copied to SRAM at boot) is one
- * block. A layer whose stream stays in flash gets blocks of at most codegen.XIP_BLOCK_BYTES, a little
+ * block. A layer whose stream stays in flash gets blocks of at most streams.XIP_BLOCK_BYTES, a little
  * under the 16 KB XIP cache: the block is fetched from flash once (~5 cycles a byte) and then hits
  * for every other pixel. Pixels outside with a stream larger than the cache would miss on every
  * line for every pixel: 59 M instead of ~10 M cycles for ResNet-8's 32->32 3x3 layer.
@@ -59,8 +59,8 @@ void pp_dfc_m0_mul(const pp_dfc_args_t *a);
 void pp_dfc_m0_tbl(const pp_dfc_args_t *a);
 
 void pp_conv2d_dense(const pp_conv_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch) {
-    int32_t row;
-    const int8_t *src = pp_padded_input(p, in, scratch, &row);
+    const int8_t *src = pp_padded_input(p, in, scratch);
+    const int32_t row = p->row_bytes;
     /* the stream: record kind, then blocks [channels, groups..., 0], then 0 */
     const int tbl = p->stream[0] == PP_RQ_KIND_TBL;
     const int32_t *s = p->stream + 1;

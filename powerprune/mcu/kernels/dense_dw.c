@@ -9,7 +9,7 @@
  *    K of r8-r12, lr. A "separate" group (depth multiplier 1) reads K neighbouring input bytes per tap,
  *    one per channel: LDRB + MULS + ADD, 4 cycles per MAC, plus the K weights by one LDM; a "shared"
  *    group (multiplier > 1) loads one input byte per tap for the K output channels it feeds
- *    (codegen.depthwise_groups picks the sizes);
+ *    (streams.depthwise_groups picks the sizes);
  *  - codegen writes, per group, the weights as int32 in the order the loop consumes them and after each
  *    tap's weights the step to the next tap, visiting the window from its last tap to its first: every
  *    step inside a group is negative, so `adds r5, r6` carries, and the group's last step (to the next
@@ -30,7 +30,7 @@
 typedef struct {
     const uint8_t *win;       /* 0: last window tap of output pixel (0, 0) in the flipped, padded input */
     int8_t *out;              /* 4 */
-    const int32_t *stream;    /* 8: groups (codegen.dense_depthwise_stream), then 0 */
+    const int32_t *stream;    /* 8: groups (streams.dense_depthwise_stream), then 0 */
     int32_t out_h, out_w;     /* 12, 16 */
     int32_t step_x, step_y;   /* 20, 24: window advance per output column, per output row */
 } pp_ddw_args_t;
@@ -38,22 +38,21 @@ typedef struct {
 void pp_ddw_m0_mul(const pp_ddw_args_t *a);
 void pp_ddw_m0_tbl(const pp_ddw_args_t *a);
 
-/* The input as the depthwise kernel reads it: (out_h - 1) * stride_h + k_h rows of
- * (out_w - 1) * stride_w + k_w pixels (exactly what the windows touch), pads holding the input zero
- * point, every byte's sign bit flipped. Always a copy: the flip is needed even without padding.
- * Sets *row to the bytes per row (codegen._depthwise_row mirrors it). */
-static const uint8_t *pp_padded_flipped(const pp_conv_t *p, const int8_t *in, int8_t *scratch, int32_t *row) {
-    const int32_t hp = pp_padded_h(p), wp = pp_padded_w(p), c = p->in_c;
+/* The input as the depthwise kernel reads it: the rows and columns the windows touch, pads holding the
+ * input zero point, every byte's sign bit flipped. Always a copy: the flip is needed even without
+ * padding. The layout (row_bytes, padded_rows, ...) is the descriptor's (streams.input_layout). */
+static const uint8_t *pp_padded_flipped(const pp_conv_t *p, const int8_t *in, int8_t *scratch) {
+    /* fields in locals: the stores below could alias the descriptor as far as the compiler knows */
+    const int32_t hp = p->padded_rows, row = p->row_bytes, cols = p->row_copy, lead = p->row_lead;
+    const int32_t in_row = p->in_w * p->in_c, in_h = p->in_h, pad_h = p->pad_h, words = p->scratch_bytes >> 2;
     const uint32_t fill = (uint8_t)(-p->input_offset ^ 0x80) * 0x01010101u;
-    const int32_t total = hp * wp * c;
     uint32_t *w32 = (uint32_t *)scratch;  /* word aligned; the planner reserves a word multiple */
-    for (int32_t i = 0; i < (total + 3) / 4; ++i) w32[i] = fill;
-    const int32_t cols = (p->in_w < wp - p->pad_w ? p->in_w : wp - p->pad_w) * c;
-    for (int32_t y = 0; y < p->in_h; ++y) {
-        const int32_t py = y + p->pad_h;
+    for (int32_t i = 0; i < words; ++i) w32[i] = fill;
+    for (int32_t y = 0; y < in_h; ++y) {
+        const int32_t py = y + pad_h;
         if (py >= hp) break;
-        const int8_t *src = in + y * p->in_w * c;
-        int8_t *dst = scratch + (py * wp + p->pad_w) * c;
+        const int8_t *src = in + y * in_row;
+        int8_t *dst = scratch + py * row + lead;
         int32_t i = 0;
         /* whole words when source and destination share their alignment (a multiple-of-4 channel
          * count: every pixel starts on a word) */
@@ -64,13 +63,12 @@ static const uint8_t *pp_padded_flipped(const pp_conv_t *p, const int8_t *in, in
         }
         for (; i < cols; ++i) dst[i] = (int8_t)(src[i] ^ 0x80);
     }
-    *row = wp * c;
     return (const uint8_t *)scratch;
 }
 
 void pp_depthwise_dense(const pp_conv_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch) {
-    int32_t row;
-    const uint8_t *src = pp_padded_flipped(p, in, scratch, &row);
+    const uint8_t *src = pp_padded_flipped(p, in, scratch);
+    const int32_t row = p->row_bytes;
     const int32_t last = (p->k_h - 1) * row + (p->k_w - 1) * p->in_c;
     const pp_ddw_args_t a = {src + last, out, p->stream + 1, p->out_h, p->out_w, p->stride_w * p->in_c,
                              p->stride_h * row};

@@ -22,6 +22,14 @@ typedef struct {
     const uint16_t *nz_count;      /* data-driven sparse: nonzeros per output channel */
     const uint32_t *nz_packed;     /* data-driven sparse: (input offset << 8) | (uint8_t)weight each */
     const int32_t *stream;         /* dense: everything the assembly loop reads, in its order (codegen) */
+    /* the input as the fast kernels read it (streams.input_layout derives it; 0 for the stock kernels):
+     * in place, or a copy in scratch padded to the rows and columns the windows touch */
+    int32_t row_bytes;             /* bytes from one row the windows read to the next */
+    int32_t padded_rows;           /* rows of the padded copy */
+    int32_t row_lead;              /* bytes from a padded row's start to its first input byte */
+    int32_t row_copy;              /* input bytes copied into each padded row */
+    int32_t scratch_bytes;         /* scratch of the copy, a word multiple (0: the input is read in place) */
+    int32_t window_origin;         /* bytes from the scratch's start to output pixel (0, 0)'s window */
 } pp_conv_t;
 
 typedef struct {
@@ -55,7 +63,7 @@ typedef struct {
     int32_t act_min, act_max;
 } pp_add_t;
 
-/* ADD by tables (dense, sparse and auto; kernels/add.c, codegen.add_tables): terms1/terms2 hold each
+/* ADD by tables (dense, sparse and auto; kernels/add.c, streams.add_tables): terms1/terms2 hold each
  * input's scaled value for every byte (index: the byte as uint8), the first minus the threshold
  * table's origin; the sum is rounded by the threshold table (w, m, p, o_min, thresholds) or, when
  * thresholds is 0, by TFLM's arithmetic with the output_* fields. */

@@ -22,22 +22,45 @@
  * s = 0, where both roundings give 0. codegen verifies |acc| < 2^30 so that s + 2^(r-1) cannot
  * overflow (bench and tests check bit-exactness against the host reference and TFLM).
  *
- * A requantization record is 9 words, written by codegen (powerprune/mcu/codegen.py, requantizer):
+ * A requantization record is 9 words (pp_rq_record_t below), written by powerprune/mcu/streams.py:
  *   M, left, nm (-1 if r > 0 else 0), 2^14, h (2^(r-1) or 0), r, output offset, act_min, act_max
  *
  * The faster PP_RQ_TBL_R0 (22 cycles) uses a threshold table instead (powerprune/mcu/rqtable.py says
  * why it is exact): x = clamp(acc - xs, 0, w); y0 = ((x >> p) * m) >> 24 is the output level or one
- * below it; out = o_min + y0 + (x >= T[y0]). Its record is 5 words: w, m, p, &T[0], o_min; the
+ * below it; out = o_min + y0 + (x >= T[y0]). Its record is 5 words (pp_rqt_record_t): w, m, p, &T[0], o_min; the
  * -xs is folded into the bias, so the accumulator arrives as acc - xs.
  * A kernel's stream starts with the kind of its records: PP_RQ_KIND_MUL or PP_RQ_KIND_TBL.
  */
 #ifndef PP_M0_H
 #define PP_M0_H
 
+#include <stdint.h>
+
 #define PP_RQ_WORDS 9
 #define PP_RQT_WORDS 5
 #define PP_RQ_KIND_MUL 0
 #define PP_RQ_KIND_TBL 1
+
+/* The two records as structs: the assembly reads them word by word (LDM), in this order, and
+ * powerprune/mcu/streams.py (RQ_RECORD, RQT_RECORD) writes them from the same named fields; a test
+ * holds the two declarations together. */
+typedef struct {
+    int32_t multiplier, left_shift;
+    int32_t negative_mask;         /* -1 if right_shift > 0, else 0 */
+    int32_t q14;                   /* 2^14 */
+    int32_t round_half;            /* 2^(right_shift - 1), or 0 */
+    int32_t right_shift, output_offset, act_min, act_max;
+} pp_rq_record_t;
+
+typedef struct {
+    uint32_t w, m;
+    int32_t p;
+    const uint32_t *thresholds;
+    int32_t o_min;
+} pp_rqt_record_t;
+
+_Static_assert(sizeof(pp_rq_record_t) == 4 * PP_RQ_WORDS, "PP_RQ_WORDS is the record's size in words");
+_Static_assert(sizeof(pp_rqt_record_t) == 4 * PP_RQT_WORDS, "PP_RQT_WORDS is the record's size in words");
 
 /* PP_RQ_MUL_R0: requantize the accumulator in r0 with the record at r4 (r4 advances past it) and store
  * the int8 at [r5] (r5 advances by one). Clobbers r0-r3, r6, r7. 48 cycles. */

@@ -2,7 +2,7 @@
  *
  * Convolutions are normally generated code (powerprune/mcu/sparsegen.py): every nonzero weight is an
  * immediate in the instruction stream, so this file only prepares their input (pp_conv_flipped).
- * When a layer's code would be too large (codegen.GENERATED_CODE_MAX), pp_conv2d_sparse below runs
+ * When a layer's code would be too large (streams.GENERATED_CODE_MAX), pp_conv2d_sparse below runs
  * instead: per output channel the number of nonzeros, then one 32-bit word per nonzero,
  * offset << 8 | value (ARMv6-M has no immediate-offset LDRSB; a word load plus SXTB/LSRS is cheaper
  * than two narrow loads), two output pixels per pass so that each entry is decoded once for both,
@@ -19,25 +19,25 @@
  * columns the windows touch (pads hold the input zero point) and with every sign bit flipped
  * (u = x + 128), so the generated code can read it with immediate-offset LDRB. Rows are padded on
  * the left to a word boundary and to a whole number of words, so the input is copied a word at a
- * time (codegen._flipped_geometry computes the same layout). Returns the window origin of output
+ * time (streams.input_layout derives the layout; the descriptor holds it). Returns the window origin of output
  * pixel (0, 0). */
 const uint8_t *pp_conv_flipped(const pp_conv_t *p, const int8_t *in, int8_t *scratch) {
-    const int32_t hp = pp_padded_h(p), wp = pp_padded_w(p), c = p->in_c;
-    const int32_t lead = (p->pad_w * c + 3) & ~3, skew = lead - p->pad_w * c;
-    const int32_t row = (skew + wp * c + 3) & ~3;
+    /* fields in locals: the stores below could alias the descriptor as far as the compiler knows */
+    const int32_t hp = p->padded_rows, row = p->row_bytes, lead = p->row_lead, cols = p->row_copy;
+    const int32_t in_row = p->in_w * p->in_c, in_h = p->in_h, pad_h = p->pad_h, words = p->scratch_bytes >> 2;
+    const int32_t origin = p->window_origin;
     const uint32_t pad = (((uint8_t)(-p->input_offset)) ^ 0x80u) * 0x01010101u;
     uint32_t *fill = (uint32_t *)scratch;
-    for (int32_t i = 0; i < hp * row / 4; ++i) fill[i] = pad;
-    const int32_t cols = (p->in_w < wp - p->pad_w ? p->in_w : wp - p->pad_w) * c;
-    for (int32_t y = 0; y < p->in_h && y + p->pad_h < hp; ++y) {
-        const uint8_t *src = (const uint8_t *)in + y * p->in_w * c;
-        uint8_t *dst = (uint8_t *)scratch + (y + p->pad_h) * row + lead;
+    for (int32_t i = 0; i < words; ++i) fill[i] = pad;
+    for (int32_t y = 0; y < in_h && y + pad_h < hp; ++y) {
+        const uint8_t *src = (const uint8_t *)in + y * in_row;
+        uint8_t *dst = (uint8_t *)scratch + (y + pad_h) * row + lead;
         int32_t i = 0;
         if (((uintptr_t)src & 3) == 0)  /* dst is word aligned by construction */
             for (; i + 4 <= cols; i += 4) *(uint32_t *)(dst + i) = *(const uint32_t *)(src + i) ^ 0x80808080u;
         for (; i < cols; ++i) dst[i] = src[i] ^ 0x80u;
     }
-    return (const uint8_t *)scratch + skew;
+    return (const uint8_t *)scratch + origin;
 }
 
 static inline int32_t packed_dot(const int8_t *win, const uint32_t *e, int32_t n) {
@@ -82,15 +82,15 @@ static inline void packed_dot2(const int8_t *w0, const int8_t *w1, const uint32_
 /* Output channels in blocks whose entries take at most this many bytes, each block over all pixels
  * before the next: entries left in flash are then fetched through the 16 KB XIP cache once per block
  * instead of once per pixel pair. Half the cache, unlike the dense and generated kernels' blocks
- * (codegen.XIP_BLOCK_BYTES): this function and the per-channel arrays come from flash too, and in a
+ * (streams.XIP_BLOCK_BYTES): this function and the per-channel arrays come from flash too, and in a
  * 2-way cache a block of at most one way's size leaves each set a way for them (a larger block
  * measured twice the misses on a 32 -> 32 3x3 layer). In SRAM the blocks cost only the loop overhead
  * of going over the pixels once more per block. */
 #define PP_SPARSE_BLOCK_BYTES 8192
 
 void pp_conv2d_sparse(const pp_conv_t *p, const int8_t *in, int8_t *restrict out, int8_t *scratch) {
-    int32_t row;
-    const int8_t *src = pp_padded_input(p, in, scratch, &row);
+    const int8_t *src = pp_padded_input(p, in, scratch);
+    const int32_t row = p->row_bytes;
     /* descriptor fields in locals: stores through `out` could alias the descriptor as far as the
      * compiler knows, so reading p-> inside the loops would reload every field per output */
     const int32_t step_x = p->stride_w * p->in_c, step_y = p->stride_h * row;
