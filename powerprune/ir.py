@@ -65,12 +65,13 @@ from .ops.pool2d import Pool2D
 from .ops.quantize import Quantize
 from .ops.reshape import Reshape
 from .ops.softmax import SOFTMAX_MAX_DEPTH, Softmax
+from .ops.unidirectional_sequence_lstm import UnidirectionalSequenceLSTM
 
 __all__ = [
     "DTYPES", "FLOAT32_MAX", "SOFTMAX_MAX_DEPTH", "SOFTMAX_OUTPUT", "WEIGHTED", "Activation", "Add", "AddRequant",
     "Conv2D", "DepthwiseConv2D", "Dequantize", "FullyConnected", "Graph", "IRError", "Layer", "Logistic", "Mean",
-    "Pad", "Pool2D", "Quantize", "Requant", "Reshape", "Softmax", "TensorInfo", "add_requantization",
-    "mean_multiplier", "output_size", "requantization", "requantize_multiplier", "same_padding",
+    "Pad", "Pool2D", "Quantize", "Requant", "Reshape", "Softmax", "TensorInfo", "UnidirectionalSequenceLSTM",
+    "add_requantization", "mean_multiplier", "output_size", "requantization", "requantize_multiplier", "same_padding",
 ]
 
 # the layer classes with weights, bias and weight scales, for backends that ask of a layer's type
@@ -81,6 +82,9 @@ def _check_tensor(t: TensorInfo, where: str) -> None:
     """A known dtype, and no quantization on a float32 tensor (so that no stage can mistake it)."""
     if t.dtype not in DTYPES:
         raise IRError(f"{where}: unknown dtype {t.dtype!r}; choose from {list(DTYPES)}")
+    if t.dtype == "int16":  # only inside an op (an LSTM's cell state), not yet between layers
+        raise IRError(f"{where}: int16 tensors between layers are not supported yet; graph tensors are int8 "
+                      "or float32")
     if t.is_float and (t.scale, t.zero_point) != (0.0, 0):
         raise IRError(f"{where}: a float32 tensor has no quantization (scale 0, zero point 0)")
 

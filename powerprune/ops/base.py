@@ -40,7 +40,9 @@ class IRError(ValueError):
         self.layer, self.tensor, self.detail = layer, tensor, detail or message
 
 
-DTYPES = {"int8": np.int8, "float32": np.float32}  # what a tensor holds, and its numpy type
+# what a tensor holds, and its numpy type; int16 is what TFLM's integer LSTM keeps its cell state in
+DTYPES = {"int8": np.int8, "int16": np.int16, "float32": np.float32}
+INT_RANGES = {"int8": (-128, 127), "int16": (-32768, 32767)}
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -48,7 +50,9 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 class TensorInfo:
     """Shape (without batch) and per-tensor int8 quantization of an activation, or a float32 activation
     (``dtype`` "float32", see ``TensorInfo.float32``), which carries no quantization (scale 0, zero
-    point 0): every tensor of a float32 graph, or the input or output at an int8 model's float boundary."""
+    point 0): every tensor of a float32 graph, or the input or output at an int8 model's float boundary.
+    An int16 one (symmetric, zero point 0) describes an LSTM's cell state; graphs do not pass int16
+    tensors between layers yet (``Graph.validate``)."""
 
     shape: tuple[int, ...]
     scale: float
@@ -76,12 +80,12 @@ class TensorInfo:
         return self.size * np.dtype(self.np_dtype).itemsize
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
-        """Real values -> what this tensor holds: int8 with its parameters (round half away from zero,
+        """Real values -> what this tensor holds: int8 (or int16) with its parameters (round half away from zero,
         as TFLite), or float32 unchanged for a float tensor."""
         if self.is_float:
             return np.asarray(x, dtype=np.float32)
         q = round_half_away(x / np.float32(self.scale)) + self.zero_point
-        return np.clip(q, -128, 127).astype(np.int8)
+        return np.clip(q, *INT_RANGES[self.dtype]).astype(self.np_dtype)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
         if self.is_float:
@@ -172,6 +176,12 @@ class Op:
       the id of its output.
     - ``import_(subgraph, code, operator, out, where)``: the layer for one operator of a .tflite file
       whose builtin code is one of ``builtins``; raise ``TFLiteError`` naming ``where``.
+
+    A stateful op (an LSTM: TFLM keeps its hidden and cell state in variable tensors that persist from
+    one Invoke to the next until the interpreter is reset) also has ``reset_state(layer)``, the state
+    of one sequence after a reset (a list of arrays), and ``run_stateful(layer, args, inputs, state)``,
+    which starts each row of the batch from the batched ``state`` and returns (output, state after it).
+    Its ``run`` is one independent sequence per row: ``run_stateful`` from the reset state.
     """
 
     layer: type
@@ -188,6 +198,14 @@ class Op:
     # (DEQUANTIZE, last); every other op of an int8 model reads and writes int8
     reads_float: bool = False
     writes_float: bool = False
+    reset_state: Callable[[Any], list[np.ndarray]] | None = None
+    run_stateful: Callable[[Any, list[np.ndarray], tuple[TensorInfo, ...], list[np.ndarray]],
+                           tuple[np.ndarray, list[np.ndarray]]] | None = None
+
+    @property
+    def stateful(self) -> bool:
+        """Whether the op carries state from one inference to the next (variable tensors in TFLM)."""
+        return self.run_stateful is not None
 
     @property
     def float32(self) -> bool:
