@@ -80,11 +80,11 @@ WEIGHTED = tuple(op.layer for op in OPS if op.weighted)
 
 def _check_tensor(t: TensorInfo, where: str) -> None:
     """A known dtype, and no quantization on a float32 tensor (so that no stage can mistake it)."""
-    if t.dtype not in DTYPES:
-        raise IRError(f"{where}: unknown dtype {t.dtype!r}; choose from {list(DTYPES)}")
     if t.dtype == "int16":  # only inside an op (an LSTM's cell state), not yet between layers
         raise IRError(f"{where}: int16 tensors between layers are not supported yet; graph tensors are int8 "
                       "or float32")
+    if t.dtype not in DTYPES:
+        raise IRError(f"{where}: unknown dtype {t.dtype!r}; choose from {list(DTYPES)}")
     if t.is_float and (t.scale, t.zero_point) != (0.0, 0):
         raise IRError(f"{where}: a float32 tensor has no quantization (scale 0, zero point 0)")
 
@@ -226,10 +226,9 @@ class Graph:
         rows = []
         for i, layer, inp in self.steps():
             op = op_of(layer)
-            params = nonzeros = 0
-            if op.weighted:
-                params = layer.weights.size + layer.bias.size
-                nonzeros = int(np.count_nonzero(layer.weights)) + int(np.count_nonzero(layer.bias))
+            arrays = (layer.weights, layer.bias) if op.weighted else op.constants(layer) if op.constants else ()
+            params = sum(a.size for a in arrays)
+            nonzeros = sum(int(np.count_nonzero(a)) for a in arrays)
             rows.append({
                 "index": i, "op": layer.op, "reads": list(self.reads[i]), "input": inp.shape,
                 "output": layer.output.shape,

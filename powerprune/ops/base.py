@@ -40,8 +40,9 @@ class IRError(ValueError):
         self.layer, self.tensor, self.detail = layer, tensor, detail or message
 
 
-# what a tensor holds, and its numpy type; int16 is what TFLM's integer LSTM keeps its cell state in
-DTYPES = {"int8": np.int8, "int16": np.int16, "float32": np.float32}
+DTYPES = {"int8": np.int8, "float32": np.float32}  # what a graph's tensors hold, and their numpy type
+# every dtype a TensorInfo may describe: also int16, what TFLM's integer LSTM keeps its cell state in
+TENSOR_DTYPES = {**DTYPES, "int16": np.int16}
 INT_RANGES = {"int8": (-128, 127), "int16": (-32768, 32767)}
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -73,7 +74,7 @@ class TensorInfo:
 
     @property
     def np_dtype(self) -> type:
-        return DTYPES[self.dtype]
+        return TENSOR_DTYPES[self.dtype]
 
     @property
     def nbytes(self) -> int:
@@ -198,6 +199,9 @@ class Op:
     # (DEQUANTIZE, last); every other op of an int8 model reads and writes int8
     reads_float: bool = False
     writes_float: bool = False
+    # the constant arrays (weights, biases) of an op that holds them otherwise than ``weighted``'s
+    # weights and bias (an LSTM's eight matrices and four biases): what ``layer_stats`` counts as params
+    constants: Callable[[Any], tuple[np.ndarray, ...]] | None = None
     reset_state: Callable[[Any], list[np.ndarray]] | None = None
     run_stateful: Callable[[Any, list[np.ndarray], tuple[TensorInfo, ...], list[np.ndarray]],
                            tuple[np.ndarray, list[np.ndarray]]] | None = None

@@ -165,6 +165,11 @@ def _requantize16(acc: np.ndarray, mult_shift: tuple[int, int]) -> np.ndarray:
     return np.clip(multiply_by_quantized_multiplier(acc, *mult_shift), INT16_MIN, INT16_MAX)
 
 
+def constants(layer: UnidirectionalSequenceLSTM) -> tuple[np.ndarray, ...]:
+    """The eight weight matrices and four biases, for the parameter count."""
+    return layer.input_weights, layer.recurrent_weights, layer.bias
+
+
 def reset_state(layer: UnidirectionalSequenceLSTM) -> list[np.ndarray]:
     """What TFLM's ResetVariableTensors leaves: the int8 hidden state at its zero point, the cell at 0."""
     return [np.full(layer.units, layer.output.zero_point, np.int8), np.zeros(layer.units, np.int16)]
@@ -354,4 +359,4 @@ OP = Op(UnidirectionalSequenceLSTM,
         (Builtin(fb.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM,
                  fb.BuiltinOptions.UnidirectionalSequenceLSTMOptions, N_INPUTS),),
         arity=1, weighted=False, check=check, run=run, run_f32=None, macs=macs, export=export, import_=import_,
-        reset_state=reset_state, run_stateful=run_stateful)
+        constants=constants, reset_state=reset_state, run_stateful=run_stateful)
