@@ -31,6 +31,7 @@ from powerprune.ir import (
     Reshape,
     Softmax,
     TensorInfo,
+    UnidirectionalSequenceLSTM,
 )
 from powerprune.ops.base import REGISTRY, Builtin, Op, Site, no_macs
 from powerprune.ops.tflite_io import OP_NAMES
@@ -111,12 +112,20 @@ def _dequantize() -> Graph:
     return Graph(HWC, [Dequantize(TensorInfo.float32(HWC.shape))])
 
 
+def _lstm() -> Graph:
+    """Three steps of four features into five units."""
+    out = TensorInfo((3, 5), 2.0**-7, 2)
+    layer = UnidirectionalSequenceLSTM(_weights((4, 5, 4)), _weights((4, 5, 5)), RNG.integers(-500, 500, (4, 5)).astype(
+        np.int32), np.full(4, 0.01, np.float32), np.full(4, 0.02, np.float32), 2.0**-11, 3.0, out)
+    return Graph(TensorInfo((3, 4), 0.05, -1), [layer])
+
+
 # one small int8 graph per op name; its last layer is the op under test
 EXAMPLES: dict[str, Callable[[], Graph]] = {
     "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _depthwise, "FULLY_CONNECTED": _fully_connected,
     "MAX_POOL_2D": _pool("MAX"), "AVERAGE_POOL_2D": _pool("AVERAGE"), "RESHAPE": _reshape, "ADD": _add,
     "SOFTMAX": _softmax, "LOGISTIC": _logistic, "MEAN": _mean, "PAD": _pad, "QUANTIZE": _quantize,
-    "DEQUANTIZE": _dequantize,
+    "DEQUANTIZE": _dequantize, "UNIDIRECTIONAL_SEQUENCE_LSTM": _lstm,
 }
 NAMES = list(ops.BY_NAME)
 
@@ -196,6 +205,9 @@ def test_macs_count_every_weight_once_per_output_pixel(name):
         want = oh * ow * oc * per_pixel
     elif isinstance(layer, FullyConnected):
         want = graph.input.size * layer.output.size
+    elif isinstance(layer, UnidirectionalSequenceLSTM):  # 4 gates x (input + recurrent) per step
+        steps, units = layer.output.shape
+        want = steps * 4 * units * (graph.input.shape[1] + units)
     else:
         want = 0
     assert graph.layer_stats()[-1]["macs"] == want

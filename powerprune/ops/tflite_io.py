@@ -102,7 +102,9 @@ class Subgraph:
 
     def __init__(self, model: fb.ModelT) -> None:
         if not model.subgraphs or len(model.subgraphs) != 1:
-            raise TFLiteError("only single-subgraph models are supported")
+            raise TFLiteError("only single-subgraph models are supported: control flow (a WHILE or IF over "
+                              "subgraphs, which the converter writes for a GRU or an RNN it does not fuse into "
+                              "UNIDIRECTIONAL_SEQUENCE_LSTM) is not")
         self.model, self.sub = model, model.subgraphs[0]
         self.tensors = self.sub.tensors or []
         self.buffers = model.buffers or []
