@@ -23,8 +23,7 @@ from hypothesis import strategies as st
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
 from powerprune.fixedpoint import SIGMOID_TABLE_UINT16
-from powerprune.ir import FullyConnected, Graph, IRError, TensorInfo, UnidirectionalSequenceLSTM
-from powerprune.ir import Activation as Act
+from powerprune.ir import Activation, FullyConnected, Graph, IRError, Reshape, TensorInfo, UnidirectionalSequenceLSTM
 from powerprune.ops.unidirectional_sequence_lstm import lstm_parameters, run_stateful
 from powerprune.oracle import tflm_run
 from powerprune.reference import Stream, run
@@ -173,13 +172,11 @@ def test_rounding_ties_in_the_gate_rescale_match_tflm():
 
 def test_an_lstm_feeding_a_classifier_matches_tflm():
     """The shape of the real models: LSTM, RESHAPE to one vector, FULLY_CONNECTED."""
-    from powerprune.ir import Reshape
-
     rng = np.random.default_rng(2)
     graph = _lstm_graph(rng, 4, 3, 6, (0.03, -5), (2.0**-7, 1), np.full(8, 0.02), -12, 10.0, 3000)
     out = TensorInfo((3,), 0.1, 4)
     fc = FullyConnected(rng.integers(-127, 128, (3, 24)).astype(np.int8), np.zeros(3, np.int32),
-                        np.array([0.01], np.float32), Act.for_output("NONE", out), out)
+                        np.array([0.01], np.float32), Activation.for_output("NONE", out), out)
     graph = Graph(graph.input, [graph.layers[0], Reshape(TensorInfo((24,), 2.0**-7, 1)), fc])
     _agree_with_tflm(graph, rng.integers(-128, 128, (10, 4, 3)).astype(np.int8))
 
