@@ -65,12 +65,13 @@ from .ops.pool2d import Pool2D
 from .ops.quantize import Quantize
 from .ops.reshape import Reshape
 from .ops.softmax import SOFTMAX_MAX_DEPTH, Softmax
+from .ops.svdf import SVDF
 from .ops.unidirectional_sequence_lstm import UnidirectionalSequenceLSTM
 
 __all__ = [
     "DTYPES", "FLOAT32_MAX", "SOFTMAX_MAX_DEPTH", "SOFTMAX_OUTPUT", "WEIGHTED", "Activation", "Add", "AddRequant",
     "Conv2D", "DepthwiseConv2D", "Dequantize", "FullyConnected", "Graph", "IRError", "Layer", "Logistic", "Mean",
-    "Pad", "Pool2D", "Quantize", "Requant", "Reshape", "Softmax", "TensorInfo", "UnidirectionalSequenceLSTM",
+    "Pad", "Pool2D", "Quantize", "Requant", "Reshape", "SVDF", "Softmax", "TensorInfo", "UnidirectionalSequenceLSTM",
     "add_requantization", "mean_multiplier", "output_size", "requantization", "requantize_multiplier", "same_padding",
 ]
 

@@ -15,6 +15,7 @@ from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 from powerprune import ops
 from powerprune.ir import (
     SOFTMAX_OUTPUT,
+    SVDF,
     Activation,
     Add,
     Conv2D,
@@ -120,12 +121,21 @@ def _lstm() -> Graph:
     return Graph(TensorInfo((3, 4), 0.05, -1), [layer])
 
 
+def _svdf() -> Graph:
+    """Six features into three units of rank 2, a memory of four steps in an int8 state."""
+    state = TensorInfo((24,), 0.2, -7)
+    layer = SVDF(_weights((6, 6)), _weights((6, 4)), _bias(3), 0.01, 0.02, 2, "RELU", state,
+                 TensorInfo((3,), 0.3, 5))
+    return Graph(TensorInfo((6,), 0.05, -1), [layer])
+
+
 # one small int8 graph per op name; its last layer is the op under test
 EXAMPLES: dict[str, Callable[[], Graph]] = {
     "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _depthwise, "FULLY_CONNECTED": _fully_connected,
     "MAX_POOL_2D": _pool("MAX"), "AVERAGE_POOL_2D": _pool("AVERAGE"), "RESHAPE": _reshape, "ADD": _add,
     "SOFTMAX": _softmax, "LOGISTIC": _logistic, "MEAN": _mean, "PAD": _pad, "QUANTIZE": _quantize,
     "DEQUANTIZE": _dequantize, "UNIDIRECTIONAL_SEQUENCE_LSTM": _lstm,
+    "SVDF": _svdf,
 }
 NAMES = list(ops.BY_NAME)
 
@@ -208,6 +218,8 @@ def test_macs_count_every_weight_once_per_output_pixel(name):
     elif isinstance(layer, UnidirectionalSequenceLSTM):  # 4 gates x (input + recurrent) per step
         steps, units = layer.output.shape
         want = steps * 4 * units * (graph.input.shape[1] + units)
+    elif isinstance(layer, SVDF):  # the feature weights once, the time weights once
+        want = layer.weights_feature.size + layer.weights_time.size
     else:
         want = 0
     assert graph.layer_stats()[-1]["macs"] == want

@@ -22,6 +22,7 @@ from . import (
     quantize,
     reshape,
     softmax,
+    svdf,
     unidirectional_sequence_lstm,
 )
 from .base import REGISTRY, Op, op_of
@@ -46,6 +47,7 @@ register(pad.OP)
 register(quantize.OP)
 register(dequantize.OP)
 register(unidirectional_sequence_lstm.OP)
+register(svdf.OP)
 
 OPS: list[Op] = REGISTRY.ops                        # every registered op, in registration order
 BY_NAME: dict[str, Op] = REGISTRY.by_name           # by a layer's ``op`` ("MAX_POOL_2D", ...)
