@@ -23,5 +23,8 @@ def tflm_run(model: bytes, inputs: np.ndarray, arena_size: int | None = None, st
             interp.reset()
         interp.set_input(x.reshape(in_shape), 0)
         interp.invoke()
-        outs.append(interp.get_output(0)[0].copy())  # drop TFLite's batch dimension of 1
+        out = interp.get_output(0)
+        # drop TFLite's batch dimension of 1: the first axis, or the second of a time-major sequence
+        # (time steps, batch 1, features), as the importer reads shapes
+        outs.append((out[:, 0] if out.ndim == 3 and out.shape[0] > 1 and out.shape[1] == 1 else out[0]).copy())
     return np.stack(outs) if outs else np.zeros((0,), np.int8)

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
+from powerprune.cli import main
 from powerprune.fixedpoint import SIGMOID_TABLE_UINT16
 from powerprune.ir import Activation, FullyConnected, Graph, IRError, Reshape, TensorInfo, UnidirectionalSequenceLSTM
 from powerprune.ops.unidirectional_sequence_lstm import lstm_parameters, run_stateful
@@ -97,18 +98,41 @@ def test_a_stream_continues_across_calls_and_reset_starts_over():
     np.testing.assert_array_equal(device.run(x[:3]), run(graph, x[:3], stream=True))
 
 
+@pytest.mark.parametrize("name", ["trained_lstm_int8", "micro_speech_lstm"])
+def test_inspect_and_infer_on_host_work_and_the_pico_side_refuses_in_one_line(name, tmp_path, capsys):
+    path = MODELS / f"{name}.tflite"
+    graph = load_tflite(path)
+    assert main(["inspect", str(path)]) == 0
+    shown = capsys.readouterr().out
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in shown and "none (every set)" in shown
+    assert "layer 0 (UNIDIRECTIONAL_SEQUENCE_LSTM): no C kernel yet" in shown
+    x = _rows(graph, 8, seed=3)
+    np.save(tmp_path / "x.npy", x)
+    for stream in (False, True):
+        out = tmp_path / f"y{stream}.npy"
+        assert main(["infer", str(path), "--inputs", str(tmp_path / "x.npy"), "--output", str(out)]
+                    + (["--stream"] if stream else [])) == 0
+        assert _differing(np.load(out), tflm_run(path.read_bytes(), x, stream=stream)) == 0
+    capsys.readouterr()
+    for command in (["infer", str(path), "--inputs", str(tmp_path / "x.npy"), "--output", str(tmp_path / "z.npy"),
+                     "--on", "rp2040"], ["profile", str(path)]):
+        assert main(command) != 0
+        error = capsys.readouterr().err.strip()
+        assert error.endswith("no C kernel for UNIDIRECTIONAL_SEQUENCE_LSTM") and "\n" not in error
+
+
 # --- small LSTMs drawn by hypothesis, against TFLM ---------------------------------------------------
 
 
 def _lstm_graph(rng: np.random.Generator, steps: int, features: int, units: int, in_q: tuple[float, int],
                 hidden_q: tuple[float, int], weight_scales: np.ndarray, cell_power: int, cell_clip: float,
-                bias_range: int, head: bool = False) -> Graph:
+                bias_range: int, time_major: bool = False) -> Graph:
     layer = UnidirectionalSequenceLSTM(
         rng.integers(-127, 128, (4, units, features)).astype(np.int8),
         rng.integers(-127, 128, (4, units, units)).astype(np.int8),
         rng.integers(-bias_range, bias_range + 1, (4, units)).astype(np.int32),
         weight_scales[:4].astype(np.float32), weight_scales[4:].astype(np.float32), 2.0**cell_power, cell_clip,
-        TensorInfo((steps, units), *hidden_q))
+        TensorInfo((steps, units), *hidden_q), time_major)
     return Graph(TensorInfo((steps, features), *in_q), [layer])
 
 
@@ -130,12 +154,13 @@ SCALE = st.floats(1e-3, 0.1)
        hidden_q=st.tuples(st.one_of(SCALE, POW2), st.integers(-128, 127)),
        scales=st.lists(st.one_of(SCALE, POW2), min_size=8, max_size=8),
        cell_power=st.integers(-15, -8), cell_clip=st.sampled_from([0.0, 0.25, 1.0, 3.0, 10.0]),
-       bias_range=st.sampled_from([0, 1000, 100_000, 2_000_000]), seed=st.integers(0, 2**32 - 1))
+       bias_range=st.sampled_from([0, 1000, 100_000, 2_000_000]), time_major=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
 def test_small_lstms_match_tflm_in_both_state_modes(steps, features, units, in_q, hidden_q, scales, cell_power,
-                                                    cell_clip, bias_range, seed):
+                                                    cell_clip, bias_range, time_major, seed):
     rng = np.random.default_rng(seed)
     graph = _lstm_graph(rng, steps, features, units, in_q, hidden_q, np.array(scales), cell_power, cell_clip,
-                        bias_range)
+                        bias_range, time_major)
     x = rng.integers(-128, 128, (12, steps, features)).astype(np.int8)
     x[0], x[1] = -128, 127  # the extremes of every input
     _agree_with_tflm(graph, x)
@@ -181,6 +206,19 @@ def test_an_lstm_feeding_a_classifier_matches_tflm():
     _agree_with_tflm(graph, rng.integers(-128, 128, (10, 4, 3)).astype(np.int8))
 
 
+def test_a_time_major_lstm_is_written_time_major_and_read_back_as_it_was():
+    graph = _lstm_graph(np.random.default_rng(7), 5, 3, 4, (0.05, 2), (2.0**-7, -3), np.full(8, 0.02), -12, 10.0,
+                        2000, time_major=True)
+    data = export_tflite(graph)
+    model = fb.ModelT.InitFromObj(fb.Model.GetRootAs(data, 0))
+    op = model.subgraphs[0].operators[0]
+    shapes = [list(model.subgraphs[0].tensors[t].shape) for t in (op.inputs[0], op.outputs[0])]
+    assert op.builtinOptions.timeMajor and shapes == [[5, 1, 3], [5, 1, 4]]
+    back = import_tflite(data)
+    assert back.layers[0].time_major and back.input.shape == (5, 3) and back.output.shape == (5, 4)
+    _agree_with_tflm(graph, np.random.default_rng(8).integers(-128, 128, (10, 5, 3)).astype(np.int8))
+
+
 # --- refusals ----------------------------------------------------------------------------------------
 
 
@@ -213,10 +251,9 @@ def _options(**changes):
     (_set_input(9, 12), "peephole"),
     (_set_input(16, 5), "projection"),
     (_set_input(20, 12), "layer normalization"),
-    (_options(timeMajor=True), "time-major"),
     (_options(asymmetricQuantizeInputs=True), "hybrid"),
     (_options(fusedActivationFunction=fb.ActivationFunctionType.RELU), "cell activation RELU"),
-], ids=["cifg", "peephole", "projection", "layer-norm", "time-major", "hybrid", "relu"])
+], ids=["cifg", "peephole", "projection", "layer-norm", "hybrid", "relu"])
 def test_each_unsupported_lstm_variant_is_refused_naming_the_feature(edit, feature):
     with pytest.raises(TFLiteError) as err:
         import_tflite(_edited(edit))

@@ -12,8 +12,10 @@ hidden and cell state carried from step t - 1 (the gates in the file's order inp
 and the step's output is h. TFLM derives every multiplier from the scales at Prepare time: the FCs'
 input x weight / 2^-12, the products' 2^-15 x 2^-15 (or x cell scale) / cell or hidden scale, the cell
 clip as clip / cell scale truncated to int16. The cell scale must be a power of two (the tanh of the
-cell state is a shift). Only the form the converter writes for a Keras LSTM is supported: no CIFG, no
-peephole, no projection, no layer norm, batch-major; the importer refuses the others naming the feature.
+cell state is a shift). Batch-major and time-major files are read and written (batch 1: one sequence
+per inference, so both hold the values in the same order). Only the forms the converter writes for
+a Keras LSTM are supported: no CIFG, no peephole, no projection, no layer norm; the importer refuses
+the others naming the feature.
 
 TFLM keeps h and c in variable tensors that persist across Invokes until the interpreter is reset; the
 reset state is h = hidden zero point, c = 0. ``run`` is one sequence per row from the reset state;
@@ -63,6 +65,9 @@ class UnidirectionalSequenceLSTM:
     cell_scale: float
     cell_clip: float               # 0: no clip
     output: TensorInfo
+    # the file's layout: (time steps, batch 1, features) rather than (batch 1, time steps, features);
+    # with one sequence per inference the values lie in the same order, so only the shapes differ
+    time_major: bool = False
     op: str = field(default="UNIDIRECTIONAL_SEQUENCE_LSTM", init=False)
 
     @property
@@ -255,7 +260,10 @@ def export(layer: UnidirectionalSequenceLSTM, w: Writer, i: int, reads: list[int
     opt.fusedActivationFunction = fb.ActivationFunctionType.TANH
     opt.cellClip = float(layer.cell_clip)
     opt.projClip = 0.0
-    opt.timeMajor = False
+    opt.timeMajor = layer.time_major
+    if layer.time_major:  # the sequence tensors as (time steps, batch 1, features)
+        for t, info in ((reads[0], inp), (out, layer.output)):
+            w.tensors[t].shape = [info.shape[0], 1, info.shape[1]]
     w.op(fb.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM, ids, [out],
          fb.BuiltinOptions.UnidirectionalSequenceLSTMOptions, opt)
 
@@ -277,8 +285,6 @@ def _refuse_unsupported(op: fb.OperatorT, where: str) -> None:
         raise TFLiteError(f"{where}: a projection layer is not supported")
     if any(_present(op, LAYER_NORM + k) for k in range(4)):
         raise TFLiteError(f"{where}: layer normalization is not supported")
-    if opt.timeMajor:
-        raise TFLiteError(f"{where}: a time-major LSTM (input shaped time x batch x features) is not supported")
     if opt.asymmetricQuantizeInputs:
         raise TFLiteError(f"{where}: a hybrid LSTM (float activations, quantized weights) is not supported")
     if getattr(opt, "diagonalRecurrentTensors", False):
@@ -324,9 +330,14 @@ def _state(g: Subgraph, op: fb.OperatorT, k: int, ttype: int, units: int, role: 
 def import_(g: Subgraph, code: int, op: fb.OperatorT, out: TensorInfo, where: str) -> UnidirectionalSequenceLSTM:
     _refuse_unsupported(op, where)
     opt = op.builtinOptions
-    x, _ = g.tensor(op.inputs[INPUT], "input", where)
-    if len(x.shape) != 3 or x.shape[0] != 1:
-        raise TFLiteError(f"{where}: input shape {tuple(x.shape)}; expected (1, time steps, features)")
+    x, label = g.tensor(op.inputs[INPUT], "input", where)
+    batch_axis = 1 if opt.timeMajor else 0
+    layout = "(time steps, 1, features)" if opt.timeMajor else "(1, time steps, features)"
+    if len(x.shape) != 3 or x.shape[batch_axis] != 1:
+        raise TFLiteError(f"{where}: {label} has shape {tuple(x.shape)}; expected {layout} (batch 1)")
+    y, out_label = g.tensor(op.outputs[0], "output", where)
+    if len(y.shape) != 3 or y.shape[batch_axis] != 1:
+        raise TFLiteError(f"{where}: {out_label} has shape {tuple(y.shape)}; expected {layout} (batch 1)")
     features = int(x.shape[2])
     units = out.shape[-1]
     pairs = [_weights(g, op, INPUT_WEIGHTS + k, (units, features), f"input-to-{GATES[k]} weights", where)
@@ -352,7 +363,7 @@ def import_(g: Subgraph, code: int, op: fb.OperatorT, out: TensorInfo, where: st
     return UnidirectionalSequenceLSTM(
         np.stack([w for w, _ in pairs[:4]]), np.stack([w for w, _ in pairs[4:]]), np.stack(biases),
         np.array([s for _, s in pairs[:4]], np.float32), np.array([s for _, s in pairs[4:]], np.float32),
-        cell_scale, float(np.float32(opt.cellClip)), out)
+        cell_scale, float(np.float32(opt.cellClip)), out, bool(opt.timeMajor))
 
 
 OP = Op(UnidirectionalSequenceLSTM,
