@@ -65,12 +65,14 @@ from .ops.pool2d import Pool2D
 from .ops.quantize import Quantize
 from .ops.reshape import Reshape
 from .ops.softmax import SOFTMAX_MAX_DEPTH, Softmax
+from .ops.svdf import SVDF
+from .ops.unidirectional_sequence_lstm import UnidirectionalSequenceLSTM
 
 __all__ = [
     "DTYPES", "FLOAT32_MAX", "SOFTMAX_MAX_DEPTH", "SOFTMAX_OUTPUT", "WEIGHTED", "Activation", "Add", "AddRequant",
     "Conv2D", "DepthwiseConv2D", "Dequantize", "FullyConnected", "Graph", "IRError", "Layer", "Logistic", "Mean",
-    "Pad", "Pool2D", "Quantize", "Requant", "Reshape", "Softmax", "TensorInfo", "add_requantization",
-    "mean_multiplier", "output_size", "requantization", "requantize_multiplier", "same_padding",
+    "Pad", "Pool2D", "Quantize", "Requant", "Reshape", "SVDF", "Softmax", "TensorInfo", "UnidirectionalSequenceLSTM",
+    "add_requantization", "mean_multiplier", "output_size", "requantization", "requantize_multiplier", "same_padding",
 ]
 
 # the layer classes with weights, bias and weight scales, for backends that ask of a layer's type
@@ -79,6 +81,9 @@ WEIGHTED = tuple(op.layer for op in OPS if op.weighted)
 
 def _check_tensor(t: TensorInfo, where: str) -> None:
     """A known dtype, and no quantization on a float32 tensor (so that no stage can mistake it)."""
+    if t.dtype == "int16":  # only inside an op (an LSTM's cell state), not yet between layers
+        raise IRError(f"{where}: int16 tensors between layers are not supported yet; graph tensors are int8 "
+                      "or float32")
     if t.dtype not in DTYPES:
         raise IRError(f"{where}: unknown dtype {t.dtype!r}; choose from {list(DTYPES)}")
     if t.is_float and (t.scale, t.zero_point) != (0.0, 0):
@@ -222,10 +227,9 @@ class Graph:
         rows = []
         for i, layer, inp in self.steps():
             op = op_of(layer)
-            params = nonzeros = 0
-            if op.weighted:
-                params = layer.weights.size + layer.bias.size
-                nonzeros = int(np.count_nonzero(layer.weights)) + int(np.count_nonzero(layer.bias))
+            arrays = (layer.weights, layer.bias) if op.weighted else op.constants(layer) if op.constants else ()
+            params = sum(a.size for a in arrays)
+            nonzeros = sum(int(np.count_nonzero(a)) for a in arrays)
             rows.append({
                 "index": i, "op": layer.op, "reads": list(self.reads[i]), "input": inp.shape,
                 "output": layer.output.shape,

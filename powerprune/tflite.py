@@ -95,12 +95,20 @@ def _read_model(data: bytes) -> fb.ModelT:
         raise TFLiteError(f"corrupt .tflite file ({type(exc).__name__}: {exc})") from exc
 
 
+def _per_inference(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A tensor's shape without its batch axis of 1: the first axis, or the second of a time-major
+    sequence (time steps, batch 1, features), which a time-major LSTM reads and writes."""
+    if len(shape) == 3 and shape[0] > 1 and shape[1] == 1:
+        return (shape[0], shape[2])
+    return shape[1:] if len(shape) > 1 else shape
+
+
 def _info(t: fb.TensorT, label: str, where: str, float_ok: bool = False) -> TensorInfo:
     """An int8 activation with per-tensor quantization, or (``float_ok``: any tensor of a float32 model;
     in an int8 model the model input, or what a DEQUANTIZE writes) a float32 tensor."""
     shape = tuple(int(d) for d in t.shape)
     if float_ok and t.type == fb.TensorType.FLOAT32:
-        return TensorInfo.float32(shape[1:] if len(shape) > 1 else shape)
+        return TensorInfo.float32(_per_inference(shape))
     if t.type != fb.TensorType.INT8:
         raise TFLiteError(f"{where}: {label} is {TYPE_NAMES.get(t.type, t.type)}; powerprune runs full-integer "
                           "int8 models (float32 only as the model input behind a QUANTIZE or as its output after a "
@@ -109,7 +117,7 @@ def _info(t: fb.TensorT, label: str, where: str, float_ok: bool = False) -> Tens
     if scales.size != 1:
         raise TFLiteError(f"{where}: {label} needs per-tensor quantization (one scale), has {scales.size}")
     zp = quant_zero_points(t.quantization, 1, label, where)
-    return TensorInfo(shape[1:] if len(shape) > 1 else shape, float(np.float32(scales[0])), int(zp[0]))
+    return TensorInfo(_per_inference(shape), float(np.float32(scales[0])), int(zp[0]))
 
 
 def _check_multipliers(graph: Graph) -> None:

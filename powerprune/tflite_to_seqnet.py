@@ -127,9 +127,17 @@ def _refuse(i: int, layer: Layer, why: str) -> ConversionError:
     return ConversionError(f"layer {i} ({layer.op}): {why}")
 
 
+# the ops a SeqNet has a float form of (QUANTIZE/DEQUANTIZE only at the model's float boundary)
+TRAINABLE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "AVERAGE_POOL_2D", "RESHAPE",
+                 "MEAN", "PAD", "ADD", "SOFTMAX", "QUANTIZE", "DEQUANTIZE")
+
+
 def to_seqnet(graph: Graph) -> Imported:
     """The float SeqNet of ``graph`` (int8 or float32, chain or residual), with what it left out."""
     layers, reads = list(graph.layers), list(graph.reads)
+    for i, layer in enumerate(layers):  # before anything else: the op is the reason, not a shape it has
+        if layer.op not in TRAINABLE_OPS:
+            raise _refuse(i, layer, "powerprune cannot train through this op yet (a SeqNet has no float form of it)")
     first, last = 0, len(layers)  # the body: layers[first:last]
     quantize_first = reshaped_from = softmax = dequantize_last = None
     body_input = graph.input

@@ -15,6 +15,7 @@ from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 from powerprune import ops
 from powerprune.ir import (
     SOFTMAX_OUTPUT,
+    SVDF,
     Activation,
     Add,
     Conv2D,
@@ -31,6 +32,7 @@ from powerprune.ir import (
     Reshape,
     Softmax,
     TensorInfo,
+    UnidirectionalSequenceLSTM,
 )
 from powerprune.ops.base import REGISTRY, Builtin, Op, Site, no_macs
 from powerprune.ops.tflite_io import OP_NAMES
@@ -111,12 +113,29 @@ def _dequantize() -> Graph:
     return Graph(HWC, [Dequantize(TensorInfo.float32(HWC.shape))])
 
 
+def _lstm() -> Graph:
+    """Three steps of four features into five units."""
+    out = TensorInfo((3, 5), 2.0**-7, 2)
+    layer = UnidirectionalSequenceLSTM(_weights((4, 5, 4)), _weights((4, 5, 5)), RNG.integers(-500, 500, (4, 5)).astype(
+        np.int32), np.full(4, 0.01, np.float32), np.full(4, 0.02, np.float32), 2.0**-11, 3.0, out)
+    return Graph(TensorInfo((3, 4), 0.05, -1), [layer])
+
+
+def _svdf() -> Graph:
+    """Six features into three units of rank 2, a memory of four steps in an int8 state."""
+    state = TensorInfo((24,), 0.2, -7)
+    layer = SVDF(_weights((6, 6)), _weights((6, 4)), _bias(3), 0.01, 0.02, 2, "RELU", state,
+                 TensorInfo((3,), 0.3, 5))
+    return Graph(TensorInfo((6,), 0.05, -1), [layer])
+
+
 # one small int8 graph per op name; its last layer is the op under test
 EXAMPLES: dict[str, Callable[[], Graph]] = {
     "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _depthwise, "FULLY_CONNECTED": _fully_connected,
     "MAX_POOL_2D": _pool("MAX"), "AVERAGE_POOL_2D": _pool("AVERAGE"), "RESHAPE": _reshape, "ADD": _add,
     "SOFTMAX": _softmax, "LOGISTIC": _logistic, "MEAN": _mean, "PAD": _pad, "QUANTIZE": _quantize,
-    "DEQUANTIZE": _dequantize,
+    "DEQUANTIZE": _dequantize, "UNIDIRECTIONAL_SEQUENCE_LSTM": _lstm,
+    "SVDF": _svdf,
 }
 NAMES = list(ops.BY_NAME)
 
@@ -196,6 +215,11 @@ def test_macs_count_every_weight_once_per_output_pixel(name):
         want = oh * ow * oc * per_pixel
     elif isinstance(layer, FullyConnected):
         want = graph.input.size * layer.output.size
+    elif isinstance(layer, UnidirectionalSequenceLSTM):  # 4 gates x (input + recurrent) per step
+        steps, units = layer.output.shape
+        want = steps * 4 * units * (graph.input.shape[1] + units)
+    elif isinstance(layer, SVDF):  # the feature weights once, the time weights once
+        want = layer.weights_feature.size + layer.weights_time.size
     else:
         want = 0
     assert graph.layer_stats()[-1]["macs"] == want

@@ -119,11 +119,13 @@ def cmd_measure(args: argparse.Namespace) -> int:
     if args.port:
         import serial
 
+        from ..mcu.codegen import kernel_plan
         from ..mcu.measure import measure_board
 
         if not args.model:
             raise ValueError("--model is needed to check the board's outputs against the host reference")
         graph = _graph(args)
+        kernel_plan(graph, "tflm-ref")  # one line, before anything, for a model no firmware can run (an LSTM)
         x = _test_inputs(args, graph, args.images)
         try:
             port = serial.Serial(args.port, args.baud, timeout=0.2)

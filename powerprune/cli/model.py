@@ -198,10 +198,13 @@ def cmd_infer(args: argparse.Namespace) -> int:
     refuse_overwrite_input(args.output, args.model, args.inputs, args.data, option="--output")
     graph = load_graph(args.model, args.calibration, calibration_data=calibration_data(args))
     x = load_inputs(args.inputs, graph)
+    if args.stream and args.on != "host":
+        raise ValueError("--stream (state carried across rows) runs on the host only for now; leave it out on "
+                         f"{args.on}")
     if args.on == "host":
         from ..reference import run
 
-        y = run(graph, x)
+        y = run(graph, x, stream=args.stream)
     else:
         from ..mcu.profile import run_on_rp2040
 
@@ -217,24 +220,33 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from ..api import load_graph
     from ..mcu.autotune import cached_plan
     from ..mcu.codegen import kernel_sets, layer_kernels
+    from ..mcu.kernelsets import choose_kernel, has_c_kernel
 
     graph = load_graph(args.model, calibration_data=calibration_data(args))
     rows = graph.layer_stats()
     sets = kernel_sets(graph.dtype)  # a float32 model runs on the sets with float kernels only
-    kernels = {k: layer_kernels(graph, k) for k in sets}  # the C implementation of each layer
+    # an op the host runs but the code generator does not know yet (e.g. an LSTM): no C kernel
+    host_only = {i for i, layer in enumerate(graph.layers) if not has_c_kernel(layer.op)}
+    missing = bool(host_only)
+    if missing:  # layer by layer: no plan exists for a model the firmware cannot run
+        kernels = {k: ["none" if i in host_only else "reshape" if layer.op == "RESHAPE" else
+                       choose_kernel(layer, inp, k) for i, layer, inp in graph.steps()] for k in sets}
+    else:
+        kernels = {k: layer_kernels(graph, k) for k in sets}  # the C implementation of each layer
     # auto runs the plan measured on the virtual Pico; inspect stays instant, so it shows that plan once
     # a profile or deploy has measured it, and the cost model's prediction until then
-    measured = cached_plan(graph) if "auto" in kernels else None
+    measured = cached_plan(graph) if "auto" in kernels and not missing else None
     if measured is not None:
         kernels["auto"] = layer_kernels(graph, "auto", measured.impls)
     for r in rows:
-        r["kernels"] = {k: kernels[k][r["index"]] for k in sets}
+        r["kernels"] = {k: "none" if r["index"] in host_only else kernels[k][r["index"]] for k in sets}
         # the one kernel every set shares ("stock"), None when each set has its own
         r["kernel"] = "stock" if set(r["kernels"].values()) == {"stock"} else None
     if args.json:
         print_json([{**r, "input": list(r["input"]), "output": list(r["output"])} for r in rows])
         return 0
-    head = (f"{'#':>2}  {'op':<18} {'input':<14} {'output':<14} {'params':>8} {'nonzeros':>9} {'MACs':>9} "
+    wide = max(18, *(len(r["op"]) for r in rows))  # the op column fits the longest name
+    head = (f"{'#':>2}  {'op':<{wide}} {'input':<14} {'output':<14} {'params':>8} {'nonzeros':>9} {'MACs':>9} "
             f"{'sparsity':>8}  kernel in {'/'.join(sets)}")
     print(head)
     print("-" * len(head))
@@ -244,16 +256,19 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         # a layer that reads anything but the previous one's output says what it reads (by layer #)
         sources = ", ".join("input" if t == 0 else f"#{t - 1}" for t in r["reads"])
         reads = "" if r["reads"] == [r["index"]] else f"  <- {sources}"
-        print(f"{r['index']:>2}  {r['op']:<18} {str(r['input']):<14} {str(r['output']):<14} {r['params']:>8} "
+        print(f"{r['index']:>2}  {r['op']:<{wide}} {str(r['input']):<14} {str(r['output']):<14} {r['params']:>8} "
               f"{r['nonzeros']:>9} {r['macs']:>9} {r['sparsity']:>8.1%}  {kernel}{reads}")
     t = graph.totals()
-    print(f"    {'total':<48} {t['params']:>8} {t['nonzeros']:>9} {t['macs']:>9}")
+    print(f"    {'total':<{wide + 30}} {t['params']:>8} {t['nonzeros']:>9} {t['macs']:>9}")
     if graph.dtype == "float32":
         print(f"a float32 model: TFLM's float kernels of {' and '.join(sets)} run it")
     for boundary, tensor in (("input", graph.input), ("output", graph.output)):
         if tensor.is_float and graph.dtype == "int8":
             print(f"model {boundary} is float32 (converted by its {'first' if boundary == 'input' else 'last'} layer)")
-    if "auto" in kernels and measured is None:
+    for i in sorted(host_only):
+        print(f"layer {i} ({graph.layers[i].op}): no C kernel yet; the host reference runs it (infer --on host), "
+              "profile and deploy refuse the model")
+    if "auto" in kernels and measured is None and not missing:
         print("auto: the cost model's prediction; the first profile or deploy measures auto's plan on the "
               "virtual Pico (dense vs sparse per layer) and inspect shows that from then on")
     for r in rows:
@@ -349,6 +364,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--inputs", required=True, help="X.npy: int8 (already quantized), float32 or uint8 pixels")
     p.add_argument("--output", required=True, help="Y.npy: the model's outputs (int8 or float32), one row per input")
     p.add_argument("--on", choices=("host", "rp2040"), default="host")
+    p.add_argument("--stream", action="store_true",
+                   help="stateful models (LSTM): carry the state from row to row, as a device that never resets; "
+                        "default: every row is one independent inference from the reset state")
     p.add_argument("--kernels", choices=KERNEL_SETS, default=library_default(run_on_rp2040, "kernels"),
                    help="kernel set on rp2040")
     p.add_argument("--layout", choices=LAYOUTS, default=library_default(run_on_rp2040, "layout"))

@@ -17,6 +17,7 @@ from typing import Literal
 from ..ir import Graph, Layer, TensorInfo, output_size, requantization
 from . import costmodel
 from .cgen import CodegenError
+from .stock import STOCK
 from .streams import DENSE_CONV_WEIGHTS_MAX, WEIGHTED_OPS, accumulator_bound, depthwise_groups
 
 # the implementations (C function suffixes) a layer can run as; "stock" is the one kernel every set
@@ -47,6 +48,9 @@ class KernelSet:
         by_op = {"CONV_2D": self.conv, "DEPTHWISE_CONV_2D": self.depthwise, "FULLY_CONNECTED": self.fully_connected,
                  "MAX_POOL_2D": self.pool, "AVERAGE_POOL_2D": self.pool, "ADD": (self.add,),
                  "RESHAPE": ("tflmref",)}
+        if not has_c_kernel(op):
+            raise CodegenError(f"no C kernel for {op} yet: the host reference runs it (infer --on host), "
+                               "profile, deploy and infer --on rp2040 cannot")
         return by_op.get(op, ("stock",))
 
     @property
@@ -139,6 +143,16 @@ def _resolve(kset: KernelSet, impl: str, layer: Layer, inp: TensorInfo) -> str:
 def _options(kset: KernelSet, layer: Layer, inp: TensorInfo) -> tuple[str, ...]:
     """What the set may run one int8 layer as, each candidate after its fallbacks, without repeats."""
     return tuple(dict.fromkeys(_resolve(kset, c, layer, inp) for c in kset.candidates(layer.op)))
+
+
+# the ops with a kernel set-specific C implementation; every other op with a C kernel has one stock kernel
+_SET_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "AVERAGE_POOL_2D", "ADD", "RESHAPE")
+
+
+def has_c_kernel(op: str) -> bool:
+    """Whether the firmware can run ``op`` at all (an op the host reference runs, such as an LSTM, may
+    have no C kernel yet)."""
+    return op in _SET_OPS or op in STOCK
 
 
 def choose_kernel(layer: Layer, inp: TensorInfo, kernels: str) -> str:

@@ -22,6 +22,8 @@ from . import (
     quantize,
     reshape,
     softmax,
+    svdf,
+    unidirectional_sequence_lstm,
 )
 from .base import REGISTRY, Op, op_of
 from .tflite_io import OP_NAMES
@@ -44,6 +46,8 @@ register(mean.OP)
 register(pad.OP)
 register(quantize.OP)
 register(dequantize.OP)
+register(unidirectional_sequence_lstm.OP)
+register(svdf.OP)
 
 OPS: list[Op] = REGISTRY.ops                        # every registered op, in registration order
 BY_NAME: dict[str, Op] = REGISTRY.by_name           # by a layer's ``op`` ("MAX_POOL_2D", ...)

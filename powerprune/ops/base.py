@@ -40,7 +40,10 @@ class IRError(ValueError):
         self.layer, self.tensor, self.detail = layer, tensor, detail or message
 
 
-DTYPES = {"int8": np.int8, "float32": np.float32}  # what a tensor holds, and its numpy type
+DTYPES = {"int8": np.int8, "float32": np.float32}  # what a graph's tensors hold, and their numpy type
+# every dtype a TensorInfo may describe: also int16, what TFLM's integer LSTM keeps its cell state in
+TENSOR_DTYPES = {**DTYPES, "int16": np.int16}
+INT_RANGES = {"int8": (-128, 127), "int16": (-32768, 32767)}
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -48,7 +51,9 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 class TensorInfo:
     """Shape (without batch) and per-tensor int8 quantization of an activation, or a float32 activation
     (``dtype`` "float32", see ``TensorInfo.float32``), which carries no quantization (scale 0, zero
-    point 0): every tensor of a float32 graph, or the input or output at an int8 model's float boundary."""
+    point 0): every tensor of a float32 graph, or the input or output at an int8 model's float boundary.
+    An int16 one (symmetric, zero point 0) describes an LSTM's cell state; graphs do not pass int16
+    tensors between layers yet (``Graph.validate``)."""
 
     shape: tuple[int, ...]
     scale: float
@@ -69,19 +74,19 @@ class TensorInfo:
 
     @property
     def np_dtype(self) -> type:
-        return DTYPES[self.dtype]
+        return TENSOR_DTYPES[self.dtype]
 
     @property
     def nbytes(self) -> int:
         return self.size * np.dtype(self.np_dtype).itemsize
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
-        """Real values -> what this tensor holds: int8 with its parameters (round half away from zero,
+        """Real values -> what this tensor holds: int8 (or int16) with its parameters (round half away from zero,
         as TFLite), or float32 unchanged for a float tensor."""
         if self.is_float:
             return np.asarray(x, dtype=np.float32)
         q = round_half_away(x / np.float32(self.scale)) + self.zero_point
-        return np.clip(q, -128, 127).astype(np.int8)
+        return np.clip(q, *INT_RANGES[self.dtype]).astype(self.np_dtype)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
         if self.is_float:
@@ -172,6 +177,12 @@ class Op:
       the id of its output.
     - ``import_(subgraph, code, operator, out, where)``: the layer for one operator of a .tflite file
       whose builtin code is one of ``builtins``; raise ``TFLiteError`` naming ``where``.
+
+    A stateful op (an LSTM: TFLM keeps its hidden and cell state in variable tensors that persist from
+    one Invoke to the next until the interpreter is reset) also has ``reset_state(layer)``, the state
+    of one sequence after a reset (a list of arrays), and ``run_stateful(layer, args, inputs, state)``,
+    which starts each row of the batch from the batched ``state`` and returns (output, state after it).
+    Its ``run`` is one independent sequence per row: ``run_stateful`` from the reset state.
     """
 
     layer: type
@@ -188,6 +199,17 @@ class Op:
     # (DEQUANTIZE, last); every other op of an int8 model reads and writes int8
     reads_float: bool = False
     writes_float: bool = False
+    # the constant arrays (weights, biases) of an op that holds them otherwise than ``weighted``'s
+    # weights and bias (an LSTM's eight matrices and four biases): what ``layer_stats`` counts as params
+    constants: Callable[[Any], tuple[np.ndarray, ...]] | None = None
+    reset_state: Callable[[Any], list[np.ndarray]] | None = None
+    run_stateful: Callable[[Any, list[np.ndarray], tuple[TensorInfo, ...], list[np.ndarray]],
+                           tuple[np.ndarray, list[np.ndarray]]] | None = None
+
+    @property
+    def stateful(self) -> bool:
+        """Whether the op carries state from one inference to the next (variable tensors in TFLM)."""
+        return self.run_stateful is not None
 
     @property
     def float32(self) -> bool:

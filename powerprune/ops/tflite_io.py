@@ -38,9 +38,12 @@ class Writer:
         self.opcodes: dict[int, int] = {}
 
     def tensor(self, name: str, shape: tuple[int, ...], ttype: int, data: np.ndarray | None = None,
-               scale: np.ndarray | None = None, zero_point: np.ndarray | None = None, axis: int = 0) -> int:
+               scale: np.ndarray | None = None, zero_point: np.ndarray | None = None, axis: int = 0,
+               variable: bool = False) -> int:
+        """A tensor (``variable``: state that persists across Invokes, as an LSTM's, with no data)."""
         t = fb.TensorT()
         t.name, t.shape, t.type = name, list(shape), ttype
+        t.isVariable = variable
         t.buffer = 0
         if data is not None:
             b = fb.BufferT()
@@ -99,7 +102,9 @@ class Subgraph:
 
     def __init__(self, model: fb.ModelT) -> None:
         if not model.subgraphs or len(model.subgraphs) != 1:
-            raise TFLiteError("only single-subgraph models are supported")
+            raise TFLiteError("only single-subgraph models are supported: control flow (a WHILE or IF over "
+                              "subgraphs, which the converter writes for a GRU or an RNN it does not fuse into "
+                              "UNIDIRECTIONAL_SEQUENCE_LSTM) is not")
         self.model, self.sub = model, model.subgraphs[0]
         self.tensors = self.sub.tensors or []
         self.buffers = model.buffers or []
