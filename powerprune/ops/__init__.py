@@ -25,7 +25,7 @@ from . import (
     svdf,
     unidirectional_sequence_lstm,
 )
-from .base import REGISTRY, Op, op_of
+from .base import REGISTRY, CKernel, Op, op_of
 from .tflite_io import OP_NAMES
 
 
@@ -54,4 +54,4 @@ BY_NAME: dict[str, Op] = REGISTRY.by_name           # by a layer's ``op`` ("MAX_
 BY_CLASS: dict[type, Op] = REGISTRY.by_class        # by layer class
 BY_BUILTIN = REGISTRY.by_builtin                    # by TFLite builtin code: (op, its Builtin record)
 
-__all__ = ["BY_BUILTIN", "BY_CLASS", "BY_NAME", "OPS", "Op", "op_of", "register"]
+__all__ = ["BY_BUILTIN", "BY_CLASS", "BY_NAME", "OPS", "CKernel", "Op", "op_of", "register"]

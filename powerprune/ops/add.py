@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
-from .base import Activation, Builtin, Op, Site, TensorInfo, add_requantization, no_macs
+from .base import Activation, Builtin, CKernel, Op, Site, TensorInfo, add_requantization, c_fields, no_macs
 from .tflite_io import ACT_CODE, Subgraph, TFLiteError, Writer, fused_activation
 
 
@@ -61,5 +61,21 @@ def import_(g: Subgraph, code: int, op: fb.OperatorT, out: TensorInfo, where: st
     return Add(fused_activation(op, out, where), out)
 
 
+
+def c_values(layer: Add, inputs: tuple[TensorInfo, ...]) -> dict[str, int | float]:
+    """TFLM's arithmetic ADD (what the baselines run; our sets run a table-driven one, mcu/lowering.py)."""
+    rq = add_requantization(*inputs, layer.output)
+    return {"size": layer.output.size, "left_shift": rq.left_shift,
+            "input1_offset": rq.input_offsets[0], "input1_multiplier": rq.input_multipliers[0],
+            "input1_shift": rq.input_shifts[0], "input2_offset": rq.input_offsets[1],
+            "input2_multiplier": rq.input_multipliers[1], "input2_shift": rq.input_shifts[1],
+            "output_offset": rq.output_offset, "output_multiplier": rq.output_multiplier,
+            "output_shift": rq.output_shift, "act_min": layer.activation.min, "act_max": layer.activation.max}
+
+
 OP = Op(Add, (Builtin(fb.BuiltinOperator.ADD, fb.BuiltinOptions.AddOptions, 2),), arity=2, weighted=False,
-        check=check, run=run, run_f32=None, macs=no_macs, export=export, import_=import_)
+        check=check, run=run, run_f32=None, macs=no_macs, export=export, import_=import_,
+        c=CKernel("pp_add_t", c_fields(
+            "int32_t", "size", "left_shift", "input1_offset", "input1_multiplier", "input1_shift", "input2_offset",
+            "input2_multiplier", "input2_shift", "output_offset", "output_multiplier", "output_shift", "act_min",
+            "act_max"), "pp_add", c_values))

@@ -162,6 +162,33 @@ class Builtin:
     min_inputs: int
 
 
+CFields = tuple[tuple[str, str], ...]   # (field name, C type) in declaration order
+
+
+def c_fields(ctype: str, *names: str) -> CFields:
+    """Several descriptor fields of one C type.
+
+    >>> c_fields("int16_t", "in_h", "in_w")
+    (('in_h', 'int16_t'), ('in_w', 'int16_t'))
+    """
+    return tuple((n, ctype) for n in names)
+
+
+@dataclass(frozen=True)
+class CKernel:
+    """The one C kernel an op without weights has in every kernel set (``mcu/kernels/stock_ops.c``,
+    ``add.c``), as data: the descriptor ``struct`` of ``kernels/pp_kernels.h`` with its ``fields`` (a test
+    holds them to the header), the C function (``kernel``, or ``kernel_for(layer, inputs)`` where the
+    tensors' dtypes choose it) and ``values(layer, inputs)``, every field's value derived from the scales
+    as TFLM derives it at Prepare time (plain numbers: ``mcu`` writes them as C)."""
+
+    struct: str
+    fields: CFields
+    kernel: str
+    values: Callable[[Any, tuple[TensorInfo, ...]], dict[str, int | float]]
+    kernel_for: Callable[[Any, tuple[TensorInfo, ...]], str] | None = None
+
+
 @dataclass(frozen=True)
 class Op:
     """Everything the host side knows about one op type; each op module builds one (``OP``) and
@@ -202,6 +229,9 @@ class Op:
     # the constant arrays (weights, biases) of an op that holds them otherwise than ``weighted``'s
     # weights and bias (an LSTM's eight matrices and four biases): what ``layer_stats`` counts as params
     constants: Callable[[Any], tuple[np.ndarray, ...]] | None = None
+    # its C kernel when it has one kernel for every set; ops with set-specific kernels (convolutions, FC,
+    # pools, our table ADD) are lowered in ``mcu/lowering.py``, and an op with neither has no C kernel yet
+    c: CKernel | None = None
     reset_state: Callable[[Any], list[np.ndarray]] | None = None
     run_stateful: Callable[[Any, list[np.ndarray], tuple[TensorInfo, ...], list[np.ndarray]],
                            tuple[np.ndarray, list[np.ndarray]]] | None = None

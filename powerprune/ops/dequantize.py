@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
-from .base import Builtin, Op, Site, TensorInfo, check_same_shape, no_macs
+from .base import Builtin, CKernel, Op, Site, TensorInfo, check_same_shape, no_macs
+from .quantize import QUANT_FIELDS, quant_values
 from .tflite_io import Subgraph, Writer
 
 
@@ -38,5 +39,7 @@ def import_(g: Subgraph, code: int, op: fb.OperatorT, out: TensorInfo, where: st
     return Dequantize(out)
 
 
+
 OP = Op(Dequantize, (Builtin(fb.BuiltinOperator.DEQUANTIZE, None, 1),), arity=1, weighted=False,
-        check=check, run=run, run_f32=None, macs=no_macs, export=export, import_=import_, writes_float=True)
+        check=check, run=run, run_f32=None, macs=no_macs, export=export, import_=import_, writes_float=True,
+        c=CKernel("pp_quant_t", QUANT_FIELDS, "pp_dequantize", quant_values))

@@ -14,7 +14,7 @@ from ..fixedpoint import (
     multiply_by_quantized_multiplier,
     rounding_divide_by_pot,
 )
-from .base import Builtin, Op, Site, TensorInfo, check_same_shape, check_unit_output, no_macs
+from .base import Builtin, CKernel, Op, Site, TensorInfo, c_fields, check_same_shape, check_unit_output, no_macs
 from .tflite_io import Subgraph, Writer
 
 
@@ -57,5 +57,15 @@ def import_(g: Subgraph, code: int, op: fb.OperatorT, out: TensorInfo, where: st
     return Logistic(out)
 
 
+
+def c_values(layer: Logistic, inputs: tuple[TensorInfo, ...]) -> dict[str, int | float]:
+    inp = inputs[0]
+    mult, shift, radius = logistic_input_params(inp.scale)
+    return {"size": inp.size, "input_zero_point": inp.zero_point, "input_range_radius": radius,
+            "input_multiplier": mult, "input_shift": shift}
+
+
 OP = Op(Logistic, (Builtin(fb.BuiltinOperator.LOGISTIC, None, 1),), arity=1, weighted=False,
-        check=check, run=run, run_f32=None, macs=no_macs, export=export, import_=import_)
+        check=check, run=run, run_f32=None, macs=no_macs, export=export, import_=import_,
+        c=CKernel("pp_logistic_t", c_fields("int32_t", "size", "input_zero_point", "input_range_radius",
+                                           "input_multiplier", "input_shift"), "pp_logistic", c_values))

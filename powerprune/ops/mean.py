@@ -9,7 +9,7 @@ import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
 from ..fixedpoint import multiply_by_quantized_multiplier, wrap32
-from .base import Builtin, Op, Site, TensorInfo, mean_multiplier, no_macs
+from .base import Builtin, CKernel, Op, Site, TensorInfo, c_fields, mean_multiplier, no_macs
 from .tflite_io import Subgraph, TFLiteError, Writer, int32_constant
 
 
@@ -65,5 +65,17 @@ def import_(g: Subgraph, code: int, op: fb.OperatorT, out: TensorInfo, where: st
     return Mean(bool(opt.keepDims) if opt is not None else False, out)
 
 
+
+def c_values(layer: Mean, inputs: tuple[TensorInfo, ...]) -> dict[str, int | float]:
+    inp, out = inputs[0], layer.output
+    mult, shift = mean_multiplier(inp, out)
+    return {"in_h": inp.shape[0], "in_w": inp.shape[1], "channels": inp.shape[2],
+            "input_zero_point": inp.zero_point, "output_zero_point": out.zero_point, "multiplier": mult,
+            "shift": shift}
+
+
 OP = Op(Mean, (Builtin(fb.BuiltinOperator.MEAN, None, 2),), arity=1, weighted=False,
-        check=check, run=run, run_f32=None, macs=no_macs, export=export, import_=import_)
+        check=check, run=run, run_f32=None, macs=no_macs, export=export, import_=import_,
+        c=CKernel("pp_mean_t", (*c_fields("int16_t", "in_h", "in_w", "channels"),
+                              *c_fields("int32_t", "input_zero_point", "output_zero_point", "multiplier", "shift")),
+                "pp_mean", c_values))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
-from .base import Builtin, Op, Site, TensorInfo, no_macs
+from .base import Builtin, CKernel, Op, Site, TensorInfo, c_fields, no_macs
 from .tflite_io import Subgraph, TFLiteError, Writer, int32_constant
 
 
@@ -65,5 +65,21 @@ def import_(g: Subgraph, code: int, op: fb.OperatorT, out: TensorInfo, where: st
     return Pad(tuple((int(a), int(b)) for a, b in rows), out)
 
 
+
+def _as_hwc(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """A tensor of rank <= 3 as H x W x C, leading axes of size 1 added."""
+    return (1,) * (3 - len(shape)) + tuple(shape)
+
+
+def c_values(layer: Pad, inputs: tuple[TensorInfo, ...]) -> dict[str, int | float]:
+    inp, out = inputs[0], layer.output
+    (ih, iw, ic), (oh, ow, oc) = _as_hwc(inp.shape), _as_hwc(out.shape)
+    top, left, front = (before for before, _ in ((0, 0),) * (3 - len(layer.paddings)) + layer.paddings)
+    return {"in_h": ih, "in_w": iw, "in_c": ic, "out_h": oh, "out_w": ow, "out_c": oc, "pad_top": top,
+            "pad_left": left, "pad_front": front, "pad_value": out.zero_point}
+
+
 OP = Op(Pad, (Builtin(fb.BuiltinOperator.PAD, None, 2),), arity=1, weighted=False,
-        check=check, run=run, run_f32=None, macs=no_macs, export=export, import_=import_)
+        check=check, run=run, run_f32=None, macs=no_macs, export=export, import_=import_,
+        c=CKernel("pp_pad_t", (*c_fields("int16_t", "in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "pad_top",
+                                       "pad_left", "pad_front"), ("pad_value", "int32_t")), "pp_pad", c_values))

@@ -9,7 +9,7 @@ import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
 from ..fixedpoint import multiply_by_quantized_multiplier, round_half_away, wrap32
-from .base import Builtin, Op, Site, TensorInfo, check_same_shape, no_macs, requantize_multiplier
+from .base import Builtin, CKernel, Op, Site, TensorInfo, c_fields, check_same_shape, no_macs, requantize_multiplier
 from .tflite_io import Subgraph, Writer
 
 
@@ -56,5 +56,23 @@ def import_(g: Subgraph, code: int, op: fb.OperatorT, out: TensorInfo, where: st
     return Quantize(out)
 
 
+
+# QUANTIZE's and DEQUANTIZE's descriptor (one struct, kernels/stock_ops.c)
+QUANT_FIELDS = (*c_fields("int32_t", "size", "input_zero_point", "output_zero_point", "multiplier", "shift"),
+                ("scale", "float"))
+
+
+def quant_values(layer: Quantize, inputs: tuple[TensorInfo, ...]) -> dict[str, int | float]:
+    """QUANTIZE and DEQUANTIZE: an int8 -> int8 requantization takes multiplier and shift, a
+    conversion from or to float32 the int8 side's scale."""
+    inp, out = inputs[0], layer.output
+    mult, shift = requantize_multiplier(inp, out) if not (inp.is_float or out.is_float) else (0, 0)
+    scale = inp.scale if layer.op == "DEQUANTIZE" else out.scale
+    return {"size": inp.size, "input_zero_point": inp.zero_point, "output_zero_point": out.zero_point,
+            "multiplier": mult, "shift": shift, "scale": float(scale)}
+
+
 OP = Op(Quantize, (Builtin(fb.BuiltinOperator.QUANTIZE, None, 1),), arity=1, weighted=False,
-        check=check, run=run, run_f32=None, macs=no_macs, export=export, import_=import_, reads_float=True)
+        check=check, run=run, run_f32=None, macs=no_macs, export=export, import_=import_, reads_float=True,
+        c=CKernel("pp_quant_t", QUANT_FIELDS, "pp_quantize", quant_values,
+                kernel_for=lambda layer, inputs: "pp_quantize" if inputs[0].is_float else "pp_requantize"))

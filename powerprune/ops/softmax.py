@@ -24,7 +24,7 @@ from ..fixedpoint import (
     softmax_real_multiplier,
     wrap32,
 )
-from .base import Builtin, Op, Site, TensorInfo, check_same_shape, check_unit_output, no_macs
+from .base import Builtin, CKernel, Op, Site, TensorInfo, c_fields, check_same_shape, check_unit_output, no_macs
 from .kernels import F32_LOWEST
 from .tflite_io import Subgraph, Writer
 
@@ -136,5 +136,15 @@ def import_(g: Subgraph, code: int, op: fb.OperatorT, out: TensorInfo, where: st
     return Softmax(float(np.float32(op.builtinOptions.beta)), out)
 
 
+
+def c_values(layer: Softmax, inputs: tuple[TensorInfo, ...]) -> dict[str, int | float]:
+    inp = inputs[0]
+    mult, shift, diff_min = softmax_input_params(layer.beta, inp.scale)
+    return {"rows": inp.size // inp.shape[-1], "depth": inp.shape[-1], "input_multiplier": mult,
+            "input_left_shift": shift, "diff_min": diff_min}
+
+
 OP = Op(Softmax, (Builtin(fb.BuiltinOperator.SOFTMAX, fb.BuiltinOptions.SoftmaxOptions, 1),), arity=1,
-        weighted=False, check=check, run=run, run_f32=run_f32, macs=no_macs, export=export, import_=import_)
+        weighted=False, check=check, run=run, run_f32=run_f32, macs=no_macs, export=export, import_=import_,
+        c=CKernel("pp_softmax_t", c_fields("int32_t", "rows", "depth", "input_multiplier", "input_left_shift",
+                                          "diff_min"), "pp_softmax", c_values))
