@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..ops.base import CFields, c_fields
+
 
 class CodegenError(ValueError):
     """A graph, plan or value the generator cannot write as C (one clear line for the user)."""
@@ -21,16 +23,10 @@ class CodegenError(ValueError):
 # the RP2040's ILP32 ABI: every field type's size, which is also its alignment ("*": any pointer)
 C_SIZE = {"int16_t": 2, "int32_t": 4, "uint32_t": 4, "float": 4, "*": 4}
 
-Fields = tuple[tuple[str, str], ...]   # (field name, C type) in declaration order
-
-
-def fields(ctype: str, *names: str) -> Fields:
-    """Several fields of one C type, a shorthand for the struct declarations.
-
-    >>> fields("int16_t", "in_h", "in_w")
-    (('in_h', 'int16_t'), ('in_w', 'int16_t'))
-    """
-    return tuple((n, ctype) for n in names)
+# a struct's (field name, C type) pairs in declaration order, and the shorthand for several of one type:
+# the op modules declare their descriptors with the same two, so they live with the ops
+Fields = CFields
+fields = c_fields
 
 
 @dataclass(frozen=True)
