@@ -1,7 +1,7 @@
 """The op registry: one module per op holds everything the host side knows about it (the IR layer
 class, what ``Graph.validate`` checks of it, its int8 and float32 reference kernels, its .tflite import
-and export, its arity, float32 support, weights and MACs) in one ``Op`` record, and the lines below
-register them. ``Graph.validate``, ``reference`` and ``tflite`` loop over the registry instead of
+and export, its arity, float32 support, weights, MACs and C descriptor) in one ``Op`` record, and
+``MODULES`` below registers them. ``Graph.validate``, ``reference`` and ``tflite`` loop over the registry instead of
 asking each layer's type in turn; docs/adding-an-op.md lists the steps for a new op.
 
 Registration order is the order the importer names the supported ops in.
@@ -9,24 +9,15 @@ Registration order is the order the importer names the supported ops in.
 
 from __future__ import annotations
 
-from . import (
-    add,
-    conv2d,
-    depthwise_conv2d,
-    dequantize,
-    fully_connected,
-    logistic,
-    mean,
-    pad,
-    pool2d,
-    quantize,
-    reshape,
-    softmax,
-    svdf,
-    unidirectional_sequence_lstm,
-)
+from importlib import import_module
+
 from .base import REGISTRY, CKernel, Op, op_of
 from .tflite_io import OP_NAMES
+
+# Every op, by the name of its module: the one line a new op adds. The order is the order the importer
+# names the supported ops in when it refuses a file.
+MODULES = ("conv2d", "depthwise_conv2d", "fully_connected", "pool2d", "reshape", "add", "softmax", "logistic",
+           "mean", "pad", "quantize", "dequantize", "unidirectional_sequence_lstm", "svdf")
 
 
 def register(op: Op) -> None:
@@ -34,20 +25,8 @@ def register(op: Op) -> None:
     REGISTRY.register(op, tuple(OP_NAMES[b.code] for b in op.builtins))
 
 
-register(conv2d.OP)
-register(depthwise_conv2d.OP)
-register(fully_connected.OP)
-register(pool2d.OP)
-register(reshape.OP)
-register(add.OP)
-register(softmax.OP)
-register(logistic.OP)
-register(mean.OP)
-register(pad.OP)
-register(quantize.OP)
-register(dequantize.OP)
-register(unidirectional_sequence_lstm.OP)
-register(svdf.OP)
+for _module in MODULES:
+    register(import_module(f".{_module}", __name__).OP)
 
 OPS: list[Op] = REGISTRY.ops                        # every registered op, in registration order
 BY_NAME: dict[str, Op] = REGISTRY.by_name           # by a layer's ``op`` ("MAX_POOL_2D", ...)
