@@ -25,6 +25,10 @@ import pytest
 from powerprune.mcu.virtual_board import VirtualBoard
 from powerprune.tflite import load_tflite
 
+# every case is a subprocess (Python and torch start each time): the module's pool takes ~40 s, too long for
+# the fast loop; the cases that also run the emulator are marked again below
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "real_models"
 MODELS = sorted(p.stem for p in FIXTURES.glob("*.tflite"))

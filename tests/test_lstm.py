@@ -54,6 +54,7 @@ def test_the_sigmoid_table_is_the_one_compiled_into_tflm():
 
 # --- the real models ---------------------------------------------------------------------------------
 
+@pytest.mark.slow  # 500 rows through TFLM's interpreter per model and mode: ~20 s
 @pytest.mark.parametrize("stream", [False, True], ids=["reset", "stream"])
 @pytest.mark.parametrize("name", ["trained_lstm_int8", "micro_speech_lstm"])
 def test_the_real_lstm_models_match_tflm_row_for_row(name, stream):
