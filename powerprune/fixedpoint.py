@@ -8,7 +8,9 @@ Prepare time. The host reference, the exporter and the C code generator all take
 
 from __future__ import annotations
 
+import functools
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -249,36 +251,38 @@ def logistic_input_params(input_scale: float) -> tuple[int, int, int]:
 # 1/24 in unsigned 0.16 and interpolate linearly in the fractional bits; tanh uses tanh(x) = 2 sigmoid(2x)
 # - 1, i.e. the same table read at twice the step. The table is not a plain rounding of sigmoid(i/24)
 # (44 of its 256 entries are one above it: TFLM tuned it for the interpolation), so it cannot be
-# recomputed here; these are the values compiled into the tflite-micro wheel's kernels, which
-# tests/test_lstm.py finds in the wheel's binary.
+# recomputed from the formula. It is not written out here either (it is TFLM's data, not ours): it is read
+# from the kernels compiled into the tflite-micro wheel, the same binary the tests hold us to. It is found
+# by what it is: the 256 little-endian uint16 values within one unit of 65536 sigmoid(i/24), from 32768.
 
-SIGMOID_TABLE_UINT16 = np.array([
-    32768, 33451, 34133, 34813, 35493, 36169, 36843, 37513, 38180, 38841, 39498, 40149, 40794, 41432, 42064,
-    42688, 43304, 43912, 44511, 45102, 45683, 46255, 46817, 47369, 47911, 48443, 48964, 49475, 49975, 50464,
-    50942, 51409, 51865, 52311, 52745, 53169, 53581, 53983, 54374, 54755, 55125, 55485, 55834, 56174, 56503,
-    56823, 57133, 57433, 57724, 58007, 58280, 58544, 58800, 59048, 59288, 59519, 59743, 59959, 60168, 60370,
-    60565, 60753, 60935, 61110, 61279, 61441, 61599, 61750, 61896, 62036, 62172, 62302, 62428, 62549, 62666,
-    62778, 62886, 62990, 63090, 63186, 63279, 63368, 63454, 63536, 63615, 63691, 63765, 63835, 63903, 63968,
-    64030, 64090, 64148, 64204, 64257, 64308, 64357, 64405, 64450, 64494, 64536, 64576, 64614, 64652, 64687,
-    64721, 64754, 64786, 64816, 64845, 64873, 64900, 64926, 64950, 64974, 64997, 65019, 65039, 65060, 65079,
-    65097, 65115, 65132, 65149, 65164, 65179, 65194, 65208, 65221, 65234, 65246, 65258, 65269, 65280, 65291,
-    65301, 65310, 65319, 65328, 65337, 65345, 65352, 65360, 65367, 65374, 65381, 65387, 65393, 65399, 65404,
-    65410, 65415, 65420, 65425, 65429, 65433, 65438, 65442, 65445, 65449, 65453, 65456, 65459, 65462, 65465,
-    65468, 65471, 65474, 65476, 65479, 65481, 65483, 65485, 65488, 65489, 65491, 65493, 65495, 65497, 65498,
-    65500, 65501, 65503, 65504, 65505, 65507, 65508, 65509, 65510, 65511, 65512, 65513, 65514, 65515, 65516,
-    65517, 65517, 65518, 65519, 65520, 65520, 65521, 65522, 65522, 65523, 65523, 65524, 65524, 65525, 65525,
-    65526, 65526, 65526, 65527, 65527, 65528, 65528, 65528, 65529, 65529, 65529, 65529, 65530, 65530, 65530,
-    65530, 65531, 65531, 65531, 65531, 65531, 65532, 65532, 65532, 65532, 65532, 65532, 65533, 65533, 65533,
-    65533, 65533, 65533, 65533, 65533, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65535
-], dtype=np.int64)
+
+@functools.cache
+def sigmoid_table_uint16() -> np.ndarray:
+    """TFLM's int16 sigmoid table (256 entries, unsigned 0.16), as the tflite-micro wheel's kernels hold it.
+    The binary holds it more than once; every copy must agree."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    binary = (Path(runtime.__file__).parent / "_runtime.so").read_bytes()
+    near = np.array([min(65535, round(65536 / (1 + math.exp(-i / 24)))) for i in range(256)], np.int64)
+    found = set()
+    for start in (0, 1):  # the table is 2-byte aligned, but the file offset of its section may not be
+        values = np.frombuffer(binary, dtype="<u2", count=(len(binary) - start) // 2, offset=start)
+        for at in np.flatnonzero(values[:len(values) - 255] == near[0]):
+            window = values[at:at + 256].astype(np.int64)
+            if np.all(np.abs(window - near) <= 1):
+                found.add(tuple(window.tolist()))
+    if len(found) != 1:
+        raise RuntimeError(f"the tflite-micro wheel's kernels hold {len(found)} candidate int16 sigmoid tables, "
+                           "not one: the LSTM and SVDF reference needs the pinned tflite-micro (see pyproject.toml)")
+    return np.array(found.pop(), dtype=np.int64)
 
 
 def _sigmoid_table_lookup(abs_x: np.ndarray, step_bits: int) -> np.ndarray:
     """The table interpolated at abs_x / 2^step_bits (abs_x >= 0): the integer part picks an entry, the
     low ``step_bits`` bits weigh the next one in; from entry 255 on the result saturates."""
     index = abs_x >> step_bits
-    low = SIGMOID_TABLE_UINT16[np.minimum(index, 254)]
-    high = SIGMOID_TABLE_UINT16[np.minimum(index, 254) + 1]
+    low = sigmoid_table_uint16()[np.minimum(index, 254)]
+    high = sigmoid_table_uint16()[np.minimum(index, 254) + 1]
     frac = abs_x & ((1 << step_bits) - 1)
     saturated = (0x7FFF << 10) if step_bits == 9 else (0xFFFF << 8)
     return np.where(index >= 255, saturated, (low << step_bits) + frac * (high - low))
