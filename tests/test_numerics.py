@@ -19,7 +19,7 @@ from powerprune.model import lenet5
 from powerprune.train import Recipe, fit, seed_everything
 seed_everything(0)
 model = lenet5()
-fit(model, load_fashion_mnist("train", 1500), Recipe(epochs=1, batch_size=64), progress=False)
+fit(model, load_fashion_mnist("train", 600), Recipe(epochs=1, batch_size=64), progress=False)
 print(hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in model.parameters())).hexdigest())
 """
 # what another machine of the same kind may differ in: more threads, a processor without AVX-512

@@ -91,7 +91,11 @@ def _lookup(graph: Graph, layout: str, cflags: tuple[str, ...], xip_miss_cycles:
 def cached_plan(graph: Graph, layout: str = "flash", cflags: tuple[str, ...] = DEFAULT_CFLAGS,
                 xip_miss_cycles: int = DEFAULT_XIP_MISS_CYCLES) -> TunedPlan | None:
     """The plan ``tuned_plan`` would return, if it needs no measuring (nothing to choose, or measured
-    before); None otherwise. For commands that must stay instant, such as ``inspect``."""
+    before); None otherwise, and None with ``POWERPRUNE_AUTO_PLAN=predicted``, where auto runs the cost
+    model's plan (so a command shows the plan auto will run). For commands that must stay instant, such as
+    ``inspect``: the lookup's key generates the candidates' sources, seconds on a large model."""
+    if os.environ.get(PLAN_ENV, "measured") == "predicted":
+        return None
     return _lookup(graph, layout, cflags, xip_miss_cycles)[3]
 
 
