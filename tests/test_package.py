@@ -1,24 +1,14 @@
 """The package's one-screen API: every name in ``powerprune.__all__`` loads on first use."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _fresh_python(code: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+from .paths import fresh_python
 
 
 def test_importing_the_package_loads_none_of_its_api():
     """Only ``numerics`` (a few environment variables, no imports) runs: it must before torch loads."""
-    run = _fresh_python("import sys, powerprune; assert 'torch' not in sys.modules; "
+    run = fresh_python("import sys, powerprune; assert 'torch' not in sys.modules; "
                         "assert not [m for m in sys.modules if m.startswith('powerprune.') "
                         "and m != 'powerprune.numerics'], sorted(sys.modules)")
     assert run.returncode == 0, run.stderr
@@ -35,7 +25,7 @@ def test_every_exported_name_resolves_to_what_its_module_defines():
 
 
 def test_prune_and_quantize_stay_functions_when_their_namesake_submodules_are_imported_first():
-    run = _fresh_python("import powerprune.prune.energy, powerprune.quantize, powerprune.sweep\n"
+    run = fresh_python("import powerprune.prune.energy, powerprune.quantize, powerprune.sweep\n"
                         "from powerprune import prune, quantize\n"
                         "from powerprune.prune.api import prune as p\n"
                         "from powerprune.quantize import quantize as q\n"

@@ -1,27 +1,16 @@
 """results holds the rows the sweep writes and the report reads, so the report needs no torch."""
 
-import os
-import subprocess
-import sys
 from dataclasses import fields
-from pathlib import Path
 
 import pytest
 
 from powerprune.results import CSV_COLUMNS, METHOD_ORDER, METHODS, NOT_IN_CSV, Measurement, Row, model_label
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _fresh_python(code: str) -> subprocess.CompletedProcess:
-    """``code`` in a new interpreter, where nothing this test session imported is loaded yet."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+from .paths import fresh_python
 
 
 def test_importing_the_report_imports_no_torch():
-    run = _fresh_python("import sys, powerprune.report; assert 'torch' not in sys.modules, "
+    run = fresh_python("import sys, powerprune.report; assert 'torch' not in sys.modules, "
                         "'torch was imported'; assert 'powerprune.sweep' not in sys.modules, 'sweep was imported'")
     assert run.returncode == 0, run.stderr
 
