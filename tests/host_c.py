@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -27,3 +28,17 @@ def int32_library(directory: Path, source: str, functions: dict[str, int]) -> ct
         f.restype = ctypes.c_int32
         f.argtypes = [ctypes.c_int32] * arity
     return lib
+
+
+def c_structs(path: Path) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Every ``typedef struct {...} name;`` of a C file: its fields in order with their types ("*":
+    a pointer), as ``cgen.Struct`` declares them."""
+    text = re.sub(r"/\*.*?\*/", "", path.read_text(), flags=re.S)
+    structs = {}
+    for body, name in re.findall(r"typedef struct \{(.*?)\} (\w+);", text, flags=re.S):
+        found = []
+        for decl in filter(None, (d.strip() for d in body.split(";"))):
+            ctype, _, names = decl.replace("const ", "").partition(" ")
+            found += [(n.strip(" *"), "*" if "*" in n else ctype) for n in names.split(",")]
+        structs[name] = tuple(found)
+    return structs

@@ -31,6 +31,7 @@ from powerprune.mcu import cgen, lowering, stock, streams
 from powerprune.mcu.codegen import DESCRIPTORS, KERNEL_SETS, CodegenError, generate, kernel_sets
 from powerprune.ops import BY_NAME
 
+from .host_c import c_structs
 from .test_kernelsets import every_op_graph
 
 MCU = Path(__file__).parent.parent / "powerprune" / "mcu"
@@ -134,20 +135,6 @@ def test_generate_writes_one_descriptor_and_one_call_per_layer_and_views_for_res
         assert run.count("PP_MARK(PP_MARK_LAYER);") == len(g.layers)
         for i, layer in enumerate(g.layers):
             assert (f"&layer{i}," in run) == (layer.op != "RESHAPE"), (kernels, i)
-
-
-def c_structs(path: Path) -> dict[str, tuple[tuple[str, str], ...]]:
-    """Every ``typedef struct {...} name;`` of a C file: its fields in order with their types ("*":
-    a pointer), as ``cgen.Struct`` declares them."""
-    text = re.sub(r"/\*.*?\*/", "", path.read_text(), flags=re.S)
-    structs = {}
-    for body, name in re.findall(r"typedef struct \{(.*?)\} (\w+);", text, flags=re.S):
-        found = []
-        for decl in filter(None, (d.strip() for d in body.split(";"))):
-            ctype, _, names = decl.replace("const ", "").partition(" ")
-            found += [(n.strip(" *"), "*" if "*" in n else ctype) for n in names.split(",")]
-        structs[name] = tuple(found)
-    return structs
 
 
 def commented_offsets(path: Path, name: str) -> dict[str, int]:

@@ -1,7 +1,6 @@
 """The virtual Pico: firmware built from the IR gives bit-identical outputs to the host reference."""
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from powerprune.quantize import quantize, quantize_images
 from powerprune.reference import run
 from powerprune.tflite import load_tflite
 
+from .host_c import c_structs
 from .strategies import budget, random_graph
 
 
@@ -171,15 +171,7 @@ def test_someone_elses_pruned_tflite_pays_off_with_every_kernel_set(test_small):
 
 
 def test_codegen_knows_every_descriptor_field_of_the_kernel_header():
-    header = (Path(__file__).parent.parent / "powerprune/mcu/kernels/pp_kernels.h").read_text()
-    header = re.sub(r"/\*.*?\*/", "", header, flags=re.S)
-    structs = {}
-    for body, name in re.findall(r"typedef struct \{(.*?)\} (\w+);", header, flags=re.S):
-        fields = []
-        for decl in filter(None, (d.strip() for d in body.split(";"))):
-            ctype, _, names = decl.replace("const ", "").partition(" ")
-            fields += [(n.strip(" *"), "*" if "*" in n else ctype) for n in names.split(",")]
-        structs[name] = tuple(fields)
+    structs = c_structs(Path(__file__).parent.parent / "powerprune/mcu/kernels/pp_kernels.h")
     assert structs == {name: s.fields for name, s in DESCRIPTORS.items()}
     with pytest.raises(CodegenError, match="fields are"):
         DESCRIPTORS["pp_pool_t"].initializer("layer0", {"in_h": 1})
