@@ -9,6 +9,8 @@ rows by them; ``prune.api`` checks a request against the same tuple.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 
 # The paper's two methods and the two this project adds; every list of methods (the CLI, the sweep,
@@ -20,6 +22,18 @@ METHOD_ORDER = ("dense", *METHODS)  # rows and reports list models in this order
 
 STOCK_KERNELS = "tflm-ref"      # the paper's "stock TFLM"
 CMSIS_KERNELS = "cmsis-nn"      # the second stock baseline
+
+# an accuracy within this of chance says the model learnt nothing: the energy search refuses such a model
+# and the report lists such a row as a problem, never as a finding
+CHANCE_MARGIN = 0.02
+
+
+def chance_accuracy(labels: Iterable[int]) -> float:
+    """The accuracy of always answering the most common label: what a network that lost every input
+    dependence scores (1/classes on balanced data)."""
+    counts = Counter(int(v) for v in labels)
+    return max(counts.values()) / sum(counts.values()) if counts else 0.0
+
 
 NOT_IN_CSV = {"csv": False}  # field metadata: per-layer lists and artifact paths stay in results.json only
 

@@ -41,9 +41,18 @@ from .model import ARCHS, DEFAULT_ARCH, ModelInfo, build_arch, load_model, save_
 from .progress import Progress, format_seconds
 from .prune import CollapseError, prune
 from .prune.api import DEFAULT_FINETUNE, DEFAULT_SCHEDULE, DEFAULT_SCOPE, SCHEDULES, SCOPES
-from .prune.energy import chance_accuracy
 from .quantize import DEFAULT_CALIBRATION, float32_graph, quantize, quantize_images
-from .results import CMSIS_KERNELS, METHOD_ORDER, METHODS, STOCK_KERNELS, Measurement, Refusal, Row, model_label
+from .results import (
+    CMSIS_KERNELS,
+    METHOD_ORDER,
+    METHODS,
+    STOCK_KERNELS,
+    Measurement,
+    Refusal,
+    Row,
+    chance_accuracy,
+    model_label,
+)
 from .schema import COUNT, NON_NEGATIVE, POSITIVE, Limits, check_fields, toml_repr
 from .tflite import load_tflite, save_tflite
 from .train import DEFAULT_TRAINING, OPTIMIZERS, Recipe, accuracy, fit, seed_everything

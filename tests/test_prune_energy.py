@@ -11,7 +11,7 @@ import torch
 
 from powerprune.mcu.costmodel import auto_cycles
 from powerprune.prune import CollapseError, PruneError, prune
-from powerprune.prune.energy import chance_accuracy
+from powerprune.results import chance_accuracy
 
 pytestmark = pytest.mark.slow  # trains and fine-tunes networks
 

@@ -45,6 +45,7 @@ from tqdm import tqdm
 from ..counts import layer_macs
 from ..data import Dataset
 from ..metrics import layer_outputs, model_stats, widths
+from ..results import CHANCE_MARGIN, chance_accuracy
 from ..seqnet import SeqNet, rebuild_seqnet
 from ..train import Recipe, fit
 from .apoz import keep_indices, measure_apoz, prunable
@@ -53,18 +54,10 @@ WEIGHT_STEP = 0.2    # a weight action drops this fraction of a layer's remainin
 CHANNEL_STEP = 0.125  # a channel action removes this fraction of a layer's channels (at least one)
 MIN_LOSS = 1e-4      # loss increases below this count as free, so the bigger saving wins
 VALIDATION = 2000    # training images held out to score actions (never the test set)
-CHANCE_MARGIN = 0.02  # validation accuracy within this of chance (the majority class) counts as collapsed
 
 
 class CollapseError(ValueError):
     """The budget cannot be met without collapsing the network to chance accuracy."""
-
-
-def chance_accuracy(labels: np.ndarray) -> float:
-    """The accuracy of always answering the most common label: what a network that lost every input
-    dependence scores (1/classes on balanced data)."""
-    counts = np.bincount(np.asarray(labels, np.int64))
-    return float(counts.max() / counts.sum()) if counts.size else 0.0
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import fields
 from importlib import resources
 
 from ..mcu.codegen import ADAPTED_KERNELS
-from ..results import CMSIS_KERNELS, NEW_METHODS, PAPER_METHODS, STOCK_KERNELS, Row, model_label
+from ..results import CHANCE_MARGIN, CMSIS_KERNELS, NEW_METHODS, PAPER_METHODS, STOCK_KERNELS, Row, model_label
 
 # "Pruning for Power" (Widmann et al., EANN 2023), abstract: energy and accuracy change at 4x.
 PAPER = [
@@ -54,9 +54,6 @@ def aggregate(rows: list[Row]) -> list[dict]:
                 agg[f.name] = vals[0]
         out.append(agg)
     return out
-
-
-CHANCE_MARGIN = 0.02  # an accuracy within 2 pp of chance says the model learnt nothing
 
 
 def problems(agg: list[dict]) -> list[dict]:
