@@ -45,9 +45,8 @@ class KernelSet:
 
     def candidates(self, op: str) -> tuple[str, ...]:
         """The implementations this set would run a layer of ``op`` as, before its limits are checked."""
-        by_op = {"CONV_2D": self.conv, "DEPTHWISE_CONV_2D": self.depthwise, "FULLY_CONNECTED": self.fully_connected,
-                 "MAX_POOL_2D": self.pool, "AVERAGE_POOL_2D": self.pool, "ADD": (self.add,),
-                 "RESHAPE": ("tflmref",)}
+        by_op = dict(zip(_SET_OPS, (self.conv, self.depthwise, self.fully_connected, self.pool, self.pool,
+                                    (self.add,), ("tflmref",)), strict=True))
         if not has_c_kernel(op):
             raise CodegenError(f"no C kernel for {op} yet: the host reference runs it (infer --on host), "
                                "profile, deploy and infer --on rp2040 cannot")
